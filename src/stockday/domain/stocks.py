@@ -1,0 +1,173 @@
+"""Stocks and the logo state machine: plain data and rules, no I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,9}(?:[.\-][A-Z0-9]{1,4})?$")
+MAX_NAME_LENGTH = 120
+
+
+class InvalidStock(ValueError):
+    """Input that can never make a valid stock (answered with 422)."""
+
+
+class InvalidTransition(ValueError):
+    """A logo transition that does not apply to the stock's current logo (answered with 409)."""
+
+
+def normalize_symbol(raw: str) -> str:
+    """Return the canonical form of a ticker symbol or raise InvalidStock.
+
+    Symbols are upper-cased and trimmed; 1-10 letters or digits starting with a letter, with an
+    optional class suffix such as ``BRK.B`` or ``RDS-A``.
+    """
+    symbol = raw.strip().upper()
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise InvalidStock(
+            f"symbol {raw!r} is not a ticker: use 1-10 letters or digits starting with a letter, "
+            "optionally followed by '.' or '-' and a class suffix (e.g. AAPL, BRK.B)"
+        )
+    return symbol
+
+
+def normalize_name(raw: str) -> str:
+    name = " ".join(raw.split())
+    if not name:
+        raise InvalidStock("name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidStock(f"name is longer than {MAX_NAME_LENGTH} characters")
+    if any(ord(ch) < 32 for ch in name):
+        raise InvalidStock("name must not contain control characters")
+    return name
+
+
+class LogoState(StrEnum):
+    NONE = "none"
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Logo:
+    """The logo of a stock: which upload it comes from, where the resized image lives."""
+
+    state: LogoState = LogoState.NONE
+    upload_id: str | None = None
+    key: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """A quote as shown to a visitor."""
+
+    value: float
+    previous_close: float
+    as_of: date
+    source: str
+    currency: str = "USD"
+    stale: bool = False
+
+    @property
+    def change(self) -> float:
+        return round(self.value - self.previous_close, 4)
+
+    @property
+    def change_percent(self) -> float:
+        if self.previous_close == 0:
+            return 0.0
+        return round((self.value - self.previous_close) / self.previous_close * 100, 4)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Stock:
+    """A stock on the shared watchlist.
+
+    ``version`` starts at 1 and grows by one on every write; repositories only accept a write
+    whose expected version matches the stored one (optimistic locking).
+    """
+
+    symbol: str
+    name: str
+    logo: Logo = field(default_factory=Logo)
+    last_price: Price | None = None
+    version: int = 1
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    request_key: str | None = None
+
+    @classmethod
+    def new(
+        cls,
+        symbol: str,
+        name: str,
+        upload_id: str | None = None,
+        request_key: str | None = None,
+    ) -> Stock:
+        logo = Logo(state=LogoState.PENDING, upload_id=upload_id) if upload_id else Logo()
+        return cls(
+            symbol=normalize_symbol(symbol),
+            name=normalize_name(name),
+            logo=logo,
+            request_key=request_key,
+        )
+
+    def _next(self, **changes: object) -> Stock:
+        return replace(self, version=self.version + 1, updated_at=utcnow(), **changes)  # type: ignore[arg-type]
+
+    # --- logo state machine -------------------------------------------------------------
+    # none/ready/failed/pending --request(u)--> pending(u)
+    # pending(u) --ready(u, key)--> ready(u, key);  pending(u) --failed(u)--> failed(u)
+    # Every transition is idempotent: applying it to a stock already in its target state is a
+    # no-op (returns the same object, so callers know nothing needs writing).
+
+    def request_logo(self, upload_id: str) -> Stock:
+        if self.logo.upload_id == upload_id and self.logo.state is not LogoState.NONE:
+            return self
+        return self._next(logo=Logo(state=LogoState.PENDING, upload_id=upload_id))
+
+    def logo_ready(self, upload_id: str, key: str) -> Stock:
+        if self.logo.upload_id != upload_id:
+            raise InvalidTransition(
+                f"logo of {self.symbol} now comes from upload {self.logo.upload_id}, "
+                f"not {upload_id}"
+            )
+        if self.logo.state is LogoState.READY and self.logo.key == key:
+            return self
+        if self.logo.state is not LogoState.PENDING:
+            raise InvalidTransition(f"logo of {self.symbol} is {self.logo.state}, not pending")
+        return self._next(logo=Logo(state=LogoState.READY, upload_id=upload_id, key=key))
+
+    def logo_failed(self, upload_id: str, error: str) -> Stock:
+        if self.logo.upload_id != upload_id:
+            raise InvalidTransition(
+                f"logo of {self.symbol} now comes from upload {self.logo.upload_id}, "
+                f"not {upload_id}"
+            )
+        if self.logo.state is LogoState.FAILED:
+            return self
+        if self.logo.state is not LogoState.PENDING:
+            raise InvalidTransition(f"logo of {self.symbol} is {self.logo.state}, not pending")
+        return self._next(logo=Logo(state=LogoState.FAILED, upload_id=upload_id, error=error))
+
+    def with_price(self, price: Price) -> Stock:
+        """Remember the latest known price, the fallback when the price service is down."""
+        return self._next(last_price=replace(price, stale=False))
+
+
+def logo_key(symbol: str, upload_id: str) -> str:
+    """Deterministic object key of a resized logo: a retried job overwrites, never duplicates."""
+    return f"logos/{symbol}/{upload_id}.webp"
+
+
+def upload_key(upload_id: str) -> str:
+    return f"uploads/{upload_id}"

@@ -1,0 +1,90 @@
+"""Settings for every service, read from STOCKDAY_* environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One settings object shared by the five services; each reads what it needs."""
+
+    model_config = SettingsConfigDict(env_prefix="STOCKDAY_", extra="ignore")
+
+    backend: Literal["local"] = Field(
+        default="local", description="Which adapters to wire in: local (embedded)."
+    )
+    data_dir: Path = Field(
+        default=Path("./data"), description="Where the local backends keep stocks, queues, objects."
+    )
+
+    symbol_url: str = Field(
+        default="http://127.0.0.1:8001", description="Base URL of the stock-symbol service."
+    )
+    price_url: str = Field(
+        default="http://127.0.0.1:8002", description="Base URL of the stock-price service."
+    )
+    http_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="Timeout of every service-to-service HTTP call."
+    )
+    price_cache_ttl_seconds: int = Field(
+        default=900, ge=1, description="How long stock-symbol caches a quote."
+    )
+    price_persist_interval_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="Minimum age before a fresh quote is written to the stock as its last price.",
+    )
+
+    alpha_vantage_api_key: SecretStr | None = Field(
+        default=None, description="Use Alpha Vantage for market data when set; simulated if not."
+    )
+    alpha_vantage_url: str = Field(
+        default="https://www.alphavantage.co/query", description="Alpha Vantage endpoint."
+    )
+
+    max_upload_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest accepted logo upload, in bytes."
+    )
+    max_upload_pixels: int = Field(
+        default=25_000_000, gt=0, description="Largest accepted logo, in pixels (width x height)."
+    )
+    logo_max_side: int = Field(default=256, gt=0, description="Longest side of a resized logo.")
+
+    queue_max_receives: int = Field(
+        default=5, ge=1, description="Deliveries of a message before it goes to the DLQ."
+    )
+    queue_visibility_seconds: float = Field(
+        default=30.0, gt=0, description="Visibility timeout of a received message."
+    )
+    queue_wait_seconds: float = Field(
+        default=2.0, ge=0, description="Long-poll wait of a consumer's receive."
+    )
+    queue_retry_delay_seconds: float = Field(
+        default=1.0, ge=0, description="Delay before a failed message is delivered again."
+    )
+    logo_jobs_queue: str = Field(default="logo-jobs", description="Queue of resize jobs.")
+    logo_events_queue: str = Field(default="logo-events", description="Queue of logo results.")
+
+    log_level: str = Field(default="INFO", description="Log level of every service.")
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "stocks.sqlite3"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.data_dir / "queues.sqlite3"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
