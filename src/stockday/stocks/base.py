@@ -6,6 +6,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from stockday.domain.stocks import Stock
+from stockday.errors import BackendUnavailable
+
+__all__ = [
+    "BackendUnavailable",
+    "StockExists",
+    "StockNotFound",
+    "StockPage",
+    "StockRepository",
+    "VersionConflict",
+]
 
 
 class StockExists(Exception):
@@ -29,10 +39,6 @@ class VersionConflict(Exception):
         super().__init__(f"stock {symbol} is no longer at version {expected}")
         self.symbol = symbol
         self.expected = expected
-
-
-class BackendUnavailable(Exception):
-    """The storage behind an adapter cannot be reached or is misconfigured."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,117 @@
+"""What every HTTP service exposes besides its API: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+log = logging.getLogger("stockday.web")
+
+REQUESTS = Counter(
+    "stockday_http_requests_total",
+    "HTTP requests answered, by service, route and status class.",
+    ["service", "method", "route", "status"],
+)
+LATENCY = Histogram(
+    "stockday_http_request_duration_seconds",
+    "HTTP request latency, by service and route.",
+    ["service", "method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+PROBE_PATHS = frozenset({"/api/ping", "/api/ready", "/metrics"})
+READINESS_TIMEOUT_SECONDS = 2.0
+
+
+class RequestMetrics:
+    """ASGI middleware counting requests per route template (not per raw path: bounded labels)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = _route_template(scope)
+            method = scope["method"]
+            REQUESTS.labels(self.service, method, route, f"{status // 100}xx").inc()
+            LATENCY.labels(self.service, method, route).observe(time.perf_counter() - started)
+
+
+def _route_template(scope: Scope) -> str:
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", ()):
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "other"))
+    return "unmatched"
+
+
+def install_observability(
+    app: FastAPI, *, service: str, readiness_checks: Sequence[ReadinessCheck] = ()
+) -> None:
+    """Add ``/api/ping`` (liveness), ``/api/ready`` (readiness) and ``/metrics`` to an app.
+
+    Liveness says only that the process answers; it never looks at dependencies, so a slow
+    database cannot get healthy replicas killed. Readiness runs every check with a timeout.
+    """
+
+    @app.get("/api/ping", include_in_schema=False)
+    async def ping() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/api/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        reasons = await run_readiness_checks(readiness_checks)
+        if reasons:
+            return JSONResponse(
+                {"status": "unready", "service": service, "reasons": reasons}, status_code=503
+            )
+        return JSONResponse({"status": "ready", "service": service})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(RequestMetrics, service=service)
+
+
+async def run_readiness_checks(checks: Sequence[ReadinessCheck]) -> list[str]:
+    """Run checks concurrently; return one reason per failed check (empty when ready)."""
+
+    async def one(check: ReadinessCheck) -> str | None:
+        try:
+            await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
+        except TimeoutError:
+            return f"{getattr(check, '__qualname__', 'check')} timed out"
+        except Exception as exc:
+            return str(exc) or type(exc).__name__
+        return None
+
+    results = await asyncio.gather(*(one(c) for c in checks))
+    return [r for r in results if r is not None]
