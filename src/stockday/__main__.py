@@ -1,0 +1,3 @@
+from stockday.cli import main
+
+main()

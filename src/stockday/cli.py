@@ -1,0 +1,215 @@
+"""The `stockday` command: run the stack, one service, or seed demo data."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Stock-of-the-Day: five services, one command.", no_args_is_help=True)
+console = Console()
+
+DEMO_STOCKS = (
+    ("AAPL", "Apple Inc."),
+    ("MSFT", "Microsoft Corporation"),
+    ("NVDA", "NVIDIA Corporation"),
+    ("AMZN", "Amazon.com, Inc."),
+    ("GOOGL", "Alphabet Inc. Class A"),
+    ("BRK.B", "Berkshire Hathaway Inc. Class B"),
+    ("KO", "The Coca-Cola Company"),
+    ("SAP", "SAP SE"),
+)
+
+
+class HttpService(StrEnum):
+    FRONTEND = "frontend"
+    STOCK_SYMBOL = "stock-symbol"
+    STOCK_PRICE = "stock-price"
+
+
+class ConsumerService(StrEnum):
+    LOGO_RESIZER = "logo-resizer"
+    QUEUE_WORKER = "queue-worker"
+
+
+APP_FACTORIES = {
+    HttpService.FRONTEND: "stockday.frontend.app:app_factory",
+    HttpService.STOCK_SYMBOL: "stockday.stock_symbol.app:app_factory",
+    HttpService.STOCK_PRICE: "stockday.stock_price.app:app_factory",
+}
+
+
+def _configure_logging() -> None:
+    from stockday.settings import get_settings
+
+    logging.basicConfig(
+        level=get_settings().log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+
+
+@app.command()
+def up(
+    port_base: Annotated[
+        int, typer.Option(help="frontend on N, stock-symbol on N+1, stock-price on N+2")
+    ] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where all data lives")] = Path("./data"),
+    replicas: Annotated[int, typer.Option(min=1, max=8, help="Replicas of each service")] = 2,
+    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness")] = 60.0,
+) -> None:
+    """Start all five services, wait until ready, print the URL, run until Ctrl-C or SIGTERM."""
+    from stockday.stack import Stack
+
+    stack = Stack(data_dir=data_dir, port_base=port_base, replicas=replicas, say=console.print)
+    busy = stack.ports_in_use()
+    if busy:
+        console.print(f"[red]ports already in use: {busy}; is another stack running?[/red]")
+        raise typer.Exit(2)
+
+    stop_requested = False
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    started = time.monotonic()
+    stack.start()
+    console.print(f"starting {len(stack.children)} processes, data in {stack.data_dir}")
+    deadline = started + ready_timeout
+    ready = False
+    while not stop_requested and time.monotonic() < deadline:
+        stack.supervise_once()
+        if all(stack.readiness().values()):
+            ready = True
+            break
+        time.sleep(0.1)
+    if stop_requested:
+        stack.stop()
+        return
+    _print_status(stack)
+    if not ready:
+        console.print(f"[red]not all services became ready in {ready_timeout:.0f}s[/red]")
+        console.print(f"logs: {stack.log_dir}")
+    else:
+        console.print(
+            f"[green]ready in {time.monotonic() - started:.1f}s[/green]  "
+            f"Stock-of-the-Day is at [bold]{stack.url}[/bold]  (Ctrl-C stops)"
+        )
+    try:
+        while not stop_requested:
+            stack.supervise_once()
+            time.sleep(0.2)
+    finally:
+        console.print("stopping...")
+        stack.stop()
+        console.print("stopped")
+
+
+def _print_status(stack: object) -> None:
+    from stockday.stack import PORT_OFFSETS, Stack
+
+    assert isinstance(stack, Stack)
+    ready = stack.readiness()
+    table = Table(title="Stock-of-the-Day")
+    for column in ("service", "replica", "pid", "health port", "ready", "restarts"):
+        table.add_column(column)
+    for child in stack.children:
+        http = child.service in PORT_OFFSETS
+        table.add_row(
+            child.service,
+            f"{stack.replicas} workers" if http else str(child.replica),
+            str(child.pid or "-"),
+            str(child.port),
+            "yes" if ready.get((child.service, child.replica)) else "[red]no[/red]",
+            str(child.restarts),
+        )
+    console.print(table)
+
+
+@app.command()
+def serve(
+    service: HttpService,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Run one HTTP service under uvicorn (its workers are the service's replicas)."""
+    import uvicorn
+
+    _configure_logging()
+    uvicorn.run(
+        APP_FACTORIES[service],
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        timeout_worker_healthcheck=10,
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def consume(
+    service: ConsumerService,
+    health_port: Annotated[
+        int | None, typer.Option(help="Serve /api/ping, /api/ready, /metrics here")
+    ] = None,
+) -> None:
+    """Run one queue consumer until SIGTERM."""
+    from stockday.settings import get_settings
+
+    _configure_logging()
+    settings = get_settings()
+    if service is ConsumerService.LOGO_RESIZER:
+        from stockday.logo_resizer.consumer import run
+    else:
+        from stockday.queue_worker.consumer import run
+    asyncio.run(run(settings, health_port=health_port))
+
+
+@app.command()
+def seed(
+    port_base: Annotated[int, typer.Option(help="Port base of the running stack")] = 8000,
+    symbol_url: Annotated[
+        str | None, typer.Option(help="stock-symbol URL (overrides --port-base)")
+    ] = None,
+) -> None:
+    """Add a few demo stocks with generated logos to a running stack."""
+    from stockday.logos.demo import demo_logo_png
+
+    base = symbol_url or f"http://127.0.0.1:{port_base + 1}"
+    added = 0
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for symbol, name in DEMO_STOCKS:
+            files = {"file": (f"{symbol}.png", demo_logo_png(symbol), "image/png")}
+            upload = client.post("/api/uploads", files=files)
+            upload.raise_for_status()
+            created = client.post(
+                "/api/stocks",
+                json={"symbol": symbol, "name": name, "upload_id": upload.json()["upload_id"]},
+            )
+            if created.status_code == 201:
+                added += 1
+            elif created.status_code != 409:
+                console.print(f"[red]{symbol}: {created.status_code} {created.text}[/red]")
+                raise typer.Exit(1)
+    console.print(f"added {added} demo stocks ({len(DEMO_STOCKS) - added} were already there)")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,217 @@
+"""The loop every queue consumer runs: long-poll, process a batch, ack only durable work.
+
+A handler returns normally when the message's work is durable (then the message is deleted) or
+raises (then the message becomes visible again after a short retry delay; after the queue's
+max receives it goes to the dead-letter queue). While a handler runs, the message's visibility
+is extended so that long work is not handed to a second consumer. On stop, messages not yet
+started are released at once instead of waiting out their visibility timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client import Counter, Histogram
+
+from stockday.domain.messages import MalformedMessage
+from stockday.queues.base import MessageQueue, ReceivedMessage
+from stockday.web.observability import ReadinessCheck, install_observability
+
+log = logging.getLogger("stockday.consumer")
+
+Handler = Callable[[ReceivedMessage], Awaitable[None]]
+
+MESSAGES = Counter(
+    "stockday_consumer_messages_total",
+    "Messages handled by a consumer, by outcome (done, retried).",
+    ["consumer", "outcome"],
+)
+JOB_SECONDS = Histogram(
+    "stockday_consumer_job_duration_seconds",
+    "Time from receive to acknowledgement of a message.",
+    ["consumer"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+class Consumer:
+    def __init__(
+        self,
+        *,
+        name: str,
+        queue: MessageQueue,
+        handler: Handler,
+        concurrency: int,
+        wait_seconds: float,
+        visibility_timeout: float,
+        retry_delay: float,
+    ) -> None:
+        self.name = name
+        self.queue = queue
+        self.handler = handler
+        self.concurrency = max(1, concurrency)
+        self.wait_seconds = wait_seconds
+        self.visibility_timeout = visibility_timeout
+        self.retry_delay = retry_delay
+        self.stopping = asyncio.Event()
+        self.last_poll = time.monotonic()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def run(self) -> None:
+        log.info("%s consuming %s", self.name, self.queue.name)
+        while not self.stopping.is_set():
+            try:
+                batch = await self.queue.receive(
+                    max_messages=min(10, self.concurrency * 2),
+                    wait_seconds=self.wait_seconds,
+                    visibility_timeout=self.visibility_timeout,
+                )
+            except Exception as exc:
+                log.error("%s cannot receive from %s: %s", self.name, self.queue.name, exc)
+                await self._pause(1.0)
+                continue
+            self.last_poll = time.monotonic()
+            if batch:
+                await self._process_batch(batch)
+        log.info("%s stopped", self.name)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def _process_batch(self, batch: Sequence[ReceivedMessage]) -> None:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(message: ReceivedMessage) -> None:
+            async with gate:
+                if self.stopping.is_set():
+                    # Not started: hand it back now rather than after the visibility timeout.
+                    await self._release(message, 0)
+                    return
+                await self._process(message)
+
+        await asyncio.gather(*(one(m) for m in batch))
+
+    async def _process(self, message: ReceivedMessage) -> None:
+        started = time.perf_counter()
+        keepalive = asyncio.create_task(self._keep_invisible(message))
+        try:
+            await self.handler(message)
+        except MalformedMessage as exc:
+            MESSAGES.labels(self.name, "retried").inc()
+            log.warning(
+                "%s: malformed message %s (receive %d): %s",
+                self.name,
+                message.message_id,
+                message.receive_count,
+                exc,
+            )
+            await self._release(message, self.retry_delay)
+            return
+        except Exception as exc:
+            MESSAGES.labels(self.name, "retried").inc()
+            log.warning(
+                "%s: message %s failed (receive %d), will retry: %s: %s",
+                self.name,
+                message.message_id,
+                message.receive_count,
+                type(exc).__name__,
+                exc,
+            )
+            await self._release(message, self.retry_delay)
+            return
+        finally:
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keepalive
+        # The work is durable: only now acknowledge.
+        await self.queue.delete(message.receipt)
+        MESSAGES.labels(self.name, "done").inc()
+        JOB_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+
+    async def _keep_invisible(self, message: ReceivedMessage) -> None:
+        interval = max(0.2, self.visibility_timeout / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.queue.change_visibility(message.receipt, self.visibility_timeout)
+            except Exception as exc:
+                log.warning("%s: cannot extend visibility: %s", self.name, exc)
+
+    async def _release(self, message: ReceivedMessage, delay: float) -> None:
+        try:
+            await self.queue.change_visibility(message.receipt, delay)
+        except Exception as exc:
+            log.warning("%s: cannot release message %s: %s", self.name, message.message_id, exc)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the consumer process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def health_app(consumer: Consumer, service: str, checks: Sequence[ReadinessCheck]) -> FastAPI:
+    """Liveness, readiness and metrics endpoints of a consumer process."""
+    app = FastAPI(title=service, docs_url=None, redoc_url=None, openapi_url=None)
+    stall_limit = consumer.wait_seconds + consumer.visibility_timeout + 30
+
+    async def polling() -> None:
+        if time.monotonic() - consumer.last_poll > stall_limit:
+            raise RuntimeError(f"{service} has not polled its queue for {stall_limit:.0f} s")
+
+    install_observability(app, service=service, readiness_checks=[*checks, polling])
+    return app
+
+
+async def serve_consumer(
+    consumer: Consumer,
+    *,
+    service: str,
+    health_port: int | None,
+    checks: Sequence[ReadinessCheck],
+    host: str = "127.0.0.1",
+) -> None:
+    """Run a consumer (and its health server when a port is given) until SIGTERM or SIGINT."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    server: uvicorn.Server | None = None
+    if health_port is not None:
+        config = uvicorn.Config(
+            health_app(consumer, service, checks),
+            host=host,
+            port=health_port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        server = _EmbeddedServer(config)
+
+    def on_signal() -> None:
+        consumer.stop()
+        if server is not None:
+            server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    tasks = [asyncio.create_task(consumer.run())]
+    if server is not None:
+        tasks.append(asyncio.create_task(server.serve()))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        on_signal()
+        await asyncio.gather(*tasks)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

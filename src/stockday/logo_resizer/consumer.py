@@ -1,0 +1,116 @@
+"""logo-resizer: turns a raw upload into a resized logo and announces the result.
+
+Idempotent by construction: the logo key is a function of (symbol, upload id), so a redelivered
+job overwrites the same object; the "resized" event may be sent twice, and queue-worker treats a
+second one as a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from stockday import backends
+from stockday.consumers.runtime import Consumer, serve_consumer
+from stockday.domain.messages import (
+    LogoFailed,
+    LogoRequested,
+    LogoResized,
+    MalformedMessage,
+    decode,
+    encode,
+)
+from stockday.domain.stocks import logo_key
+from stockday.logos.images import RejectedImage, resize_logo
+from stockday.objects.base import ObjectStore
+from stockday.queues.base import MessageQueue, ReceivedMessage
+from stockday.settings import Settings
+
+log = logging.getLogger("stockday.logo_resizer")
+
+# Resizing is CPU-bound; Pillow releases the GIL, so two at a time keep one core busy.
+CONCURRENCY = 2
+
+
+class LogoResizer:
+    def __init__(
+        self,
+        *,
+        objects: ObjectStore,
+        events: MessageQueue,
+        max_side: int,
+        max_pixels: int,
+    ) -> None:
+        self.objects = objects
+        self.events = events
+        self.max_side = max_side
+        self.max_pixels = max_pixels
+
+    async def handle(self, message: ReceivedMessage) -> None:
+        job = decode(message.body)
+        if not isinstance(job, LogoRequested):
+            raise MalformedMessage(f"logo-resizer does not handle {job.type} messages")
+        upload = await self.objects.get(job.upload_key)
+        if upload is None:
+            await self._announce(
+                LogoFailed(
+                    symbol=job.symbol, upload_id=job.upload_id, error="the uploaded file is gone"
+                )
+            )
+            return
+        try:
+            logo = await asyncio.to_thread(
+                resize_logo, upload.data, max_side=self.max_side, max_pixels=self.max_pixels
+            )
+        except RejectedImage as exc:
+            await self._announce(
+                LogoFailed(symbol=job.symbol, upload_id=job.upload_id, error=str(exc))
+            )
+            return
+        key = logo_key(job.symbol, job.upload_id)
+        await self.objects.put(key, logo.data, content_type=logo.content_type)
+        await self._announce(
+            LogoResized(
+                symbol=job.symbol,
+                upload_id=job.upload_id,
+                logo_key=key,
+                width=logo.width,
+                height=logo.height,
+            )
+        )
+
+    async def _announce(self, event: LogoResized | LogoFailed) -> None:
+        await self.events.send(encode(event), attributes={"type": event.type})
+        log.info("%s %s (upload %s)", event.type, event.symbol, event.upload_id)
+
+
+async def run(settings: Settings, *, health_port: int | None) -> None:
+    jobs = backends.message_queue(settings, settings.logo_jobs_queue)
+    events = backends.message_queue(settings, settings.logo_events_queue)
+    objects = backends.object_store(settings)
+    resizer = LogoResizer(
+        objects=objects,
+        events=events,
+        max_side=settings.logo_max_side,
+        max_pixels=settings.max_upload_pixels,
+    )
+    consumer = Consumer(
+        name="logo-resizer",
+        queue=jobs,
+        handler=resizer.handle,
+        concurrency=CONCURRENCY,
+        wait_seconds=settings.queue_wait_seconds,
+        visibility_timeout=settings.queue_visibility_seconds,
+        retry_delay=settings.queue_retry_delay_seconds,
+    )
+    try:
+        await serve_consumer(
+            consumer,
+            service="logo-resizer",
+            health_port=health_port,
+            checks=[jobs.check, events.check, objects.check],
+        )
+    finally:
+        await jobs.close()
+        await events.close()
+        await objects.close()

@@ -1,0 +1,205 @@
+"""`stockday up`: every service as real processes on the loopback interface, supervised.
+
+HTTP services run under uvicorn's own multi-process supervisor (``--workers``), which restarts
+dead workers and kills hung ones; all replicas of a service share its port. Consumers are
+separate processes. This module restarts any top-level child that exits (a dead uvicorn master
+or a consumer) with a capped backoff: uvicorn has no supervisor for those.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+HTTP_SERVICES = ("stock-price", "stock-symbol", "frontend")
+CONSUMERS = ("logo-resizer", "queue-worker")
+PORT_OFFSETS = {"frontend": 0, "stock-symbol": 1, "stock-price": 2}
+CONSUMER_PORT_OFFSETS = {"logo-resizer": 10, "queue-worker": 20}
+MAX_RESTART_DELAY = 30.0
+STOP_GRACE_SECONDS = 15.0
+
+
+def health_ports(service: str, port_base: int, replicas: int) -> list[int]:
+    """Ports where a service answers /api/ping: one per consumer replica, one per HTTP service."""
+    if service in PORT_OFFSETS:
+        return [port_base + PORT_OFFSETS[service]]
+    return [port_base + CONSUMER_PORT_OFFSETS[service] + i for i in range(replicas)]
+
+
+@dataclass
+class Child:
+    service: str
+    replica: int
+    port: int
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    next_start: float = 0.0
+    backoff: float = 0.5
+    exits: list[int] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child when `stockday up` dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class Stack:
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        port_base: int,
+        replicas: int,
+        host: str = "127.0.0.1",
+        log_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port_base = port_base
+        self.replicas = replicas
+        self.host = host
+        self.log_dir = (log_dir or self.data_dir / "logs").resolve()
+        self.say = say
+        self.stopping = False
+        self.env = {
+            **os.environ,
+            "STOCKDAY_DATA_DIR": str(self.data_dir),
+            "STOCKDAY_SYMBOL_URL": f"http://{host}:{port_base + 1}",
+            "STOCKDAY_PRICE_URL": f"http://{host}:{port_base + 2}",
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        self.children = self._plan()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port_base}/"
+
+    def _plan(self) -> list[Child]:
+        python = [sys.executable, "-m", "stockday"]
+        children: list[Child] = []
+        for service in HTTP_SERVICES:
+            port = self.port_base + PORT_OFFSETS[service]
+            argv = [*python, "serve", service, "--host", self.host, "--port", str(port)]
+            argv += ["--workers", str(self.replicas)]
+            children.append(Child(service, 0, port, argv))
+        for service in CONSUMERS:
+            for replica, port in enumerate(health_ports(service, self.port_base, self.replicas)):
+                argv = [*python, "consume", service, "--health-port", str(port)]
+                children.append(Child(service, replica, port, argv))
+        return children
+
+    def ports_in_use(self) -> list[int]:
+        busy = []
+        for child in self.children:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                if probe.connect_ex((self.host, child.port)) == 0:
+                    busy.append(child.port)
+        return busy
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for child in self.children:
+            self._spawn(child)
+
+    def _spawn(self, child: Child) -> None:
+        log_path = self.log_dir / f"{child.service}-{child.replica}.log"
+        with open(log_path, "ab") as log:
+            child.process = subprocess.Popen(
+                child.argv,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
+                preexec_fn=_die_with_parent,  # safe: `up` is single-threaded
+            )
+        child.started_at = time.monotonic()
+
+    def supervise_once(self) -> None:
+        """Restart children that exited, with a backoff that resets after a healthy minute."""
+        now = time.monotonic()
+        for child in self.children:
+            if self.stopping or child.process is None or child.running:
+                continue
+            if child.next_start == 0.0:
+                code = child.process.returncode
+                child.exits.append(code)
+                if now - child.started_at > 60:
+                    child.backoff = 0.5
+                child.next_start = now + child.backoff
+                child.backoff = min(MAX_RESTART_DELAY, child.backoff * 2)
+                self.say(
+                    f"{child.service}[{child.replica}] exited with {code}; "
+                    f"restarting in {child.next_start - now:.1f}s"
+                )
+            elif now >= child.next_start:
+                child.next_start = 0.0
+                child.restarts += 1
+                self._spawn(child)
+
+    def readiness(self, timeout: float = 1.0) -> dict[tuple[str, int], bool]:
+        ready: dict[tuple[str, int], bool] = {}
+        with httpx.Client(timeout=timeout) as client:
+            for child in self.children:
+                try:
+                    r = client.get(f"http://{self.host}:{child.port}/api/ready")
+                    ready[(child.service, child.replica)] = r.status_code == 200
+                except httpx.HTTPError:
+                    ready[(child.service, child.replica)] = False
+        return ready
+
+    def wait_ready(self, deadline_seconds: float) -> bool:
+        deadline = time.monotonic() + deadline_seconds
+        while time.monotonic() < deadline:
+            self.supervise_once()
+            if all(self.readiness().values()):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        """SIGTERM everything (frontend first), wait for graceful exit, then SIGKILL."""
+        self.stopping = True
+        order = ["frontend", "queue-worker", "logo-resizer", "stock-symbol", "stock-price"]
+        for service in order:
+            for child in self.children:
+                if child.service == service and child.running and child.process:
+                    child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"{child.service}[{child.replica}] did not stop in time; killing it")
+                os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()

@@ -1,0 +1,272 @@
+"""stock-symbol: the JSON service that owns the stock data."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import httpx
+from fastapi import FastAPI, Header, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from stockday import backends
+from stockday.domain.stocks import InvalidStock, InvalidTransition, Stock, logo_key
+from stockday.logos.images import ImageTooLarge, RejectedImage
+from stockday.settings import Settings, get_settings
+from stockday.stock_symbol.pricing import PriceLookup
+from stockday.stock_symbol.schemas import (
+    ErrorOut,
+    LogoUpdate,
+    StockCreate,
+    StockList,
+    StockOut,
+    UploadOut,
+)
+from stockday.stock_symbol.service import (
+    JobNotQueued,
+    PreconditionFailed,
+    StockService,
+    UnknownUpload,
+)
+from stockday.stocks.base import StockExists, StockNotFound, VersionConflict
+from stockday.web.observability import install_observability
+
+UPLOAD_CHUNK = 64 * 1024
+# Bodies of multipart requests carry some framing around the file.
+MULTIPART_OVERHEAD = 16 * 1024
+# Prices of one listing page are looked up with bounded concurrency.
+LIST_PRICE_CONCURRENCY = 8
+
+
+def error(status: int, detail: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+def create_app(
+    settings: Settings | None = None, *, price_client: httpx.AsyncClient | None = None
+) -> FastAPI:
+    """Wire adapters from settings and build the app (adapters are created eagerly)."""
+    settings = settings or get_settings()
+    repository = backends.stock_repository(settings)
+    jobs = backends.message_queue(settings, settings.logo_jobs_queue)
+    objects = backends.object_store(settings)
+    cache = backends.cache(settings)
+    owns_client = price_client is None
+    client = price_client or httpx.AsyncClient(
+        base_url=settings.price_url,
+        timeout=settings.http_timeout_seconds,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+    )
+    service = StockService(
+        repository=repository,
+        jobs=jobs,
+        objects=objects,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_upload_pixels=settings.max_upload_pixels,
+    )
+    prices = PriceLookup(
+        cache=cache,
+        price_client=client,
+        repository=repository,
+        ttl_seconds=settings.price_cache_ttl_seconds,
+        persist_interval_seconds=settings.price_persist_interval_seconds,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_client:
+            await client.aclose()
+        await repository.close()
+        await jobs.close()
+        await objects.close()
+        await cache.close()
+
+    app = FastAPI(
+        title="stock-symbol",
+        version="1",
+        description="Owns the stocks: create, read, list, delete, random pick, logo state.",
+        lifespan=lifespan,
+    )
+    install_observability(
+        app,
+        service="stock-symbol",
+        readiness_checks=[repository.check, jobs.check, objects.check],
+    )
+
+    async def present(stock: Stock, *, with_price: bool = True) -> StockOut:
+        price = await prices.price_for(stock) if with_price else stock.last_price
+        url = objects.url_for(stock.logo.key) if stock.logo.key else None
+        return StockOut.of(stock, price, url)
+
+    @app.exception_handler(InvalidStock)
+    async def invalid_stock(request: Request, exc: InvalidStock) -> JSONResponse:
+        return error(422, str(exc))
+
+    @app.exception_handler(StockNotFound)
+    async def not_found(request: Request, exc: StockNotFound) -> JSONResponse:
+        return error(404, str(exc))
+
+    @app.exception_handler(InvalidTransition)
+    async def invalid_transition(request: Request, exc: InvalidTransition) -> JSONResponse:
+        return error(409, str(exc))
+
+    @app.exception_handler(VersionConflict)
+    async def conflict(request: Request, exc: VersionConflict) -> JSONResponse:
+        return error(409, f"stock {exc.symbol} is being changed concurrently; retry")
+
+    @app.exception_handler(PreconditionFailed)
+    async def precondition(request: Request, exc: PreconditionFailed) -> JSONResponse:
+        return error(412, str(exc))
+
+    @app.exception_handler(UnknownUpload)
+    async def unknown_upload(request: Request, exc: UnknownUpload) -> JSONResponse:
+        return error(422, str(exc))
+
+    @app.exception_handler(JobNotQueued)
+    async def not_queued(request: Request, exc: JobNotQueued) -> JSONResponse:
+        return error(503, str(exc))
+
+    @app.exception_handler(RejectedImage)
+    async def rejected(request: Request, exc: RejectedImage) -> JSONResponse:
+        return error(exc.status_code, str(exc))
+
+    responses: dict[int | str, dict[str, object]] = {
+        404: {"model": ErrorOut},
+        409: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    }
+
+    @app.post("/api/uploads", status_code=201, response_model=UploadOut, responses=responses)
+    async def upload(request: Request, file: UploadFile) -> UploadOut:
+        """Store a logo upload after checking it is an acceptable image."""
+        declared = request.headers.get("content-length")
+        limit = settings.max_upload_bytes
+        if declared and declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+            raise ImageTooLarge(f"upload is larger than the limit of {limit} bytes")
+        data = bytearray()
+        while chunk := await file.read(UPLOAD_CHUNK):
+            data.extend(chunk)
+            if len(data) > limit:
+                raise ImageTooLarge(f"upload is larger than the limit of {limit} bytes")
+        stored = await service.store_upload(bytes(data))
+        info = stored.info
+        return UploadOut(
+            upload_id=stored.upload_id,
+            content_type=info.content_type,
+            width=info.width,
+            height=info.height,
+            size=info.size,
+        )
+
+    @app.post("/api/stocks", status_code=201, response_model=StockOut, responses=responses)
+    async def create_stock(
+        body: StockCreate,
+        idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+    ) -> StockOut | JSONResponse:
+        """Create a stock; 409 when the symbol exists, unless this is a retry of the same create."""
+        try:
+            stock = await service.create(body.symbol, body.name, body.upload_id, idempotency_key)
+        except StockExists as exists:
+            existing = await present(exists.existing, with_price=False)
+            return error(
+                409,
+                f"stock {exists.existing.symbol} already exists",
+                stock=existing.model_dump(mode="json"),
+            )
+        return await present(stock, with_price=False)
+
+    @app.get("/api/stocks", response_model=StockList)
+    async def list_stocks(
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=32)] = None,
+    ) -> StockList:
+        page = await repository.list(limit=limit, cursor=cursor)
+        gate = asyncio.Semaphore(LIST_PRICE_CONCURRENCY)
+
+        async def one(stock: Stock) -> StockOut:
+            async with gate:
+                return await present(stock)
+
+        items = await asyncio.gather(*(one(s) for s in page.items))
+        return StockList(
+            items=list(items), next_cursor=page.next_cursor, total=await repository.count()
+        )
+
+    @app.get("/api/stocks/random", response_model=StockOut, responses=responses)
+    async def random_stock() -> StockOut | JSONResponse:
+        """A uniformly random stock with its price."""
+        stock = await repository.random()
+        if stock is None:
+            return error(404, "no stocks yet: add one with POST /api/stocks")
+        return await present(stock)
+
+    @app.get("/api/stocks/{symbol}", response_model=StockOut, responses=responses)
+    async def get_stock(symbol: str) -> StockOut:
+        stock = await service.get(symbol)
+        if stock is None:
+            raise StockNotFound(symbol.upper())
+        return await present(stock)
+
+    @app.put("/api/stocks/{symbol}/logo", response_model=StockOut, responses=responses)
+    async def change_logo(
+        symbol: str,
+        body: LogoUpdate,
+        if_match: Annotated[str | None, Header()] = None,
+    ) -> StockOut | JSONResponse:
+        """Link a new logo upload (state pending), or record the resize result."""
+        if body.state == "pending":
+            expected = _parse_if_match(if_match)
+            stock = await service.request_logo(symbol, body.upload_id, expected)
+        elif body.state == "ready":
+            wanted = logo_key(symbol.strip().upper(), body.upload_id)
+            if body.key != wanted:
+                return error(422, f"a ready logo of this upload must be stored under {wanted}")
+            stock = await service.logo_ready(symbol, body.upload_id, wanted)
+        else:
+            stock = await service.logo_failed(
+                symbol, body.upload_id, body.error or "logo could not be processed"
+            )
+        return await present(stock, with_price=False)
+
+    @app.delete("/api/stocks/{symbol}", status_code=204, responses=responses)
+    async def delete_stock(symbol: str) -> Response:
+        if not await service.delete(symbol):
+            raise StockNotFound(symbol.upper())
+        return Response(status_code=204)
+
+    @app.get("/api/logos/{path:path}", responses={404: {"model": ErrorOut}})
+    async def get_logo(path: str) -> Response:
+        """Serve a resized logo (local backend; on AWS logos come from the CDN)."""
+        try:
+            obj = await objects.get(f"logos/{path}")
+        except ValueError:
+            obj = None
+        if obj is None:
+            return error(404, "no such logo")
+        return Response(
+            obj.data,
+            media_type=obj.content_type,
+            headers={
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "public, max-age=31536000, immutable",
+            },
+        )
+
+    return app
+
+
+def _parse_if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    raw = value.strip().strip('"').removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise InvalidStock("If-Match must be a stock version number")
+    return int(raw)
+
+
+def app_factory() -> FastAPI:
+    """Entry point for ``uvicorn --factory``."""
+    return create_app()

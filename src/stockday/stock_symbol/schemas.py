@@ -1,0 +1,105 @@
+"""JSON shapes of the stock-symbol API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stockday.domain.stocks import LogoState, Price, Stock
+
+
+class StockCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(max_length=32, examples=["AAPL"])
+    name: str = Field(max_length=500, examples=["Apple Inc."])
+    upload_id: str | None = Field(default=None, max_length=64, pattern=r"^[0-9a-f]{32}$")
+
+
+class LogoUpdate(BaseModel):
+    """Link a new upload (``pending``), or report the resize result (``ready``/``failed``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    upload_id: str = Field(max_length=64, pattern=r"^[0-9a-f]{32}$")
+    state: Literal["pending", "ready", "failed"] = "pending"
+    key: str | None = Field(default=None, max_length=200)
+    error: str | None = Field(default=None, max_length=500)
+
+
+class LogoOut(BaseModel):
+    state: LogoState
+    upload_id: str | None
+    url: str | None
+    error: str | None
+
+
+class PriceOut(BaseModel):
+    value: float
+    previous_close: float
+    change: float
+    change_percent: float
+    as_of: date
+    source: str
+    currency: str
+    stale: bool
+
+    @classmethod
+    def of(cls, price: Price) -> PriceOut:
+        return cls(
+            value=price.value,
+            previous_close=price.previous_close,
+            change=price.change,
+            change_percent=price.change_percent,
+            as_of=price.as_of,
+            source=price.source,
+            currency=price.currency,
+            stale=price.stale,
+        )
+
+
+class StockOut(BaseModel):
+    symbol: str
+    name: str
+    version: int
+    logo: LogoOut
+    price: PriceOut | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, stock: Stock, price: Price | None, logo_url: str | None) -> StockOut:
+        return cls(
+            symbol=stock.symbol,
+            name=stock.name,
+            version=stock.version,
+            logo=LogoOut(
+                state=stock.logo.state,
+                upload_id=stock.logo.upload_id,
+                url=logo_url,
+                error=stock.logo.error,
+            ),
+            price=PriceOut.of(price) if price else None,
+            created_at=stock.created_at,
+            updated_at=stock.updated_at,
+        )
+
+
+class StockList(BaseModel):
+    items: list[StockOut]
+    next_cursor: str | None
+    total: int
+
+
+class UploadOut(BaseModel):
+    upload_id: str
+    content_type: str
+    width: int
+    height: int
+    size: int
+
+
+class ErrorOut(BaseModel):
+    detail: str

@@ -1,0 +1,249 @@
+"""SQLite stock repository: the embedded adapter, shared safely by several processes.
+
+Uniform constant-time random pick: every stock holds a dense ``slot`` number 0..n-1 and the
+count lives in a one-row table. A pick draws k uniformly in [0, n) and reads the stock in slot k
+through a unique index, in one read snapshot. Deleting moves the last slot into the hole, so the
+slots stay dense. Each call is a few microseconds on a local file, so it runs inline in the
+event loop rather than in a thread pool; no write transaction is held across an ``await``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from stockday.domain.stocks import Logo, LogoState, Price, Stock
+from stockday.errors import BackendUnavailable
+from stockday.stocks.base import StockExists, StockNotFound, StockPage, VersionConflict
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stocks (
+    symbol TEXT PRIMARY KEY,
+    slot INTEGER NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    logo_state TEXT NOT NULL,
+    logo_upload_id TEXT,
+    logo_key TEXT,
+    logo_error TEXT,
+    last_price TEXT,
+    request_key TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stock_count (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL);
+INSERT OR IGNORE INTO stock_count (id, n) VALUES (0, 0);
+"""
+
+_COLUMNS = (
+    "symbol, name, version, logo_state, logo_upload_id, logo_key, logo_error, last_price,"
+    " request_key, created_at, updated_at"
+)
+
+
+class SqliteStockRepository:
+    """StockRepository on a SQLite file in WAL mode."""
+
+    def __init__(self, path: Path, *, rng: random.Random | None = None) -> None:
+        self._path = path
+        self._rng = rng or random.SystemRandom()
+        self._db: sqlite3.Connection | None = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(
+                    self._path, isolation_level=None, check_same_thread=False, timeout=10.0
+                )
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA busy_timeout=10000")
+                db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+            except (sqlite3.Error, OSError) as exc:
+                raise BackendUnavailable(
+                    f"stock database {self._path} is not usable ({exc}); "
+                    "set STOCKDAY_DATA_DIR to a writable directory"
+                ) from None
+            self._db = db
+        return self._db
+
+    async def add(self, stock: Stock) -> None:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            existing = db.execute(
+                f"SELECT {_COLUMNS} FROM stocks WHERE symbol = ?", (stock.symbol,)
+            ).fetchone()
+            if existing is not None:
+                raise StockExists(_to_stock(existing))
+            (n,) = db.execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
+            db.execute(
+                "INSERT INTO stocks (slot, symbol, name, version, logo_state, logo_upload_id,"
+                " logo_key, logo_error, last_price, request_key, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (n, *_to_row(stock)),
+            )
+            db.execute("UPDATE stock_count SET n = n + 1 WHERE id = 0")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def get(self, symbol: str) -> Stock | None:
+        row = (
+            self._conn()
+            .execute(f"SELECT {_COLUMNS} FROM stocks WHERE symbol = ?", (symbol,))
+            .fetchone()
+        )
+        return _to_stock(row) if row else None
+
+    async def list(self, *, limit: int = 50, cursor: str | None = None) -> StockPage:
+        limit = max(1, min(limit, 500))
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT {_COLUMNS} FROM stocks WHERE symbol > ? ORDER BY symbol LIMIT ?",
+                (cursor or "", limit + 1),
+            )
+            .fetchall()
+        )
+        items = [_to_stock(r) for r in rows[:limit]]
+        next_cursor = items[-1].symbol if len(rows) > limit else None
+        return StockPage(items=items, next_cursor=next_cursor)
+
+    async def update(self, stock: Stock, *, expected_version: int) -> None:
+        db = self._conn()
+        row = _to_row(stock)
+        cur = db.execute(
+            "UPDATE stocks SET name = ?, version = ?, logo_state = ?, logo_upload_id = ?,"
+            " logo_key = ?, logo_error = ?, last_price = ?, request_key = ?, updated_at = ?"
+            " WHERE symbol = ? AND version = ?",
+            (*row[1:9], row[10], stock.symbol, expected_version),
+        )
+        if cur.rowcount == 1:
+            return
+        if await self.get(stock.symbol) is None:
+            raise StockNotFound(stock.symbol)
+        raise VersionConflict(stock.symbol, expected_version)
+
+    async def delete(self, symbol: str) -> Stock | None:
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                f"SELECT slot, {_COLUMNS} FROM stocks WHERE symbol = ?", (symbol,)
+            ).fetchone()
+            if row is None:
+                db.execute("ROLLBACK")
+                return None
+            slot = row[0]
+            (n,) = db.execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
+            db.execute("DELETE FROM stocks WHERE symbol = ?", (symbol,))
+            if slot != n - 1:
+                db.execute("UPDATE stocks SET slot = ? WHERE slot = ?", (slot, n - 1))
+            db.execute("UPDATE stock_count SET n = n - 1 WHERE id = 0")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return _to_stock(row[1:])
+
+    async def count(self) -> int:
+        (n,) = self._conn().execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
+        return int(n)
+
+    async def random(self) -> Stock | None:
+        db = self._conn()
+        # One read transaction: count and slot lookup see the same snapshot.
+        db.execute("BEGIN")
+        try:
+            (n,) = db.execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
+            if n == 0:
+                return None
+            slot = self._rng.randrange(n)
+            row = db.execute(f"SELECT {_COLUMNS} FROM stocks WHERE slot = ?", (slot,)).fetchone()
+        finally:
+            db.execute("COMMIT")
+        return _to_stock(row) if row else None
+
+    async def check(self) -> None:
+        try:
+            self._conn().execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"stock database {self._path} is not usable ({exc})") from None
+
+    async def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _to_row(stock: Stock) -> tuple[Any, ...]:
+    price = stock.last_price
+    price_json = (
+        json.dumps(
+            {
+                "value": price.value,
+                "previous_close": price.previous_close,
+                "as_of": price.as_of.isoformat(),
+                "source": price.source,
+                "currency": price.currency,
+            }
+        )
+        if price
+        else None
+    )
+    return (
+        stock.symbol,
+        stock.name,
+        stock.version,
+        stock.logo.state.value,
+        stock.logo.upload_id,
+        stock.logo.key,
+        stock.logo.error,
+        price_json,
+        stock.request_key,
+        stock.created_at.isoformat(),
+        stock.updated_at.isoformat(),
+    )
+
+
+def _to_stock(row: Any) -> Stock:
+    (
+        symbol,
+        name,
+        version,
+        state,
+        upload_id,
+        key,
+        error,
+        price_json,
+        request_key,
+        created,
+        updated,
+    ) = row
+    price = None
+    if price_json:
+        p = json.loads(price_json)
+        price = Price(
+            value=p["value"],
+            previous_close=p["previous_close"],
+            as_of=date.fromisoformat(p["as_of"]),
+            source=p["source"],
+            currency=p.get("currency", "USD"),
+        )
+    return Stock(
+        symbol=symbol,
+        name=name,
+        version=version,
+        logo=Logo(state=LogoState(state), upload_id=upload_id, key=key, error=error),
+        last_price=price,
+        request_key=request_key,
+        created_at=datetime.fromisoformat(created),
+        updated_at=datetime.fromisoformat(updated),
+    )

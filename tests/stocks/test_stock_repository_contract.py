@@ -1,0 +1,173 @@
+"""The StockRepository contract, run against every adapter."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+from scipy.stats import chisquare
+
+from stockday.domain.stocks import LogoState, Price, Stock
+from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
+from stockday.stocks.sqlite import SqliteStockRepository
+
+RepositoryFactory = Callable[[Path], Awaitable[StockRepository]]
+
+
+async def make_sqlite(tmp_path: Path) -> StockRepository:
+    return SqliteStockRepository(tmp_path / "stocks.sqlite3")
+
+
+# AWS adapters join here; the tests below stay unchanged.
+REPOSITORY_FACTORIES = [pytest.param(make_sqlite, id="sqlite")]
+
+
+@pytest.fixture(params=REPOSITORY_FACTORIES)
+async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StockRepository]:
+    factory: RepositoryFactory = request.param
+    repository = await factory(tmp_path)
+    yield repository
+    await repository.close()
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_add_then_get(repo: StockRepository) -> None:
+    await repo.add(Stock.new("aapl", "Apple Inc.", upload_id="u1"))
+    stock = await repo.get("AAPL")
+    assert stock is not None
+    assert (stock.symbol, stock.name, stock.version) == ("AAPL", "Apple Inc.", 1)
+    assert stock.logo.state is LogoState.PENDING
+    assert stock.logo.upload_id == "u1"
+    assert await repo.get("MSFT") is None
+
+
+async def test_add_twice_is_a_conflict_not_a_duplicate(repo: StockRepository) -> None:
+    await repo.add(Stock.new("AAPL", "Apple Inc.", request_key="k1"))
+    with pytest.raises(StockExists) as info:
+        await repo.add(Stock.new("AAPL", "Another Apple"))
+    assert info.value.existing.name == "Apple Inc."
+    assert info.value.existing.request_key == "k1"
+    assert await repo.count() == 1
+
+
+async def test_concurrent_creates_of_one_symbol_store_one(repo: StockRepository) -> None:
+    results = await asyncio.gather(
+        *(repo.add(Stock.new("TSLA", f"Tesla {i}")) for i in range(5)), return_exceptions=True
+    )
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, StockExists) for r in results if r is not None)
+    assert await repo.count() == 1
+
+
+async def test_update_is_conditional_on_version(repo: StockRepository) -> None:
+    await repo.add(Stock.new("AAPL", "Apple Inc.", upload_id="u1"))
+    stock = await repo.get("AAPL")
+    assert stock is not None
+    ready = stock.logo_ready("u1", "logos/AAPL/u1.webp")
+    await repo.update(ready, expected_version=stock.version)
+    stored = await repo.get("AAPL")
+    assert stored is not None
+    assert stored.version == 2
+    assert stored.logo.state is LogoState.READY
+    assert stored.logo.key == "logos/AAPL/u1.webp"
+    # A writer that read version 1 loses: optimistic locking.
+    with pytest.raises(VersionConflict):
+        await repo.update(stock.request_logo("u2"), expected_version=stock.version)
+    with pytest.raises(StockNotFound):
+        await repo.update(Stock.new("NOPE", "Nope"), expected_version=1)
+
+
+async def test_last_price_round_trips(repo: StockRepository) -> None:
+    await repo.add(Stock.new("AAPL", "Apple Inc."))
+    stock = await repo.get("AAPL")
+    assert stock is not None
+    price = Price(value=190.5, previous_close=188.25, as_of=date(2026, 11, 20), source="simulated")
+    await repo.update(stock.with_price(price), expected_version=stock.version)
+    stored = await repo.get("AAPL")
+    assert stored is not None
+    assert stored.last_price == price
+
+
+async def test_list_pages_in_symbol_order(repo: StockRepository) -> None:
+    symbols = [f"S{i:03d}" for i in range(25)]
+    for symbol in reversed(symbols):
+        await repo.add(Stock.new(symbol, f"Stock {symbol}"))
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await repo.list(limit=10, cursor=cursor)
+        assert len(page.items) <= 10
+        seen.extend(s.symbol for s in page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == symbols
+    empty = await repo.list(limit=10, cursor="ZZZ")
+    assert empty.items == []
+    assert empty.next_cursor is None
+
+
+async def test_delete(repo: StockRepository) -> None:
+    await repo.add(Stock.new("AAPL", "Apple Inc."))
+    removed = await repo.delete("AAPL")
+    assert removed is not None
+    assert removed.symbol == "AAPL"
+    assert await repo.get("AAPL") is None
+    assert await repo.delete("AAPL") is None
+    assert await repo.count() == 0
+    await repo.add(Stock.new("AAPL", "Apple again"))
+    assert await repo.count() == 1
+
+
+async def test_random_on_empty_and_single(repo: StockRepository) -> None:
+    assert await repo.random() is None
+    await repo.add(Stock.new("ONLY", "The only one"))
+    for _ in range(20):
+        stock = await repo.random()
+        assert stock is not None
+        assert stock.symbol == "ONLY"
+    await repo.delete("ONLY")
+    assert await repo.random() is None
+
+
+async def test_random_reaches_every_stock_after_deletes(repo: StockRepository) -> None:
+    for i in range(8):
+        await repo.add(Stock.new(f"R{i}", f"Stock {i}"))
+    for symbol in ("R0", "R3", "R7"):
+        await repo.delete(symbol)
+    remaining = {"R1", "R2", "R4", "R5", "R6"}
+    seen = Counter()
+    for _ in range(500):
+        stock = await repo.random()
+        assert stock is not None
+        seen[stock.symbol] += 1
+    assert set(seen) == remaining
+    assert await repo.count() == 5
+
+
+async def test_random_is_uniform(repo: StockRepository) -> None:
+    """10 stocks, 5,000 picks: chi-square must not reject uniformity at p > 0.001."""
+    symbols = [f"U{i}" for i in range(10)]
+    for symbol in symbols:
+        await repo.add(Stock.new(symbol, f"Uniform {symbol}"))
+    # Deletes and re-adds exercise the slot compaction too.
+    await repo.delete("U4")
+    await repo.add(Stock.new("U4", "Uniform U4"))
+    picks = Counter()
+    for _ in range(5000):
+        stock = await repo.random()
+        assert stock is not None
+        picks[stock.symbol] += 1
+    observed = [picks[s] for s in symbols]
+    result = chisquare(observed)
+    assert result.pvalue > 0.001, (observed, result)
+
+
+async def test_check_passes_on_a_working_store(repo: StockRepository) -> None:
+    await repo.check()
