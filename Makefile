@@ -1,0 +1,21 @@
+# The two commands of the README. Both install what they need (uv, then the locked packages).
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: up test lint bootstrap
+
+bootstrap:
+	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
+	@$(UV) sync --frozen --quiet
+
+up: bootstrap
+	$(UV) run --frozen stockday up $(ARGS)
+
+lint: bootstrap
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+
+test: lint
+	$(UV) run --frozen pytest

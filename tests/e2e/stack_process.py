@@ -1,0 +1,92 @@
+"""Start `stockday up` as a real process on free loopback ports, the way the README does."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from stockday.stack import CONSUMER_PORT_OFFSETS, PORT_OFFSETS
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_base(replicas: int = 2) -> int:
+    offsets = list(PORT_OFFSETS.values())
+    for base in CONSUMER_PORT_OFFSETS.values():
+        offsets += [base + i for i in range(replicas)]
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 60_000, 50)
+        if all(_free(base + offset) for offset in offsets):
+            return base
+    raise RuntimeError("no free port range on 127.0.0.1")
+
+
+class RunningStack:
+    def __init__(self, data_dir: Path, port_base: int, replicas: int = 2) -> None:
+        self.data_dir = data_dir
+        self.port_base = port_base
+        self.replicas = replicas
+        self.frontend = f"http://127.0.0.1:{port_base}"
+        self.symbol = f"http://127.0.0.1:{port_base + 1}"
+        self.price = f"http://127.0.0.1:{port_base + 2}"
+        self.process: subprocess.Popen[str] | None = None
+        self.output_path = data_dir.parent / f"up-{port_base}.out"
+
+    def start(self, timeout: float = 60.0) -> None:
+        env = {**os.environ, "STOCKDAY_QUEUE_WAIT_SECONDS": "1", "STOCKDAY_LOG_LEVEL": "INFO"}
+        with open(self.output_path, "a") as out:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "stockday", "up",
+                    "--port-base", str(self.port_base),
+                    "--data-dir", str(self.data_dir),
+                    "--replicas", str(self.replicas),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=env,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"stockday up exited early:\n{self.output()}")
+            if "Stock-of-the-Day is at" in self.output():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"stack not ready after {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.output_path.read_text() if self.output_path.exists() else ""
+
+    def stop(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def client(self, base: str) -> httpx.Client:
+        return httpx.Client(base_url=base, timeout=10.0)

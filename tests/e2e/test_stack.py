@@ -1,0 +1,101 @@
+"""End to end: the whole stack as real processes, driven over HTTP like a browser would."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests import sample_images
+from tests.e2e.stack_process import RunningStack, free_port_base
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[RunningStack]:
+    running = RunningStack(tmp_path / "data", free_port_base())
+    running.start()
+    yield running
+    if running.process and running.process.poll() is None:
+        running.stop()
+
+
+def wait_for_logo(symbol_api: httpx.Client, symbol: str, deadline: float) -> dict[str, object]:
+    while True:
+        stock = symbol_api.get(f"/api/stocks/{symbol}").json()
+        if stock["logo"]["state"] != "pending" or time.monotonic() > deadline:
+            return stock  # type: ignore[no-any-return]
+        time.sleep(0.05)
+
+
+def test_add_a_stock_with_a_logo_then_restart(stack: RunningStack) -> None:
+    with stack.client(stack.frontend) as site, stack.client(stack.symbol) as symbol_api:
+        # Empty store: a friendly home page, not an error.
+        empty_home = site.get("/")
+        assert empty_home.status_code == 200
+
+        # The browser uploads the logo as soon as the file is picked...
+        form_page = site.get("/stocks/new")
+        assert form_page.status_code == 200
+        logo = sample_images.png(640, 320)
+        uploaded = site.post("/uploads", files={"file": ("acme.png", logo, "image/png")})
+        assert uploaded.status_code == 201, uploaded.text
+        upload_id = uploaded.json()["upload_id"]
+
+        # ...then the form is submitted with the upload id.
+        fields = {"symbol": "ACME", "name": "Acme Corporation", "upload_id": upload_id}
+        for name, value in re.findall(
+            r'<input[^>]*type="hidden"[^>]*name="(\w+)"[^>]*value="([^"]*)"', form_page.text
+        ):
+            fields.setdefault(name, value)
+        fields["upload_id"] = upload_id
+        submitted_at = time.monotonic()
+        created = site.post("/stocks", data=fields, follow_redirects=False)
+        assert created.status_code == 303, created.text
+        assert created.headers["location"].endswith("/stocks/ACME")
+
+        stock = wait_for_logo(symbol_api, "ACME", submitted_at + 5.0)
+        assert stock["logo"]["state"] == "ready", stock  # type: ignore[index]
+        assert time.monotonic() - submitted_at < 5.0
+        logo_url = stock["logo"]["url"]  # type: ignore[index]
+        served = site.get(logo_url)
+        assert served.status_code == 200
+        assert served.headers["content-type"] == "image/webp"
+        image = Image.open(io.BytesIO(served.content))
+        assert image.format == "WEBP"
+        assert max(image.size) <= 256
+        assert image.size[0] == 2 * image.size[1]  # aspect ratio kept
+
+        home = site.get("/")
+        assert home.status_code == 200
+        assert "ACME" in home.text
+        page = site.get("/stocks/ACME")
+        assert page.status_code == 200
+        assert logo_url in page.text
+
+    assert stack.stop() == 0
+    stack.start()
+    with stack.client(stack.frontend) as site, stack.client(stack.symbol) as symbol_api:
+        stock = symbol_api.get("/api/stocks/ACME").json()
+        assert stock["name"] == "Acme Corporation"
+        assert stock["logo"]["state"] == "ready"
+        assert site.get(stock["logo"]["url"]).status_code == 200
+        assert "ACME" in site.get("/watchlist").text
+
+
+def test_every_service_reports_live_and_ready(stack: RunningStack) -> None:
+    from stockday.stack import health_ports
+
+    with httpx.Client(timeout=5) as client:
+        for service in ("frontend", "stock-symbol", "stock-price", "logo-resizer", "queue-worker"):
+            for port in health_ports(service, stack.port_base, stack.replicas):
+                assert client.get(f"http://127.0.0.1:{port}/api/ping").status_code == 200
+                assert client.get(f"http://127.0.0.1:{port}/api/ready").status_code == 200
+                assert client.get(f"http://127.0.0.1:{port}/metrics").status_code == 200

@@ -1,0 +1,48 @@
+"""Small image files for tests, made in memory."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+from PIL import Image
+
+
+def png(width: int = 64, height: int = 48, color: tuple[int, int, int, int] = (200, 30, 30, 255)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (width, height), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def jpeg(width: int = 320, height: int = 200) -> bytes:
+    out = io.BytesIO()
+    image = Image.new("RGB", (width, height))
+    for x in range(0, width, 8):
+        image.paste((x % 255, 80, 160), (x, 0, x + 4, height))
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def truncated_jpeg() -> bytes:
+    data = jpeg()
+    return data[: len(data) // 2]
+
+
+def huge_png(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A valid PNG claiming width x height 1-bit pixels; tiny on disk, huge when decoded."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
+    row = b"\x00" + b"\x00" * ((width + 7) // 8)
+    compressor = zlib.compressobj(9)
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", body)
+        + chunk(b"IEND", b"")
+    )
