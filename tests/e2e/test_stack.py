@@ -99,3 +99,61 @@ def test_every_service_reports_live_and_ready(stack: RunningStack) -> None:
                 assert client.get(f"http://127.0.0.1:{port}/api/ping").status_code == 200
                 assert client.get(f"http://127.0.0.1:{port}/api/ready").status_code == 200
                 assert client.get(f"http://127.0.0.1:{port}/metrics").status_code == 200
+
+
+def _children(parent: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _ppid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_killed_replica_is_replaced(stack: RunningStack) -> None:
+    import os
+    import signal
+
+    from stockday.stack import health_ports
+
+    consumer_port = health_ports("logo-resizer", stack.port_base, stack.replicas)[0]
+    symbol_port = stack.port_base + 1
+    with httpx.Client(timeout=2) as client:
+
+        def pid_at(port: int) -> int | None:
+            try:
+                return int(client.get(f"http://127.0.0.1:{port}/api/ping").json()["pid"])
+            except httpx.HTTPError:
+                return None
+
+        consumer_pid = pid_at(consumer_port)
+        worker_pid = pid_at(symbol_port)
+        assert consumer_pid and worker_pid
+        master = _ppid(worker_pid)
+        workers_before = _children(master)
+        assert worker_pid in workers_before
+        os.kill(consumer_pid, signal.SIGKILL)
+        os.kill(worker_pid, signal.SIGKILL)
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if pid_at(consumer_port) not in (None, consumer_pid):
+                break
+            time.sleep(0.1)
+        assert pid_at(consumer_port) not in (None, consumer_pid)
+        # uvicorn's supervisor replaced the killed stock-symbol worker.
+        while time.monotonic() < deadline:
+            now = _children(master)
+            if worker_pid not in now and len(now) == len(workers_before):
+                break
+            time.sleep(0.1)
+        assert worker_pid not in _children(master)
+        assert len(_children(master)) == len(workers_before)
+        assert client.get(f"http://127.0.0.1:{symbol_port}/api/ready").status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -82,8 +83,8 @@ def install_observability(
     """
 
     @app.get("/api/ping", include_in_schema=False)
-    async def ping() -> dict[str, str]:
-        return {"status": "ok", "service": service}
+    async def ping() -> dict[str, str | int]:
+        return {"status": "ok", "service": service, "pid": os.getpid()}
 
     @app.get("/api/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
