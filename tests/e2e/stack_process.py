@@ -48,8 +48,10 @@ class RunningStack:
         self.price = f"http://127.0.0.1:{port_base + 2}"
         self.process: subprocess.Popen[str] | None = None
         self.output_path = data_dir.parent / f"up-{port_base}.out"
+        self._offset = 0
 
     def start(self, timeout: float = 60.0) -> None:
+        self._offset = len(self.output())
         env = {**os.environ, "STOCKDAY_QUEUE_WAIT_SECONDS": "1", "STOCKDAY_LOG_LEVEL": "INFO"}
         with open(self.output_path, "a") as out:
             self.process = subprocess.Popen(
@@ -69,7 +71,7 @@ class RunningStack:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"stockday up exited early:\n{self.output()}")
-            if "Stock-of-the-Day is at" in self.output():
+            if "Stock-of-the-Day is at" in self.output()[self._offset :]:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"stack not ready after {timeout}s:\n{self.output()}")

@@ -1,0 +1,299 @@
+"""A small typed client of the stock-symbol JSON API, shaped for what the frontend shows."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+# Form fields of the add-stock form that an API error can be attached to ("" = the whole form).
+FORM_FIELDS = ("symbol", "name", "upload_id")
+GENERAL = ""
+SOURCE_LABELS = {"simulated": "simulated data", "alphavantage": "Alpha Vantage"}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class SymbolServiceUnavailable(Exception):
+    """stock-symbol could not be reached, timed out, failed (5xx) or answered something unusable."""
+
+    def __init__(self, reason: str, *, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        # A human-readable sentence from stock-symbol itself, when its 5xx answer carried one.
+        self.detail = detail
+
+
+class Refused(Exception):
+    """stock-symbol refused a request (4xx); ``messages`` maps form fields to error sentences."""
+
+    def __init__(self, status: int, messages: dict[str, str]) -> None:
+        super().__init__(f"{status}: {messages}")
+        self.status = status
+        self.messages = messages
+
+
+class AlreadyExists(Refused):
+    """The symbol is taken (409); ``existing`` is the stock that holds it."""
+
+    def __init__(self, message: str, existing: StockView | None) -> None:
+        super().__init__(409, {"symbol": message})
+        self.existing = existing
+
+
+class _View(BaseModel):
+    # Unknown fields are ignored so stock-symbol can grow its answers without breaking pages.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class LogoView(_View):
+    state: Literal["none", "pending", "ready", "failed"]
+    upload_id: str | None = None
+    url: str | None = None
+    error: str | None = None
+
+    @property
+    def src(self) -> str | None:
+        """The URL for ``<img src>``, only when ready and only a same-site or https URL."""
+        if self.state != "ready" or not self.url:
+            return None
+        if self.url.startswith("/") and not self.url.startswith("//"):
+            return self.url
+        return self.url if self.url.startswith("https://") else None
+
+
+class PriceView(_View):
+    value: float
+    previous_close: float
+    change: float
+    change_percent: float
+    as_of: date
+    source: str
+    currency: str = "USD"
+    stale: bool = False
+
+    @property
+    def direction(self) -> Literal["up", "down", "flat"]:
+        # Compare the rounded value, so "+0.00" is never drawn as a rise or a fall.
+        cents = round(self.change, 2)
+        return "up" if cents > 0 else "down" if cents < 0 else "flat"
+
+    @property
+    def simulated(self) -> bool:
+        return self.source == "simulated"
+
+    @property
+    def source_label(self) -> str:
+        return SOURCE_LABELS.get(self.source, self.source)
+
+
+class StockView(_View):
+    symbol: str
+    name: str
+    version: int = 0
+    logo: LogoView
+    price: PriceView | None = None
+
+    @property
+    def initials(self) -> str:
+        """What the logo placeholder shows: the first two letters or digits of the symbol."""
+        return "".join(ch for ch in self.symbol if ch.isalnum())[:2] or "?"
+
+
+class StockPage(_View):
+    items: list[StockView]
+    next_cursor: str | None = None
+    total: int = 0
+
+
+class UploadView(_View):
+    upload_id: str
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    size: int | None = None
+
+
+def problem_messages(detail: object) -> dict[str, str]:
+    """Map an error ``detail`` of stock-symbol onto the add-stock form's fields.
+
+    stock-symbol answers one sentence that names the field first ("symbol 'x' is not a
+    ticker...", "name must not be empty", "upload ... does not exist"), or FastAPI's list of
+    validation errors, each with a ``loc`` ending in the field name.
+    """
+    if isinstance(detail, list):
+        messages: dict[str, str] = {}
+        for item in detail:
+            if not isinstance(item, dict):
+                continue
+            loc = item.get("loc") or []
+            name = str(loc[-1]) if isinstance(loc, list) and loc else ""
+            message = str(item.get("msg") or "invalid value")
+            if name in FORM_FIELDS:
+                messages.setdefault(name, message)
+            else:
+                messages.setdefault(GENERAL, f"{name}: {message}" if name else message)
+        return messages or {GENERAL: "the request was refused"}
+    text = str(detail).strip() if detail else ""
+    if not text:
+        return {GENERAL: "the request was refused"}
+    first_word = text.split(maxsplit=1)[0].lower()
+    field = {"symbol": "symbol", "name": "name", "upload": "upload_id"}.get(first_word, GENERAL)
+    return {field: text}
+
+
+def _detail_of(response: httpx.Response) -> object:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("detail") if isinstance(body, dict) else None
+
+
+def _parse(model: type[M], response: httpx.Response) -> M:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        # A 2xx we cannot read is as useless to a visitor as no answer at all.
+        raise SymbolServiceUnavailable(
+            f"unusable answer from stock-symbol ({exc.error_count()} errors)"
+        ) from exc
+
+
+def _unexpected(response: httpx.Response) -> SymbolServiceUnavailable:
+    return SymbolServiceUnavailable(
+        f"unexpected status {response.status_code} from stock-symbol "
+        f"{response.request.method} {response.request.url.path}"
+    )
+
+
+class SymbolClient:
+    """Calls stock-symbol with a timeout on every request; raises instead of answering 5xx."""
+
+    def __init__(self, http: httpx.AsyncClient, *, timeout_seconds: float) -> None:
+        self._http = http
+        # Passed on every call, so an injected client honours the configured timeout too.
+        self._timeout = httpx.Timeout(timeout_seconds)
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, url, timeout=self._timeout, **kwargs)
+        except httpx.HTTPError as exc:  # refused, reset, timed out, protocol error
+            raise SymbolServiceUnavailable(
+                f"stock-symbol {method} {url} failed: {type(exc).__name__}"
+            ) from exc
+        if response.status_code >= 500:
+            detail = _detail_of(response)
+            raise SymbolServiceUnavailable(
+                f"stock-symbol {method} {url} answered {response.status_code}",
+                detail=detail if isinstance(detail, str) else None,
+            )
+        return response
+
+    async def ping(self) -> None:
+        """Raise unless stock-symbol answers its liveness probe."""
+        response = await self._call("GET", "/api/ping")
+        if response.status_code != 200:
+            raise _unexpected(response)
+
+    async def random_stock(self) -> StockView | None:
+        """A random stock, or None when there are no stocks yet."""
+        response = await self._call("GET", "/api/stocks/random")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise _unexpected(response)
+        return _parse(StockView, response)
+
+    async def get_stock(self, symbol: str) -> StockView | None:
+        """One stock, or None when it does not exist or the symbol cannot be a ticker."""
+        # Upper-cased first: the lower-case path segment "random" is stock-symbol's random pick.
+        wanted = symbol.strip().upper()
+        if not wanted:
+            return None
+        response = await self._call("GET", f"/api/stocks/{quote(wanted, safe='')}")
+        if response.status_code in (404, 422):
+            return None
+        if response.status_code != 200:
+            raise _unexpected(response)
+        return _parse(StockView, response)
+
+    async def list_stocks(self, *, cursor: str | None = None, limit: int = 50) -> StockPage:
+        """One page of stocks ordered by symbol; raises Refused for a cursor it rejects."""
+        params: dict[str, str | int] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        response = await self._call("GET", "/api/stocks", params=params)
+        if response.status_code in (400, 422):
+            raise Refused(response.status_code, {GENERAL: "that page link is not valid"})
+        if response.status_code != 200:
+            raise _unexpected(response)
+        return _parse(StockPage, response)
+
+    async def create_stock(
+        self, *, symbol: str, name: str, upload_id: str | None, idempotency_key: str
+    ) -> StockView:
+        """Create a stock; raises AlreadyExists (409) or Refused (422 and other 4xx)."""
+        body: dict[str, str] = {"symbol": symbol, "name": name}
+        if upload_id:
+            body["upload_id"] = upload_id
+        response = await self._call(
+            "POST", "/api/stocks", json=body, headers={"Idempotency-Key": idempotency_key}
+        )
+        if response.status_code == 201:
+            return _parse(StockView, response)
+        if response.status_code == 409:
+            raise self._exists(response)
+        if 400 <= response.status_code < 500:
+            raise Refused(response.status_code, problem_messages(_detail_of(response)))
+        raise _unexpected(response)
+
+    @staticmethod
+    def _exists(response: httpx.Response) -> AlreadyExists:
+        detail = _detail_of(response)
+        message = detail if isinstance(detail, str) and detail else "that symbol already exists"
+        existing: StockView | None = None
+        try:
+            body = response.json()
+            if isinstance(body, dict) and isinstance(body.get("stock"), dict):
+                existing = StockView.model_validate(body["stock"])
+        except ValueError:  # the existing stock is a nicety; the 409 stands without it
+            existing = None
+        return AlreadyExists(message, existing)
+
+    async def forward_upload(self, body: bytes, content_type: str) -> httpx.Response:
+        """Send a browser's multipart body to ``POST /api/uploads`` unchanged; any 2xx-4xx back."""
+        return await self._call(
+            "POST", "/api/uploads", content=body, headers={"Content-Type": content_type}
+        )
+
+    async def upload_file(self, filename: str, data: bytes, content_type: str) -> str:
+        """Upload one logo file and return its upload id; raises Refused when it is rejected."""
+        response = await self._call(
+            "POST", "/api/uploads", files={"file": (filename, data, content_type)}
+        )
+        if response.status_code == 201:
+            return _parse(UploadView, response).upload_id
+        if 400 <= response.status_code < 500:
+            detail = _detail_of(response)
+            messages = problem_messages(detail)
+            # Whatever the API calls it, a rejected upload is the logo field's problem.
+            text = "; ".join(messages.values())
+            raise Refused(response.status_code, {"upload_id": text})
+        raise _unexpected(response)
+
+    async def open_logo(self, path: str) -> httpx.Response:
+        """Start streaming ``GET /api/logos/{path}``; the caller must close the response."""
+        url = "/api/logos/" + "/".join(quote(part, safe="") for part in path.split("/"))
+        request = self._http.build_request("GET", url, timeout=self._timeout)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise SymbolServiceUnavailable(f"stock-symbol GET {url} failed: {exc!r}") from exc
+        if response.status_code >= 500:
+            await response.aclose()
+            raise _unexpected(response)
+        return response

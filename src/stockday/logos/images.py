@@ -1,0 +1,500 @@
+"""Validate uploaded logo images and turn them into small WebP logos.
+
+Pure functions over bytes; all decoding happens in memory with Pillow. Uploads are hostile
+input, so every check that can be done from the header happens before any pixel is decoded,
+and every failure inside Pillow surfaces as one of the :class:`RejectedImage` subclasses.
+
+Pillow's global state is never changed (``ImageFile.LOAD_TRUNCATED_IMAGES``,
+``Image.MAX_IMAGE_PIXELS``, warning filters): several threads of the same process may call
+these functions at once, and other code shares the same Pillow.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Final
+
+from PIL import (
+    ExifTags,
+    GifImagePlugin,
+    Image,
+    ImageCms,
+    ImageFile,
+    ImageMath,
+    JpegImagePlugin,
+    PngImagePlugin,
+    WebPImagePlugin,
+)
+
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "CorruptImage",
+    "ImageTooLarge",
+    "NotAnImage",
+    "RejectedImage",
+    "ResizedLogo",
+    "TooManyPixels",
+    "UploadInfo",
+    "guess_content_type",
+    "inspect_upload",
+    "resize_logo",
+]
+
+
+class RejectedImage(ValueError):
+    """An upload that cannot become a logo; ``str(exc)`` is safe to show to the uploader."""
+
+    status_code: int = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ImageTooLarge(RejectedImage):
+    """The file has more bytes than allowed."""
+
+    status_code = 413
+
+
+class NotAnImage(RejectedImage):
+    """The file is not an image, or is an image in a format that is not accepted."""
+
+    status_code = 415
+
+
+class TooManyPixels(RejectedImage):
+    """Width x height is over the limit (this is how decompression bombs are stopped)."""
+
+    status_code = 422
+
+
+class CorruptImage(RejectedImage):
+    """The file claims an accepted format but is truncated or cannot be decoded."""
+
+    status_code = 422
+
+
+_CONTENT_TYPES: Final[dict[str, str]] = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+}
+
+ACCEPTED_FORMATS: Final[frozenset[str]] = frozenset(_CONTENT_TYPES)
+"""Pillow format names of the images an upload may be."""
+
+_ACCEPTED_LIST = "JPEG, PNG, GIF or WebP"
+
+# Pillow's plugin classes, called directly rather than through Image.open: Image.open checks
+# Image.MAX_IMAGE_PIXELS by emitting a DecompressionBombWarning, and turning that warning into
+# an error would mean changing the process-wide warning filters. Our own pixel check below
+# enforces the same global limit without any warning. Calling JpegImageFile also reads an MPO
+# (multi-picture JPEG) as its first picture, which is exactly what a logo wants.
+_OPENERS: Final[dict[str, Callable[[IO[bytes]], ImageFile.ImageFile]]] = {
+    "JPEG": JpegImagePlugin.JpegImageFile,
+    "PNG": PngImagePlugin.PngImageFile,
+    "GIF": GifImagePlugin.GifImageFile,
+    "WEBP": WebPImagePlugin.WebPImageFile,
+}
+
+# Signatures of common formats we refuse, only to give the uploader a precise message.
+_REFUSED_SIGNATURES: Final[tuple[tuple[bytes, str], ...]] = (
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\x00\x00\x02\x00", "CUR"),
+    (b"%PDF", "PDF"),
+    (b"8BPS", "PSD"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+)
+
+# WebP cannot store a side longer than this, so it also bounds the logo size.
+_WEBP_MAX_SIDE: Final = 16383
+_WEBP_QUALITY: Final = 85
+# libwebp method 4 is its default trade-off: method 6 saves a few percent of a logo's few
+# kilobytes for about twice the encoding time.
+_WEBP_METHOD: Final = 4
+# Like Image.thumbnail: decode JPEGs at a reduced scale that still leaves at least twice the
+# target size, then let LANCZOS do the final step, so DCT scaling never limits sharpness.
+_DRAFT_GAP: Final = 2
+# Image.resize first shrinks by an integer factor with a box filter while the image is more
+# than this many times the target, then resamples; 3.0 is visually identical to pure LANCZOS.
+_REDUCING_GAP: Final = 3.0
+
+# The EXIF Orientation table used by ImageOps.exif_transpose. Applied here by hand so that
+# inspect_upload (which only reads the tag) and resize_logo always agree, and so that an
+# image without orientation is not copied.
+_ORIENTATION_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_SIDES: Final = frozenset({5, 6, 7, 8})
+
+_ALPHA_MODES: Final = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_WIDE_GRAY_MODES: Final = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
+@dataclass(frozen=True, slots=True)
+class UploadInfo:
+    """What an accepted upload is; width and height are as displayed (after EXIF rotation)."""
+
+    format: str
+    content_type: str
+    width: int
+    height: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResizedLogo:
+    """An encoded logo (WebP bytes) and its pixel size."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+def guess_content_type(format: str) -> str:
+    """The MIME type of a Pillow format name (``"JPEG"`` -> ``"image/jpeg"``).
+
+    Formats other than the accepted ones give ``application/octet-stream``.
+    """
+    name = format.strip().upper()
+    if name == "JPG":
+        name = "JPEG"
+    return _CONTENT_TYPES.get(name, "application/octet-stream")
+
+
+def inspect_upload(data: bytes, *, max_bytes: int, max_pixels: int) -> UploadInfo:
+    """Check an upload and describe it, or raise a :class:`RejectedImage` subclass.
+
+    Order matters for cost: byte count, then the format signature, then the dimensions from
+    the header, and only then one full decode (which catches truncated files).
+    """
+    _require_positive(max_bytes=max_bytes, max_pixels=max_pixels)
+    if len(data) > max_bytes:
+        raise ImageTooLarge(
+            f"The file is {_describe_bytes(len(data))}; the limit is {_describe_bytes(max_bytes)}."
+        )
+    fmt = _sniff_format(data)
+    image = _open_header(fmt, data, max_pixels)
+    try:
+        size = image.size
+        with _pillow_errors():
+            if fmt == "JPEG":
+                # Every byte of the entropy-coded data is still decoded at 1/8 scale, so
+                # truncation is detected just the same, for 1/64 of the pixel memory.
+                image.draft(None, (1, 1))
+            image.load()
+        if fmt != "JPEG":
+            # A GIF's first frame may be larger than the screen its header announced.
+            size = image.size
+            _check_pixels(size, max_pixels)
+        orientation = _orientation(image)
+    finally:
+        image.close()
+    width, height = size
+    if orientation in _SWAPS_SIDES:
+        width, height = height, width
+    return UploadInfo(
+        format=fmt,
+        content_type=_CONTENT_TYPES[fmt],
+        width=width,
+        height=height,
+        size=len(data),
+    )
+
+
+def resize_logo(data: bytes, *, max_side: int, max_pixels: int) -> ResizedLogo:
+    """Turn an upload into a WebP logo whose longest side is at most ``max_side``.
+
+    Validates like :func:`inspect_upload` (except for the byte count), applies the EXIF
+    orientation, keeps transparency, converts embedded colour profiles to sRGB, never
+    upscales, and writes no metadata. The same input always gives the same bytes.
+    """
+    _require_positive(max_side=max_side, max_pixels=max_pixels)
+    max_side = min(max_side, _WEBP_MAX_SIDE)
+    fmt = _sniff_format(data)
+    image = _open_header(fmt, data, max_pixels)
+    frame: Image.Image | None = None
+    try:
+        full_size = image.size
+        box: tuple[float, float, float, float] | None = None
+        with _pillow_errors():
+            if fmt == "JPEG":
+                target = _fit(full_size, max_side)
+                if target != full_size:
+                    drafted = image.draft(None, (target[0] * _DRAFT_GAP, target[1] * _DRAFT_GAP))
+                    if drafted is not None:
+                        # The region of the reduced image that maps onto the original,
+                        # without the padding added when a side did not divide evenly.
+                        box = drafted[1]
+            image.load()
+        if box is None:
+            full_size = image.size
+            _check_pixels(full_size, max_pixels)
+        orientation = _orientation(image)
+        with _pillow_errors():
+            frame = _to_srgb_8bit(image)
+    finally:
+        # The decoded pixels are reused as they are when no conversion was needed: closing
+        # would discard them, and an in-memory file holds no OS resource anyway.
+        if frame is not image:
+            image.close()
+
+    target = _fit(full_size, max_side)
+    if frame.size != target or box is not None:
+        frame = frame.resize(target, Image.Resampling.LANCZOS, box=box, reducing_gap=_REDUCING_GAP)
+    transpose = _ORIENTATION_TRANSPOSE.get(orientation)
+    if transpose is not None:
+        frame = frame.transpose(transpose)
+    # Nothing from the upload's metadata may reach the output; the WebP writer only takes
+    # metadata from keyword arguments, and clearing info guards against that ever changing.
+    frame.info.clear()
+    out = io.BytesIO()
+    frame.save(out, format="WEBP", quality=_WEBP_QUALITY, method=_WEBP_METHOD)
+    return ResizedLogo(
+        data=out.getvalue(),
+        content_type=_CONTENT_TYPES["WEBP"],
+        width=frame.width,
+        height=frame.height,
+    )
+
+
+def _require_positive(**limits: int) -> None:
+    # Caller bugs, not bad uploads: plain ValueError, never a RejectedImage.
+    for name, value in limits.items():
+        if value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}")
+
+
+def _describe_bytes(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / (1024 * 1024):.1f} MiB"
+
+
+def _sniff_format(data: bytes) -> str:
+    """The accepted format named by the file's signature, judged by the first bytes only."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "WEBP"
+    if not data:
+        raise NotAnImage(f"The file is empty. Upload a {_ACCEPTED_LIST} image.")
+    refused = _refused_format(data)
+    if refused is not None:
+        raise NotAnImage(
+            f"{refused} files are not accepted as logos. Upload a {_ACCEPTED_LIST} image."
+        )
+    raise NotAnImage(f"The file is not a supported image. Upload a {_ACCEPTED_LIST} image.")
+
+
+def _refused_format(data: bytes) -> str | None:
+    for signature, name in _REFUSED_SIGNATURES:
+        if data.startswith(signature):
+            return name
+    if data[4:8] == b"ftyp":
+        return "HEIC/AVIF"
+    head = data[:1024].lstrip().lower()
+    if head.startswith(b"<") and b"<svg" in head:
+        return "SVG"
+    return None
+
+
+@contextmanager
+def _pillow_errors() -> Iterator[None]:
+    """Map whatever Pillow raises on hostile data to a RejectedImage subclass.
+
+    Pillow's decoders report bad data with many exception types (OSError, SyntaxError,
+    ValueError, EOFError, struct.error, IndexError...), so everything except our own
+    rejections and MemoryError (a server problem, not the uploader's) becomes CorruptImage.
+    """
+    try:
+        yield
+    except RejectedImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # The warning arrives as an exception only when the process runs with warnings as
+        # errors; either way it is Pillow's own pixel limit.
+        raise TooManyPixels(
+            "The image has too many pixels to be processed safely. Upload a smaller image."
+        ) from exc
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise CorruptImage(
+            "The image is damaged or incomplete and cannot be read. Upload it again or "
+            "export it anew."
+        ) from exc
+
+
+def _open_header(fmt: str, data: bytes, max_pixels: int) -> ImageFile.ImageFile:
+    """Parse the header of a sniffed image and check its dimensions; no pixel is decoded."""
+    if fmt == "WEBP":
+        # Creating Pillow's WebP decoder already allocates the whole canvas, so look first.
+        canvas = _webp_canvas_size(data)
+        if canvas is not None:
+            _check_pixels(canvas, max_pixels)
+    with _pillow_errors():
+        image = _OPENERS[fmt](io.BytesIO(data))
+    try:
+        _check_pixels(image.size, max_pixels)
+    except RejectedImage:
+        image.close()
+        raise
+    return image
+
+
+def _webp_canvas_size(data: bytes) -> tuple[int, int] | None:
+    """Canvas size from the first chunk of a WebP file (RFC 9649), or None if unreadable."""
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+        return width, height
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        height = int.from_bytes(data[28:30], "little") & 0x3FFF
+        return width, height
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise CorruptImage(f"The image claims to be {width} x {height} pixels, which is empty.")
+    limit = max_pixels
+    # Honour Pillow's own decompression-bomb limit as well, if the application lowered it.
+    if Image.MAX_IMAGE_PIXELS is not None:
+        limit = min(limit, Image.MAX_IMAGE_PIXELS)
+    if width * height > limit:
+        raise TooManyPixels(
+            f"The image is {width} x {height} pixels ({width * height:,} pixels); "
+            f"the limit is {limit:,} pixels. Upload a smaller image."
+        )
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1 to 8); 1 when absent or unreadable."""
+    try:
+        value = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:
+        # Broken EXIF is common (camera and editor bugs) and orientation is only a hint:
+        # show such an image as stored instead of rejecting it.
+        return 1
+    if isinstance(value, int) and value in _ORIENTATION_TRANSPOSE:
+        return value
+    return 1
+
+
+def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """Shrink (never grow) so the longest side is max_side, rounding the other side."""
+    width, height = size
+    if max(width, height) <= max_side:
+        return size
+    if width >= height:
+        # Integer round-half-up of height * max_side / width, at least one pixel.
+        return max_side, max(1, (2 * height * max_side + width) // (2 * width))
+    return max(1, (2 * width * max_side + height) // (2 * height)), max_side
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in _ALPHA_MODES or "transparency" in image.info
+
+
+def _to_srgb_8bit(image: Image.Image) -> Image.Image:
+    """An RGB or RGBA image in sRGB; RGBA whenever the source has alpha or a colour key.
+
+    May return ``image`` itself when it already qualifies.
+    """
+    alpha = _has_alpha(image)
+    icc = image.info.get("icc_profile")
+    if image.mode in _WIDE_GRAY_MODES:
+        image = _wide_gray_to_8bit(image)
+    elif image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA" if alpha else "RGB")
+    elif alpha and image.mode in ("1", "L"):
+        image = image.convert("LA")
+    elif alpha and image.mode == "RGB":
+        image = image.convert("RGBA")
+    elif image.mode in ("1", "La"):
+        image = image.convert("LA" if alpha else "L")
+    elif image.mode == "RGBa":
+        image = image.convert("RGBA")
+    # Now one of L, LA, RGB, RGBA, CMYK (or something exotic that convert() handles).
+    target = "RGBA" if alpha else "RGB"
+    if isinstance(icc, bytes) and icc:
+        converted = _apply_icc(image, icc, target)
+        if converted is not None:
+            return converted
+    if image.mode == target:
+        # convert() would copy, which costs more than the resize of a large image.
+        return image
+    return image.convert(target)
+
+
+def _wide_gray_to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit grayscale to L (or LA for a transparency key), scaling instead of clipping.
+
+    Pillow's own I;16 -> L conversion clips every value above 255 to white, and its
+    conversion to RGBA drops a 16-bit transparency key.
+    """
+    wide = image.convert("I")
+    gray = wide.point(lambda value: value * (1 / 257) + 0.5).convert("L")
+    key = image.info.get("transparency")
+    if not isinstance(key, int):
+        return gray
+    matches = ImageMath.lambda_eval(lambda args: args["equal"](args["im"], key), im=wide)
+    assert isinstance(matches, Image.Image)
+    mask = matches.convert("L").point(lambda value: 0 if value else 255)
+    return Image.merge("LA", (gray, mask))
+
+
+def _apply_icc(image: Image.Image, icc: bytes, target: str) -> Image.Image | None:
+    """Convert the colour bands to sRGB through the embedded profile, keeping alpha.
+
+    Best effort: a profile LittleCMS cannot use, or one that does not match the image's
+    colour space, is dropped (None) and the image is taken as sRGB already.
+    """
+    alpha = image.getchannel("A") if image.mode in ("LA", "RGBA") else None
+    colour = image if alpha is None else image.convert("L" if image.mode == "LA" else "RGB")
+    if colour.mode not in ("L", "RGB", "CMYK"):
+        return None
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        converted = ImageCms.profileToProfile(
+            colour, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
+        )
+    except MemoryError:
+        raise
+    except Exception:
+        return None
+    if converted is None:
+        return None
+    if alpha is not None and target == "RGBA":
+        converted.putalpha(alpha)
+    return converted

@@ -1,0 +1,209 @@
+"""The ObjectStore contract, run against every adapter."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from stockday.objects.base import InvalidKey, ObjectStore
+from stockday.objects.filesystem import FilesystemObjectStore
+
+ObjectStoreFactory = Callable[[Path], Awaitable[ObjectStore]]
+"""tmp_path -> an empty store (an S3 adapter would use a fresh bucket or key prefix)."""
+
+
+async def make_filesystem_store(tmp_path: Path) -> ObjectStore:
+    return FilesystemObjectStore(tmp_path / "objects")
+
+
+# AWS adapters join here; the tests below stay unchanged.
+OBJECT_STORE_FACTORIES = [pytest.param(make_filesystem_store, id="filesystem")]
+
+INVALID_KEYS = [
+    "",
+    "/etc/passwd",
+    "../outside",
+    "logos/../../outside",
+    "logos/..",
+    "..",
+    "logos\\AAPL\\x.webp",
+    "uploads/a\x00b",
+    "uploads/a\nb",
+    "uploads/a\tb",
+    "uploads/a\x7fb",
+    "uploads/",
+    "/uploads/a",
+]
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=OBJECT_STORE_FACTORIES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
+    factory: ObjectStoreFactory = request.param
+    adapter = await factory(tmp_path)
+    yield adapter
+    await adapter.close()
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+async def test_put_then_get_round_trips_bytes_and_content_type(store: ObjectStore) -> None:
+    data = payload(4096)
+    await store.put("uploads/abc123", data, content_type="image/png")
+    stored = await store.get("uploads/abc123")
+    assert stored is not None
+    assert (stored.key, stored.data, stored.content_type) == ("uploads/abc123", data, "image/png")
+    assert await store.exists("uploads/abc123")
+
+
+async def test_missing_object_is_none(store: ObjectStore) -> None:
+    assert await store.get("uploads/missing") is None
+    assert not await store.exists("uploads/missing")
+
+
+async def test_a_prefix_is_not_an_object(store: ObjectStore) -> None:
+    await store.put("logos/AAPL/x.webp", b"x", content_type="image/webp")
+    assert await store.get("logos/AAPL") is None
+    assert not await store.exists("logos/AAPL")
+
+
+async def test_empty_object(store: ObjectStore) -> None:
+    await store.put("uploads/empty", b"", content_type="application/octet-stream")
+    stored = await store.get("uploads/empty")
+    assert stored is not None
+    assert stored.data == b""
+
+
+async def test_overwrite_replaces_data_and_content_type(store: ObjectStore) -> None:
+    await store.put("logos/AAPL/x.webp", b"old", content_type="image/png")
+    await store.put("logos/AAPL/x.webp", b"new", content_type="image/webp")
+    stored = await store.get("logos/AAPL/x.webp")
+    assert stored is not None
+    assert (stored.data, stored.content_type) == (b"new", "image/webp")
+    assert [o.key for o in await store.list("logos/")] == ["logos/AAPL/x.webp"]
+
+
+async def test_readers_never_see_a_partial_overwrite(store: ObjectStore) -> None:
+    size = 1024 * 1024
+    versions = [bytes([65]) * size, bytes([66]) * size]
+    await store.put("logos/RACE/x.webp", versions[0], content_type="image/webp")
+    writing = True
+    reads = 0
+
+    async def writer() -> None:
+        nonlocal writing
+        for i in range(12):
+            await store.put("logos/RACE/x.webp", versions[i % 2], content_type="image/webp")
+        writing = False
+
+    async def reader() -> None:
+        nonlocal reads
+        while writing:
+            stored = await store.get("logos/RACE/x.webp")
+            assert stored is not None
+            assert stored.data in versions  # whole old or whole new, never a mix
+            reads += 1
+            await asyncio.sleep(0)
+
+    await asyncio.gather(writer(), reader(), reader())
+    assert reads > 0
+
+
+async def test_delete_is_idempotent(store: ObjectStore) -> None:
+    await store.put("uploads/gone", b"data", content_type="image/png")
+    await store.delete("uploads/gone")
+    assert await store.get("uploads/gone") is None
+    assert not await store.exists("uploads/gone")
+    await store.delete("uploads/gone")
+    await store.delete("uploads/never-existed")
+    assert await store.list("uploads/") == []
+
+
+async def test_delete_leaves_other_objects_alone(store: ObjectStore) -> None:
+    await store.put("logos/AAPL/a.webp", b"a", content_type="image/webp")
+    await store.put("logos/AAPL/b.webp", b"b", content_type="image/webp")
+    await store.delete("logos/AAPL/a.webp")
+    assert [o.key for o in await store.list("logos/")] == ["logos/AAPL/b.webp"]
+    stored = await store.get("logos/AAPL/b.webp")
+    assert stored is not None
+    assert stored.data == b"b"
+
+
+async def test_list_by_prefix_is_sorted_and_recursive(store: ObjectStore) -> None:
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    objects = {
+        "uploads/2": b"22",
+        "uploads/1": b"1",
+        "logos/MSFT/m.webp": b"mmm",
+        "logos/AAPL/b.webp": b"bbbb",
+        "logos/AAPL/a.webp": b"a",
+        "logos/AAPLX/c.webp": b"cc",
+    }
+    for key, data in objects.items():
+        await store.put(key, data, content_type="image/webp")
+
+    apple = await store.list("logos/AAPL/")
+    assert [(o.key, o.size) for o in apple] == [("logos/AAPL/a.webp", 1), ("logos/AAPL/b.webp", 4)]
+    assert all(before <= o.modified_at <= datetime.now(UTC) + timedelta(minutes=5) for o in apple)
+    assert [o.key for o in await store.list("logos/")] == [
+        "logos/AAPL/a.webp",
+        "logos/AAPL/b.webp",
+        "logos/AAPLX/c.webp",
+        "logos/MSFT/m.webp",
+    ]
+    # A string prefix, as in S3: not only whole path segments.
+    assert [o.key for o in await store.list("logos/AAPL")] == [
+        "logos/AAPL/a.webp",
+        "logos/AAPL/b.webp",
+        "logos/AAPLX/c.webp",
+    ]
+    assert [o.key for o in await store.list("uploads/")] == ["uploads/1", "uploads/2"]
+    assert len(await store.list("")) == len(objects)
+    assert await store.list("nothing/") == []
+
+
+@pytest.mark.parametrize("key", INVALID_KEYS)
+async def test_invalid_keys_are_rejected(store: ObjectStore, key: str) -> None:
+    with pytest.raises(InvalidKey):
+        await store.put(key, b"x", content_type="text/plain")
+    with pytest.raises(InvalidKey):
+        await store.get(key)
+    with pytest.raises(InvalidKey):
+        await store.exists(key)
+    with pytest.raises(InvalidKey):
+        await store.delete(key)
+    with pytest.raises(InvalidKey):
+        store.url_for(key)
+
+
+async def test_invalid_key_is_a_value_error(store: ObjectStore) -> None:
+    with pytest.raises(ValueError):
+        await store.get("../x")
+
+
+async def test_five_megabyte_object(store: ObjectStore) -> None:
+    data = payload(5 * 1024 * 1024, seed=5)
+    await store.put("uploads/big", data, content_type="image/png")
+    stored = await store.get("uploads/big")
+    assert stored is not None
+    assert stored.data == data
+    [info] = await store.list("uploads/")
+    assert info.size == len(data)
+
+
+async def test_logo_keys_have_a_url(store: ObjectStore) -> None:
+    url = store.url_for("logos/AAPL/0123abcd.webp")
+    assert url
+    assert "AAPL/0123abcd.webp" in url
+
+
+async def test_check_passes_on_a_usable_store(store: ObjectStore) -> None:
+    await store.check()
