@@ -13,7 +13,7 @@ import pytest
 
 from stockday import backends
 from stockday.consumers.runtime import Consumer
-from stockday.domain.messages import LogoRequested, encode
+from stockday.domain.messages import LogoRequested, LogoResized, encode
 from stockday.domain.stocks import logo_key, upload_key
 from stockday.logo_resizer.consumer import LogoResizer
 from stockday.objects.base import ObjectStore
@@ -162,8 +162,17 @@ async def test_a_job_redone_after_a_crash_before_ack_leaves_one_logo(pipeline: P
     assert await logo_state(pipeline, "TWICE") == "ready"
     logos = await pipeline.objects.list("logos/TWICE/")
     assert [o.key for o in logos] == [logo_key("TWICE", upload_id)]
-    stock = (await pipeline.api.get("/api/stocks/TWICE")).json()
-    assert stock["version"] == 2  # pending -> ready once, the duplicate event was a no-op
+    before = (await pipeline.api.get("/api/stocks/TWICE")).json()
+    # One more duplicate of the result changes nothing: the transition is idempotent.
+    duplicate = LogoResized(
+        symbol="TWICE", upload_id=upload_id, logo_key=logo_key("TWICE", upload_id), width=1, height=1
+    )
+    await pipeline.events.send(encode(duplicate))
+    [event] = await pipeline.events.receive(max_messages=1, wait_seconds=1)
+    await pipeline.recorder.handle(event)
+    after = (await pipeline.api.get("/api/stocks/TWICE")).json()
+    assert after["version"] == before["version"]
+    assert after["logo"] == before["logo"]
 
 
 async def test_an_upload_that_is_not_an_image_ends_failed(pipeline: Pipeline) -> None:

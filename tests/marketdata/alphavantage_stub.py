@@ -218,7 +218,7 @@ class AlphaVantageStub:
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/query"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
 
