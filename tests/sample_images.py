@@ -9,7 +9,9 @@ import zlib
 from PIL import Image
 
 
-def png(width: int = 64, height: int = 48, color: tuple[int, int, int, int] = (200, 30, 30, 255)) -> bytes:
+def png(
+    width: int = 64, height: int = 48, color: tuple[int, int, int, int] = (200, 30, 30, 255)
+) -> bytes:
     out = io.BytesIO()
     Image.new("RGBA", (width, height), color).save(out, format="PNG")
     return out.getvalue()
@@ -41,8 +43,5 @@ def huge_png(width: int = 20_000, height: int = 20_000) -> bytes:
     compressor = zlib.compressobj(9)
     body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", body)
-        + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
     )

@@ -54,7 +54,9 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[Pipeline]:
     resizer = LogoResizer(objects=objects, events=events, max_side=128, max_pixels=25_000_000)
     recorder = LogoRecorder(client=api, objects=objects)
 
-    def consumer(name: str, queue: MessageQueue, handler: Callable[..., Awaitable[None]]) -> Consumer:
+    def consumer(
+        name: str, queue: MessageQueue, handler: Callable[..., Awaitable[None]]
+    ) -> Consumer:
         return Consumer(
             name=name,
             queue=queue,
@@ -65,7 +67,10 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[Pipeline]:
             retry_delay=0.05,
         )
 
-    consumers = [consumer("resizer", jobs, resizer.handle), consumer("worker", events, recorder.handle)]
+    consumers = [
+        consumer("resizer", jobs, resizer.handle),
+        consumer("worker", events, recorder.handle),
+    ]
     yield Pipeline(api, jobs, events, objects, resizer, recorder, consumers)
     for c in consumers:
         c.stop()
@@ -165,7 +170,11 @@ async def test_a_job_redone_after_a_crash_before_ack_leaves_one_logo(pipeline: P
     before = (await pipeline.api.get("/api/stocks/TWICE")).json()
     # One more duplicate of the result changes nothing: the transition is idempotent.
     duplicate = LogoResized(
-        symbol="TWICE", upload_id=upload_id, logo_key=logo_key("TWICE", upload_id), width=1, height=1
+        symbol="TWICE",
+        upload_id=upload_id,
+        logo_key=logo_key("TWICE", upload_id),
+        width=1,
+        height=1,
     )
     await pipeline.events.send(encode(duplicate))
     [event] = await pipeline.events.receive(max_messages=1, wait_seconds=1)

@@ -56,10 +56,16 @@ class RunningStack:
         with open(self.output_path, "a") as out:
             self.process = subprocess.Popen(
                 [
-                    sys.executable, "-m", "stockday", "up",
-                    "--port-base", str(self.port_base),
-                    "--data-dir", str(self.data_dir),
-                    "--replicas", str(self.replicas),
+                    sys.executable,
+                    "-m",
+                    "stockday",
+                    "up",
+                    "--port-base",
+                    str(self.port_base),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--replicas",
+                    str(self.replicas),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -45,11 +45,15 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
 
 
 async def upload(client: httpx.AsyncClient, data: bytes, name: str = "logo.png") -> httpx.Response:
-    return await client.post("/api/uploads", files={"file": (name, data, "application/octet-stream")})
+    return await client.post(
+        "/api/uploads", files={"file": (name, data, "application/octet-stream")}
+    )
 
 
 async def test_create_and_read_a_stock(api: Api) -> None:
-    response = await api.client.post("/api/stocks", json={"symbol": "aapl", "name": " Apple  Inc. "})
+    response = await api.client.post(
+        "/api/stocks", json={"symbol": "aapl", "name": " Apple  Inc. "}
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["symbol"] == "AAPL"
@@ -95,7 +99,9 @@ async def test_retried_create_with_same_idempotency_key_is_safe(api: Api) -> Non
         ({"symbol": "ABC", "name": "X", "upload_id": "f" * 32}, "does not exist"),
     ],
 )
-async def test_bad_input_is_422_with_a_message(api: Api, payload: dict[str, str], fragment: str) -> None:
+async def test_bad_input_is_422_with_a_message(
+    api: Api, payload: dict[str, str], fragment: str
+) -> None:
     response = await api.client.post("/api/stocks", json=payload)
     assert response.status_code == 422
     assert fragment in response.json()["detail"]
@@ -194,15 +200,21 @@ async def test_logo_state_machine_over_http(api: Api) -> None:
     second = (await upload(api.client, sample_images.png(10, 10))).json()["upload_id"]
     await api.client.post("/api/stocks", json={"symbol": "SM", "name": "State", "upload_id": first})
     put = api.client.put
-    wrong_key = await put("/api/stocks/SM/logo", json={"upload_id": first, "state": "ready", "key": "x"})
+    wrong_key = await put(
+        "/api/stocks/SM/logo", json={"upload_id": first, "state": "ready", "key": "x"}
+    )
     assert wrong_key.status_code == 422
     key = logo_key("SM", first)
-    ready = await put("/api/stocks/SM/logo", json={"upload_id": first, "state": "ready", "key": key})
+    ready = await put(
+        "/api/stocks/SM/logo", json={"upload_id": first, "state": "ready", "key": key}
+    )
     assert ready.status_code == 200
     assert ready.json()["logo"]["state"] == "ready"
     assert ready.json()["logo"]["url"] == f"/logos/SM/{first}.webp"
     # Duplicate delivery: same answer, no new version.
-    again = await put("/api/stocks/SM/logo", json={"upload_id": first, "state": "ready", "key": key})
+    again = await put(
+        "/api/stocks/SM/logo", json={"upload_id": first, "state": "ready", "key": key}
+    )
     assert again.json()["version"] == ready.json()["version"]
     # A new logo upload; then a stale result for the old upload is refused.
     stale_if_match = await put(
@@ -217,7 +229,10 @@ async def test_logo_state_machine_over_http(api: Api) -> None:
         "/api/stocks/SM/logo", json={"upload_id": second, "state": "failed", "error": "bad image"}
     )
     assert failed.json()["logo"] == {
-        "state": "failed", "upload_id": second, "url": None, "error": "bad image"
+        "state": "failed",
+        "upload_id": second,
+        "url": None,
+        "error": "bad image",
     }
     missing = await put("/api/stocks/NOPE/logo", json={"upload_id": second})
     assert missing.status_code == 404
@@ -225,7 +240,9 @@ async def test_logo_state_machine_over_http(api: Api) -> None:
 
 async def test_delete_removes_the_stock_and_its_objects(api: Api) -> None:
     upload_id = (await upload(api.client, sample_images.png())).json()["upload_id"]
-    await api.client.post("/api/stocks", json={"symbol": "DEL", "name": "Gone", "upload_id": upload_id})
+    await api.client.post(
+        "/api/stocks", json={"symbol": "DEL", "name": "Gone", "upload_id": upload_id}
+    )
     objects = backends.object_store(api.settings)
     await objects.put(logo_key("DEL", upload_id), b"webp", content_type="image/webp")
     assert (await api.client.delete("/api/stocks/del")).status_code == 204

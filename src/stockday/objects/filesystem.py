@@ -152,11 +152,6 @@ class FilesystemObjectStore:
             ) from None
 
     def _write_atomic(self, target: Path, payload: bytes) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "wb") as f:
-            for i in range(0, len(payload), 65536):
-                f.write(payload[i:i+65536])
-        return
         self._tmp.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp / f"{uuid.uuid4().hex}.tmp"
         try:
