@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from stockday.settings import Settings, get_settings
+
 app = typer.Typer(help="Stock-of-the-Day: five services, one command.", no_args_is_help=True)
 console = Console()
 
@@ -50,12 +52,12 @@ APP_FACTORIES = {
 
 
 def _configure_logging() -> None:
-    from stockday.settings import get_settings
-
     logging.basicConfig(
         level=get_settings().log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
     )
+    # One line per outgoing request is noise; failures are logged by the callers.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -171,8 +173,6 @@ def consume(
     ] = None,
 ) -> None:
     """Run one queue consumer until SIGTERM."""
-    from stockday.settings import get_settings
-
     _configure_logging()
     settings = get_settings()
     if service is ConsumerService.LOGO_RESIZER:
@@ -209,6 +209,89 @@ def seed(
                 console.print(f"[red]{symbol}: {created.status_code} {created.text}[/red]")
                 raise typer.Exit(1)
     console.print(f"added {added} demo stocks ({len(DEMO_STOCKS) - added} were already there)")
+
+
+dlq_app = typer.Typer(help="Look at and re-drive dead letters.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+class QueueName(StrEnum):
+    LOGO_JOBS = "logo-jobs"
+    LOGO_EVENTS = "logo-events"
+
+
+def _queue_setting(queue: QueueName) -> str:
+    settings = get_settings()
+    if queue is QueueName.LOGO_JOBS:
+        return settings.logo_jobs_queue
+    return settings.logo_events_queue
+
+
+DataDirOption = Annotated[
+    Path | None, typer.Option(help="Data directory of the local stack (STOCKDAY_DATA_DIR)")
+]
+
+
+def _settings_for(data_dir: Path | None) -> Settings:
+    return Settings(data_dir=data_dir) if data_dir else get_settings()
+
+
+@dlq_app.command("list")
+def dlq_list(
+    data_dir: DataDirOption = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+) -> None:
+    """Dead-letter counts of every queue and the oldest dead letters."""
+    from stockday import backends
+
+    settings = _settings_for(data_dir)
+
+    async def show() -> None:
+        for queue_name in QueueName:
+            queue = backends.message_queue(settings, _queue_setting(queue_name))
+            try:
+                stats = await queue.stats()
+                letters = await queue.dead_letters(limit=limit)
+            finally:
+                await queue.close()
+            table = Table(
+                title=f"{queue.name}: {stats.visible} waiting, {stats.in_flight} in flight, "
+                f"{stats.dead_letters} dead"
+            )
+            for column in ("message id", "receives", "dead since", "body"):
+                table.add_column(column)
+            for letter in letters:
+                table.add_row(
+                    letter.message_id,
+                    str(letter.receive_count),
+                    letter.dead_at.isoformat(timespec="seconds"),
+                    letter.body[:80],
+                )
+            console.print(table)
+
+    asyncio.run(show())
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    queue_name: Annotated[QueueName, typer.Argument(help="Queue whose dead letters to re-drive")],
+    data_dir: DataDirOption = None,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Move dead letters back to their queue for another try."""
+    from stockday import backends
+
+    settings = _settings_for(data_dir)
+
+    async def redrive() -> int:
+        queue = backends.message_queue(settings, _queue_setting(queue_name))
+        try:
+            return await queue.redrive(limit=limit)
+        finally:
+            await queue.close()
+
+    moved = asyncio.run(redrive())
+    console.print(f"re-drove {moved} dead letters to {queue_name.value}")
 
 
 def main() -> None:

@@ -64,8 +64,14 @@ MISSING_KEY_ERROR = (
 )
 
 SERIES_KEYS = {
-    "TIME_SERIES_DAILY": ("Time Series (Daily)", "Daily Prices (open, high, low, close) and Volumes"),
-    "TIME_SERIES_WEEKLY": ("Weekly Time Series", "Weekly Prices (open, high, low, close) and Volumes"),
+    "TIME_SERIES_DAILY": (
+        "Time Series (Daily)",
+        "Daily Prices (open, high, low, close) and Volumes",
+    ),
+    "TIME_SERIES_WEEKLY": (
+        "Weekly Time Series",
+        "Weekly Prices (open, high, low, close) and Volumes",
+    ),
     "TIME_SERIES_MONTHLY": (
         "Monthly Time Series",
         "Monthly Prices (open, high, low, close) and Volumes",
@@ -176,6 +182,17 @@ def _json(payload: dict[str, Any]) -> Reply:
     return Reply(200, json.dumps(payload, indent=4).encode())
 
 
+FAILURES: dict[str, Reply] = {
+    "RATE": _json({"Note": RATE_NOTE}),
+    "DAILYCAP": _json({"Information": DAILY_CAP_INFORMATION}),
+    "PREMIUM": _json({"Information": PREMIUM_INFORMATION}),
+    "NOKEY": _json({"Error Message": MISSING_KEY_ERROR}),
+    "TOOMANY": Reply(429, b"Too Many Requests", "text/plain", {"Retry-After": "30"}),
+    "BOOM": Reply(500, b"Internal Server Error", "text/plain"),
+    "HTML": Reply(200, b"<html><body>Application Error</body></html>", "text/html"),
+}
+
+
 class AlphaVantageStub:
     """Serves ``http://127.0.0.1:<free port>/query`` from a background thread until stopped."""
 
@@ -234,7 +251,9 @@ class AlphaVantageStub:
             "DAILYCAP": lambda: _json({"Information": DAILY_CAP_INFORMATION}),
             "PREMIUM": lambda: _json({"Information": PREMIUM_INFORMATION}),
             "NOKEY": lambda: _json({"Error Message": MISSING_KEY_ERROR}),
-            "TOOMANY": lambda: Reply(429, b"Too Many Requests", "text/plain", {"Retry-After": "30"}),
+            "TOOMANY": lambda: Reply(
+                429, b"Too Many Requests", "text/plain", {"Retry-After": "30"}
+            ),
             "BOOM": lambda: Reply(500, b"Internal Server Error", "text/plain"),
             "HTML": lambda: Reply(200, b"<html><body>Application Error</body></html>", "text/html"),
         }.get(symbol)

@@ -213,9 +213,9 @@ async def test_api_key_never_appears_in_errors(av_stub: AlphaVantageStub, call: 
     finally:
         await provider.close()
     assert len(raised) == len(FAILING) + 1
-    for exc in raised:
+    for error in raised:
         # What a log line with a traceback would show, chained exceptions included.
-        shown = "".join(traceback.format_exception(exc)) + repr(exc) + repr(exc.args)
+        shown = "".join(traceback.format_exception(error)) + repr(error) + repr(error.args)
         assert API_KEY not in shown
     assert API_KEY not in repr(provider)
 

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Coroutine
 from datetime import date, timedelta
+from itertools import pairwise
 from typing import Any, TypeVar
 
 import pytest
@@ -121,17 +122,17 @@ def test_daily_bars_are_consecutive_weekdays_ending_on_the_latest_trading_day(to
     latest = latest_trading_day(today)
     assert latest.weekday() < 5
     assert quote.as_of == latest == daily[-1].day == weekly[-1].day == monthly[-1].day
-    for older, newer in zip(daily, daily[1:], strict=False):
+    for older, newer in pairwise(daily):
         assert newer.day == older.day + timedelta(days=3 if older.day.weekday() == 4 else 1)
 
 
 def test_weekly_and_monthly_bars_are_consecutive_periods() -> None:
     _, (_, weekly, monthly) = snapshot(on(MONDAY), "AAPL")
     mondays = [bar.day - timedelta(days=bar.day.weekday()) for bar in weekly]
-    assert all(b - a == timedelta(weeks=1) for a, b in zip(mondays, mondays[1:], strict=False))
+    assert all(b - a == timedelta(weeks=1) for a, b in pairwise(mondays))
     assert all(bar.day.weekday() == 4 for bar in weekly[:-1])  # full weeks end on Friday
     months = [bar.day.year * 12 + bar.day.month for bar in monthly]
-    assert all(b - a == 1 for a, b in zip(months, months[1:], strict=False))
+    assert all(b - a == 1 for a, b in pairwise(months))
     # A complete month is dated by its last weekday.
     for bar in monthly[:-1]:
         assert weekday_after(bar.day).month != bar.day.month
@@ -162,8 +163,9 @@ def test_prices_are_plausible_across_many_symbols() -> None:
             assert all(round(v, 2) == v for v in (bar.open, bar.high, bar.low, bar.close))
             assert bar.volume > 0
         closes += [bar.close for bar in monthly]
-        moves += [abs(b.close / a.close - 1) for a, b in zip(daily, daily[1:], strict=False)]
-    assert 2 < min(closes) and max(closes) < 2000
+        moves += [abs(b.close / a.close - 1) for a, b in pairwise(daily)]
+    assert min(closes) > 2
+    assert max(closes) < 2000
     # "A few percent" a day: typical moves around 1-2 %, none absurd.
     assert 0.005 < statistics.median(moves) < 0.03
     assert max(moves) < 0.25
