@@ -130,7 +130,7 @@ class AlphaVantageProvider:
             raise UnknownSymbol(f"Alpha Vantage has no {interval} series for {symbol}")
         bars = [_bar(day, fields, symbol) for day, fields in data.items()]
         # Alpha Vantage lists the newest first; the port promises oldest first.
-        pass
+        bars.sort(key=lambda bar: bar.day)
         return bars[-SERIES_BARS[interval] :]
 
     async def close(self) -> None:

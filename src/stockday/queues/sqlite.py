@@ -118,6 +118,7 @@ class SqliteQueue:
             try:
                 db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
                 db.execute("PRAGMA journal_mode=WAL")
+                # Survives process crashes; a power cut may lose the last commits (local use).
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
                 return db
@@ -187,6 +188,18 @@ class SqliteQueue:
 
     def _claim(self, limit: int, visibility_timeout: float) -> list[ReceivedMessage]:
         now = self._clock()
+        # An idle poll only reads (WAL readers never block writers); the write lock is taken
+        # only when there is something to claim.
+        ready = (
+            self._conn()
+            .execute(
+                "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1",
+                (self.name, now),
+            )
+            .fetchone()
+        )
+        if ready is None:
+            return []
         with self._write() as db:
             while True:
                 rows = db.execute(

@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -30,6 +30,7 @@ from stockday.settings import Settings, get_settings
 from stockday.web.observability import install_observability
 
 log = logging.getLogger("stockday.stock_price")
+T = TypeVar("T")
 
 # Provider answers are remembered per process, so a burst of page views costs one upstream call
 # (Alpha Vantage's free tier allows 25 a day). Failures are not remembered.
@@ -125,13 +126,13 @@ class TtlMemo:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def get(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> Any:
+    async def get(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[T]]) -> T:
         entry = self._entries.get(key)
         if entry is not None:
             expires, value = entry
             if self._clock() < expires:
                 self._entries.move_to_end(key)
-                return value
+                return cast(T, value)
             del self._entries[key]
         pending = self._loading.get(key)
         if pending is None:
@@ -140,7 +141,7 @@ class TtlMemo:
             pending.add_done_callback(_consume_exception)
             self._loading[key] = pending
         # shield: a caller that goes away must not cancel the load the others wait for.
-        return await asyncio.shield(pending)
+        return cast(T, await asyncio.shield(pending))
 
     async def _load(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[Any]]) -> Any:
         try:
@@ -212,7 +213,7 @@ def create_app(
     async def get_quote(symbol: str) -> QuoteOut:
         """The latest quote of a symbol."""
         canonical = normalize_symbol(symbol)
-        quote: Quote = await memo.get(
+        quote = await memo.get(
             ("quote", canonical), QUOTE_TTL_SECONDS, lambda: market.quote(canonical)
         )
         return QuoteOut.of(quote)
@@ -226,7 +227,7 @@ def create_app(
     ) -> SeriesOut:
         """Price bars of a symbol, oldest first."""
         canonical = normalize_symbol(symbol)
-        bars: list[Bar] = await memo.get(
+        bars = await memo.get(
             ("series", canonical, interval),
             SERIES_TTL_SECONDS,
             lambda: market.series(canonical, interval),
