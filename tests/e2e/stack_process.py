@@ -30,9 +30,11 @@ def free_port_base(replicas: int = 2) -> int:
     offsets = list(PORT_OFFSETS.values())
     for base in CONSUMER_PORT_OFFSETS.values():
         offsets += [base + i for i in range(replicas)]
+    # Stay below the kernel's ephemeral range: an outgoing connection could hold any port in it.
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20_000, 60_000, 50)
+        base = rng.randrange(10_000, min(low, 32_768) - 100, 50)
         if all(_free(base + offset) for offset in offsets):
             return base
     raise RuntimeError("no free port range on 127.0.0.1")

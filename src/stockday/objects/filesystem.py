@@ -187,12 +187,10 @@ class FilesystemObjectStore:
 
     def _delete(self, key: str) -> None:
         data = self._data_path(key)
-        try:
+        # Emptied directories are left in place: pruning them races with concurrent puts into
+        # the same directory, and an empty directory costs nothing.
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             data.unlink()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            pass
-        else:
-            _prune_empty_parents(data.parent, self._data)
         with contextlib.suppress(FileNotFoundError):
             self._meta_path(key).unlink()
 
@@ -222,16 +220,6 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _prune_empty_parents(directory: Path, tree: Path) -> None:
-    """Remove directories left empty by a delete, up to (not including) the tree's root."""
-    while directory != tree and tree in directory.parents:
-        try:
-            directory.rmdir()
-        except OSError:
-            return  # not empty (or already gone): stop
-        directory = directory.parent
 
 
 def _list_objects(data_root: Path, prefix: str) -> list[ObjectInfo]:
