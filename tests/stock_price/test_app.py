@@ -185,7 +185,9 @@ async def test_invalid_symbol_is_422_with_a_sentence(
 async def test_invalid_interval_is_422(api: httpx.AsyncClient, scripted: ScriptedProvider) -> None:
     response = await api.get("/api/series/AAPL", params={"interval": "hourly"})
     assert response.status_code == 422
-    [problem] = response.json()["detail"]
+    body = response.json()
+    assert body["detail"].startswith("invalid request: query.interval:")
+    [problem] = body["errors"]
     assert problem["loc"] == ["query", "interval"]
     assert "daily" in problem["msg"]
     assert scripted.calls == []

@@ -27,6 +27,7 @@ from stockday.marketdata.base import (
     UnknownSymbol,
 )
 from stockday.settings import Settings, get_settings
+from stockday.web.errors import ErrorOut, install_error_handlers
 from stockday.web.observability import install_observability
 
 log = logging.getLogger("stockday.stock_price")
@@ -98,13 +99,9 @@ class SeriesOut(BaseModel):
     bars: Annotated[list[BarOut], Field(description="Oldest first.")]
 
 
-class ErrorOut(BaseModel):
-    detail: str
-
-
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "The provider has no data for this symbol."},
-    422: {"description": "Invalid symbol (`detail` is a sentence) or invalid interval."},
+    422: {"model": ErrorOut, "description": "Invalid symbol or interval."},
     503: {
         "model": ErrorOut,
         "description": "The provider failed; `Retry-After` is set when it is rate limited.",
@@ -192,6 +189,7 @@ def create_app(
     # The provider is deliberately not a readiness check: when it fails, every replica would
     # leave rotation at once; answering 503 quickly lets callers fall back instead.
     install_observability(app, service="stock-price", readiness_checks=[])
+    install_error_handlers(app)
 
     @app.exception_handler(InvalidStock)
     async def invalid_symbol(request: Request, exc: InvalidStock) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 from fastapi import FastAPI, Header, Query, Request, Response, UploadFile
@@ -17,7 +17,6 @@ from stockday.logos.images import ImageTooLarge, RejectedImage
 from stockday.settings import Settings, get_settings
 from stockday.stock_symbol.pricing import PriceLookup
 from stockday.stock_symbol.schemas import (
-    ErrorOut,
     LogoUpdate,
     StockCreate,
     StockList,
@@ -31,6 +30,7 @@ from stockday.stock_symbol.service import (
     UnknownUpload,
 )
 from stockday.stocks.base import StockExists, StockNotFound, VersionConflict
+from stockday.web.errors import ErrorOut, install_error_handlers
 from stockday.web.observability import install_observability
 
 UPLOAD_CHUNK = 64 * 1024
@@ -38,6 +38,18 @@ UPLOAD_CHUNK = 64 * 1024
 MULTIPART_OVERHEAD = 16 * 1024
 # Prices of one listing page are looked up with bounded concurrency.
 LIST_PRICE_CONCURRENCY = 8
+
+
+ERROR_MEANINGS = {
+    400: "The body could not be parsed (malformed JSON or multipart).",
+    404: "No such stock (or logo).",
+    409: "Conflict: the symbol exists, or the logo transition does not apply.",
+    412: "If-Match names a version that is no longer current.",
+    413: "The upload is larger than the byte limit.",
+    415: "The upload is not a supported image format.",
+    422: "Invalid input: the detail says which and why.",
+    503: "A dependency (the queue) is unavailable; retrying is safe.",
+}
 
 
 def error(status: int, detail: str, **extra: object) -> JSONResponse:
@@ -95,6 +107,7 @@ def create_app(
         service="stock-symbol",
         readiness_checks=[repository.check, jobs.check, objects.check],
     )
+    install_error_handlers(app)
 
     async def present(stock: Stock, *, with_price: bool = True) -> StockOut:
         price = await prices.price_for(stock) if with_price else stock.last_price
@@ -133,13 +146,16 @@ def create_app(
     async def rejected(request: Request, exc: RejectedImage) -> JSONResponse:
         return error(exc.status_code, str(exc))
 
-    responses: dict[int | str, dict[str, object]] = {
-        404: {"model": ErrorOut},
-        409: {"model": ErrorOut},
-        422: {"model": ErrorOut},
-    }
+    def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+        """OpenAPI entries for the error answers a route gives, all ``{"detail": ...}``."""
+        return {code: {"model": ErrorOut, "description": ERROR_MEANINGS[code]} for code in codes}
 
-    @app.post("/api/uploads", status_code=201, response_model=UploadOut, responses=responses)
+    @app.post(
+        "/api/uploads",
+        status_code=201,
+        response_model=UploadOut,
+        responses=errors(400, 413, 415, 422),
+    )
     async def upload(request: Request, file: UploadFile) -> UploadOut:
         """Store a logo upload after checking it is an acceptable image."""
         declared = request.headers.get("content-length")
@@ -161,7 +177,12 @@ def create_app(
             size=info.size,
         )
 
-    @app.post("/api/stocks", status_code=201, response_model=StockOut, responses=responses)
+    @app.post(
+        "/api/stocks",
+        status_code=201,
+        response_model=StockOut,
+        responses=errors(400, 409, 422, 503),
+    )
     async def create_stock(
         body: StockCreate,
         idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
@@ -178,7 +199,7 @@ def create_app(
             )
         return await present(stock, with_price=False)
 
-    @app.get("/api/stocks", response_model=StockList)
+    @app.get("/api/stocks", response_model=StockList, responses=errors(422))
     async def list_stocks(
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Query(max_length=32)] = None,
@@ -195,7 +216,7 @@ def create_app(
             items=list(items), next_cursor=page.next_cursor, total=await repository.count()
         )
 
-    @app.get("/api/stocks/random", response_model=StockOut, responses=responses)
+    @app.get("/api/stocks/random", response_model=StockOut, responses=errors(404))
     async def random_stock() -> StockOut | JSONResponse:
         """A uniformly random stock with its price."""
         stock = await repository.random()
@@ -203,14 +224,18 @@ def create_app(
             return error(404, "no stocks yet: add one with POST /api/stocks")
         return await present(stock)
 
-    @app.get("/api/stocks/{symbol}", response_model=StockOut, responses=responses)
+    @app.get("/api/stocks/{symbol}", response_model=StockOut, responses=errors(404, 422))
     async def get_stock(symbol: str) -> StockOut:
         stock = await service.get(symbol)
         if stock is None:
             raise StockNotFound(symbol.upper())
         return await present(stock)
 
-    @app.put("/api/stocks/{symbol}/logo", response_model=StockOut, responses=responses)
+    @app.put(
+        "/api/stocks/{symbol}/logo",
+        response_model=StockOut,
+        responses=errors(400, 404, 409, 412, 422, 503),
+    )
     async def change_logo(
         symbol: str,
         body: LogoUpdate,
@@ -231,13 +256,20 @@ def create_app(
             )
         return await present(stock, with_price=False)
 
-    @app.delete("/api/stocks/{symbol}", status_code=204, responses=responses)
+    @app.delete("/api/stocks/{symbol}", status_code=204, responses=errors(404, 422))
     async def delete_stock(symbol: str) -> Response:
         if not await service.delete(symbol):
             raise StockNotFound(symbol.upper())
         return Response(status_code=204)
 
-    @app.get("/api/logos/{path:path}", responses={404: {"model": ErrorOut}})
+    @app.get(
+        "/api/logos/{path:path}",
+        response_class=Response,
+        responses={
+            200: {"content": {"image/webp": {}}, "description": "The resized logo."},
+            **errors(404),
+        },
+    )
     async def get_logo(path: str) -> Response:
         """Serve a resized logo (local backend; on AWS logos come from the CDN)."""
         try:

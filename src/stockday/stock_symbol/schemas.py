@@ -99,7 +99,3 @@ class UploadOut(BaseModel):
     width: int
     height: int
     size: int
-
-
-class ErrorOut(BaseModel):
-    detail: str
