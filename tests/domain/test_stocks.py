@@ -27,7 +27,8 @@ def test_valid_symbols_are_normalised(raw: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["", " ", "1ABC", "AB CD", "ABCDEFGHIJK", "A..B", "A.", "<script>", "ÄPPL", "A/B", "A\x00B"]
+    "raw",
+    ["", " ", "1ABC", "AB CD", "ABCDEFGHIJK", "A..B", "A.", "<script>", "ÄPPL", "A/B", "A\x00B"],
 )
 def test_invalid_symbols_are_refused_with_a_message(raw: str) -> None:
     with pytest.raises(InvalidStock, match="is not a ticker"):

@@ -31,6 +31,7 @@ from typing import Any
 
 from stockday.errors import BackendUnavailable
 from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage
+from stockday.sqlite_database import open_shared_database
 
 MAX_BATCH = 10
 
@@ -101,36 +102,10 @@ class SqliteQueue:
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             try:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = self._open()
+                self._db = open_shared_database(self._path, _SCHEMA)
             except (sqlite3.Error, OSError) as exc:
                 raise self._unavailable(exc) from None
         return self._db
-
-    def _open(self) -> sqlite3.Connection:
-        for attempt in range(_OPEN_ATTEMPTS):
-            db = sqlite3.connect(
-                self._path,
-                isolation_level=None,  # transactions are explicit
-                check_same_thread=False,
-                timeout=_BUSY_TIMEOUT_MS / 1000,
-            )
-            try:
-                db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-                db.execute("PRAGMA journal_mode=WAL")
-                # Survives process crashes; a power cut may lose the last commits (local use).
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
-                return db
-            except sqlite3.OperationalError as exc:
-                db.close()
-                if "locked" not in str(exc) or attempt == _OPEN_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.01 * (attempt + 1))
-            except BaseException:
-                db.close()
-                raise
-        raise AssertionError("unreachable")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from stockday.domain.stocks import Logo, LogoState, Price, Stock
 from stockday.errors import BackendUnavailable
+from stockday.sqlite_database import open_shared_database
 from stockday.stocks.base import StockExists, StockNotFound, StockPage, VersionConflict
 
 _SCHEMA = """
@@ -56,14 +57,7 @@ class SqliteStockRepository:
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             try:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(
-                    self._path, isolation_level=None, check_same_thread=False, timeout=10.0
-                )
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("PRAGMA busy_timeout=10000")
-                db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+                db = open_shared_database(self._path, _SCHEMA)
             except (sqlite3.Error, OSError) as exc:
                 raise BackendUnavailable(
                     f"stock database {self._path} is not usable ({exc}); "
