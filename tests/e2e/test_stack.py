@@ -18,13 +18,24 @@ from tests.e2e.stack_process import RunningStack, free_port_base
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[RunningStack]:
-    running = RunningStack(tmp_path / "data", free_port_base())
+def _run(data_dir: Path) -> Iterator[RunningStack]:
+    running = RunningStack(data_dir, free_port_base())
     running.start()
     yield running
     if running.process and running.process.poll() is None:
         running.stop()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[RunningStack]:
+    """A stack of its own, for tests that restart or kill parts of it."""
+    yield from _run(tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """One stack for the tests that only look at it (starting one costs seconds)."""
+    yield from _run(tmp_path_factory.mktemp("shared") / "data")
 
 
 def wait_for_logo(symbol_api: httpx.Client, symbol: str, deadline: float) -> dict[str, object]:
@@ -90,9 +101,14 @@ def test_add_a_stock_with_a_logo_then_restart(stack: RunningStack) -> None:
         assert "ACME" in site.get("/watchlist").text
 
 
-def test_every_service_reports_live_and_ready(stack: RunningStack) -> None:
+def test_every_service_reports_live_and_ready(shared_stack: RunningStack) -> None:
+    stack = shared_stack
     from stockday.stack import health_ports
 
+    output = stack.output()
+    for service in ("frontend", "stock-symbol", "stock-price", "logo-resizer", "queue-worker"):
+        assert service in output  # the status table
+        assert list((stack.data_dir / "logs").glob(f"{service}-*.log"))
     with httpx.Client(timeout=5) as client:
         for service in ("frontend", "stock-symbol", "stock-price", "logo-resizer", "queue-worker"):
             for port in health_ports(service, stack.port_base, stack.replicas):
@@ -157,3 +173,26 @@ def test_a_killed_replica_is_replaced(stack: RunningStack) -> None:
         assert worker_pid not in _children(master)
         assert len(_children(master)) == len(workers_before)
         assert client.get(f"http://127.0.0.1:{symbol_port}/api/ready").status_code == 200
+
+
+def test_seed_adds_demo_stocks_whose_logos_become_ready(shared_stack: RunningStack) -> None:
+    stack = shared_stack
+    import subprocess
+    import sys
+
+    from stockday.cli import DEMO_STOCKS
+
+    seed = [sys.executable, "-m", "stockday", "seed", "--port-base", str(stack.port_base)]
+    first = subprocess.run(seed, capture_output=True, text=True, timeout=60, check=True)
+    assert f"added {len(DEMO_STOCKS)} demo stocks" in first.stdout
+    again = subprocess.run(seed, capture_output=True, text=True, timeout=60, check=True)
+    assert "added 0 demo stocks" in again.stdout
+    with stack.client(stack.symbol) as api:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            stocks = api.get("/api/stocks").json()["items"]
+            if all(s["logo"]["state"] == "ready" for s in stocks):
+                break
+            time.sleep(0.1)
+        assert len(stocks) == len(DEMO_STOCKS)
+        assert {s["logo"]["state"] for s in stocks} == {"ready"}
