@@ -40,6 +40,9 @@ def free_port_base(replicas: int = 2) -> int:
     raise RuntimeError("no free port range on 127.0.0.1")
 
 
+MAX_RECEIVES = 3
+
+
 class RunningStack:
     def __init__(self, data_dir: Path, port_base: int, replicas: int = 2) -> None:
         self.data_dir = data_dir
@@ -54,7 +57,14 @@ class RunningStack:
 
     def start(self, timeout: float = 60.0) -> None:
         self._offset = len(self.output())
-        env = {**os.environ, "STOCKDAY_QUEUE_WAIT_SECONDS": "1", "STOCKDAY_LOG_LEVEL": "INFO"}
+        env = {
+            **os.environ,
+            "STOCKDAY_QUEUE_WAIT_SECONDS": "1",
+            "STOCKDAY_LOG_LEVEL": "INFO",
+            # Poison messages reach the dead-letter queue in about a second, not five.
+            "STOCKDAY_QUEUE_RETRY_DELAY_SECONDS": "0.2",
+            "STOCKDAY_QUEUE_MAX_RECEIVES": str(MAX_RECEIVES),
+        }
         with open(self.output_path, "a") as out:
             self.process = subprocess.Popen(
                 [

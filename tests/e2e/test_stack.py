@@ -187,12 +187,91 @@ def test_seed_adds_demo_stocks_whose_logos_become_ready(shared_stack: RunningSta
     assert f"added {len(DEMO_STOCKS)} demo stocks" in first.stdout
     again = subprocess.run(seed, capture_output=True, text=True, timeout=60, check=True)
     assert "added 0 demo stocks" in again.stdout
+    demo = {symbol for symbol, _ in DEMO_STOCKS}
     with stack.client(stack.symbol) as api:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            stocks = api.get("/api/stocks").json()["items"]
-            if all(s["logo"]["state"] == "ready" for s in stocks):
+            listed = api.get("/api/stocks", params={"limit": 200}).json()["items"]
+            states = {s["symbol"]: s["logo"]["state"] for s in listed if s["symbol"] in demo}
+            if set(states.values()) == {"ready"}:
                 break
             time.sleep(0.1)
-        assert len(stocks) == len(DEMO_STOCKS)
-        assert {s["logo"]["state"] for s in stocks} == {"ready"}
+        assert states == dict.fromkeys(demo, "ready")
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (b"just some text, not an image\n", 415),
+        (sample_images.truncated_jpeg(), 422),
+        (sample_images.huge_png(), 422),
+    ],
+    ids=["text", "truncated-jpeg", "20000x20000-png"],
+)
+def test_bad_logos_are_refused_and_nothing_is_stored(
+    shared_stack: RunningStack, data: bytes, status: int
+) -> None:
+    uploads = shared_stack.data_dir / "objects" / "data" / "uploads"
+    before = set(uploads.iterdir()) if uploads.exists() else set()
+    with shared_stack.client(shared_stack.frontend) as site:
+        response = site.post("/uploads", files={"file": ("logo.png", data, "image/png")})
+        assert response.status_code == status
+        assert response.json()["detail"]
+        assert site.get("/api/ping").status_code == 200  # nothing crashed
+    after = set(uploads.iterdir()) if uploads.exists() else set()
+    assert after == before
+
+
+def test_poison_messages_are_dead_lettered_while_good_ones_flow(
+    shared_stack: RunningStack,
+) -> None:
+    import asyncio
+
+    from stockday.queues.sqlite import SqliteQueue
+    from tests.e2e.stack_process import MAX_RECEIVES
+
+    queue_file = shared_stack.data_dir / "queues.sqlite3"
+
+    async def send_poison() -> None:
+        jobs = SqliteQueue(queue_file, "logo-jobs", max_receives=MAX_RECEIVES)
+        events = SqliteQueue(queue_file, "logo-events", max_receives=MAX_RECEIVES)
+        await jobs.send("{this is not json")
+        await events.send('{"type": "logo.resized", "schema_version": 1}')
+        await jobs.close()
+        await events.close()
+
+    async def dead_letters() -> tuple[list[str], list[str]]:
+        jobs = SqliteQueue(queue_file, "logo-jobs", max_receives=MAX_RECEIVES)
+        events = SqliteQueue(queue_file, "logo-events", max_receives=MAX_RECEIVES)
+        found = (
+            [d.body for d in await jobs.dead_letters()],
+            [d.body for d in await events.dead_letters()],
+        )
+        await jobs.close()
+        await events.close()
+        return found
+
+    asyncio.run(send_poison())
+    with shared_stack.client(shared_stack.symbol) as api:
+        upload = api.post(
+            "/api/uploads", files={"file": ("l.png", sample_images.png(), "image/png")}
+        )
+        created = api.post(
+            "/api/stocks",
+            json={
+                "symbol": "FLOW",
+                "name": "Keeps Flowing",
+                "upload_id": upload.json()["upload_id"],
+            },
+        )
+        assert created.status_code == 201
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            jobs_dead, events_dead = asyncio.run(dead_letters())
+            ready = api.get("/api/stocks/FLOW").json()["logo"]["state"] == "ready"
+            if ready and jobs_dead and events_dead:
+                break
+            time.sleep(0.2)
+        assert ready
+        assert jobs_dead == ["{this is not json"]
+        assert events_dead == ['{"type": "logo.resized", "schema_version": 1}']
