@@ -13,6 +13,7 @@ from typing import Annotated
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -51,9 +52,20 @@ APP_FACTORIES = {
 }
 
 
+def _valid_settings() -> Settings:
+    """The settings, or a clear message per invalid variable and exit code 2 (no traceback)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "STOCKDAY_" + "_".join(str(part) for part in error["loc"]).upper()
+            console.print(f"[red]invalid setting {name}: {error['msg']}[/red]")
+        raise typer.Exit(2) from None
+
+
 def _configure_logging() -> None:
     logging.basicConfig(
-        level=get_settings().log_level.upper(),
+        level=_valid_settings().log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
     )
     # One line per outgoing request is noise; failures are logged by the callers.
@@ -65,14 +77,23 @@ def up(
     port_base: Annotated[
         int, typer.Option(help="frontend on N, stock-symbol on N+1, stock-price on N+2")
     ] = 8000,
-    data_dir: Annotated[Path, typer.Option(help="Where all data lives")] = Path("./data"),
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where all data lives [default: STOCKDAY_DATA_DIR or ./data]"),
+    ] = None,
     replicas: Annotated[int, typer.Option(min=1, max=8, help="Replicas of each service")] = 2,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness")] = 60.0,
 ) -> None:
     """Start all five services, wait until ready, print the URL, run until Ctrl-C or SIGTERM."""
     from stockday.stack import Stack
 
-    stack = Stack(data_dir=data_dir, port_base=port_base, replicas=replicas, say=console.print)
+    settings = _valid_settings()
+    stack = Stack(
+        data_dir=data_dir or settings.data_dir,
+        port_base=port_base,
+        replicas=replicas,
+        say=console.print,
+    )
     busy = stack.ports_in_use()
     if busy:
         console.print(f"[red]ports already in use: {busy}; is another stack running?[/red]")
@@ -174,7 +195,7 @@ def consume(
 ) -> None:
     """Run one queue consumer until SIGTERM."""
     _configure_logging()
-    settings = get_settings()
+    settings = _valid_settings()
     if service is ConsumerService.LOGO_RESIZER:
         from stockday.logo_resizer.consumer import run
     else:
@@ -221,7 +242,7 @@ class QueueName(StrEnum):
 
 
 def _queue_setting(queue: QueueName) -> str:
-    settings = get_settings()
+    settings = _valid_settings()
     if queue is QueueName.LOGO_JOBS:
         return settings.logo_jobs_queue
     return settings.logo_events_queue
@@ -233,7 +254,8 @@ DataDirOption = Annotated[
 
 
 def _settings_for(data_dir: Path | None) -> Settings:
-    return Settings(data_dir=data_dir) if data_dir else get_settings()
+    settings = _valid_settings()
+    return settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
 
 
 @dlq_app.command("list")
