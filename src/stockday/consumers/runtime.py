@@ -153,6 +153,10 @@ class Consumer:
             log.warning("%s: cannot release message %s: %s", self.name, message.message_id, exc)
 
 
+class HealthServerFailed(Exception):
+    """The consumer's health endpoints could not be served (usually: the port is taken)."""
+
+
 class _EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the consumer process."""
 
@@ -205,13 +209,28 @@ async def serve_consumer(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
+
+    async def serve_health(server: uvicorn.Server) -> None:
+        try:
+            await server.serve()
+        except SystemExit:
+            # uvicorn exits when it cannot listen; say so once and stop the whole consumer.
+            raise HealthServerFailed(
+                f"{service}: health server cannot listen on {host}:{health_port}"
+            ) from None
+
     tasks = [asyncio.create_task(consumer.run())]
     if server is not None:
-        tasks.append(asyncio.create_task(server.serve()))
+        tasks.append(asyncio.create_task(serve_health(server)))
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         on_signal()
-        await asyncio.gather(*tasks)
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, HealthServerFailed):
+                log.error("%s", outcome)
+                raise SystemExit(3)
+            if isinstance(outcome, BaseException):
+                raise outcome
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
