@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import time
 from enum import StrEnum
@@ -45,13 +44,6 @@ class ConsumerService(StrEnum):
     QUEUE_WORKER = "queue-worker"
 
 
-APP_FACTORIES = {
-    HttpService.FRONTEND: "stockday.frontend.app:app_factory",
-    HttpService.STOCK_SYMBOL: "stockday.stock_symbol.app:app_factory",
-    HttpService.STOCK_PRICE: "stockday.stock_price.app:app_factory",
-}
-
-
 def _valid_settings() -> Settings:
     """The settings, or a clear message per invalid variable and exit code 2 (no traceback)."""
     try:
@@ -61,15 +53,6 @@ def _valid_settings() -> Settings:
             name = "STOCKDAY_" + "_".join(str(part) for part in error["loc"]).upper()
             console.print(f"[red]invalid setting {name}: {error['msg']}[/red]")
         raise typer.Exit(2) from None
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=_valid_settings().log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
-    # One line per outgoing request is noise; failures are logged by the callers.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -169,21 +152,15 @@ def serve(
     workers: Annotated[int, typer.Option(min=1)] = 1,
 ) -> None:
     """Run one HTTP service under uvicorn (its workers are the service's replicas)."""
-    import uvicorn
+    import os
+    import sys
 
-    _configure_logging()
-    uvicorn.run(
-        APP_FACTORIES[service],
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        timeout_worker_healthcheck=10,
-        proxy_headers=False,
-    )
+    from stockday.stack import uvicorn_args
+
+    _valid_settings()
+    argv = [sys.executable, "-m", "uvicorn", *uvicorn_args(service.value, host, port)]
+    # Become uvicorn (exec, not a child), so that signals reach its supervisor directly.
+    os.execv(sys.executable, [*argv, "--workers", str(workers)])  # noqa: S606
 
 
 @app.command()
@@ -193,14 +170,16 @@ def consume(
         int | None, typer.Option(help="Serve /api/ping, /api/ready, /metrics here")
     ] = None,
 ) -> None:
-    """Run one queue consumer until SIGTERM."""
-    _configure_logging()
-    settings = _valid_settings()
+    """Run one queue consumer until SIGTERM (same as ``python -m stockday.<consumer>``)."""
+    from stockday.consumers.entrypoint import main as consumer_main
+
+    _valid_settings()
     if service is ConsumerService.LOGO_RESIZER:
         from stockday.logo_resizer.consumer import run
     else:
         from stockday.queue_worker.consumer import run
-    asyncio.run(run(settings, health_port=health_port))
+    port = [] if health_port is None else ["--health-port", str(health_port)]
+    consumer_main(service.value, run, port)
 
 
 @app.command()

@@ -29,6 +29,32 @@ MAX_RESTART_DELAY = 30.0
 STOP_GRACE_SECONDS = 15.0
 
 
+APP_FACTORIES = {
+    "frontend": "stockday.frontend.app:app_factory",
+    "stock-symbol": "stockday.stock_symbol.app:app_factory",
+    "stock-price": "stockday.stock_price.app:app_factory",
+}
+
+
+def uvicorn_args(service: str, host: str, port: int) -> list[str]:
+    """uvicorn command-line arguments that serve one HTTP service (workers added by callers)."""
+    return [
+        "--factory",
+        APP_FACTORIES[service],
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "10",
+        "--timeout-worker-healthcheck",
+        "10",
+    ]
+
+
 def health_ports(service: str, port_base: int, replicas: int) -> list[int]:
     """Ports where a service answers /api/ping: one per consumer replica, one per HTTP service."""
     if service in PORT_OFFSETS:
@@ -102,16 +128,18 @@ class Stack:
         return f"http://{self.host}:{self.port_base}/"
 
     def _plan(self) -> list[Child]:
-        python = [sys.executable, "-m", "stockday"]
+        # Each service's own entry point, not the `stockday` CLI: uvicorn's spawned workers
+        # re-import the main module, and the CLI's imports would slow every one of them.
         children: list[Child] = []
         for service in HTTP_SERVICES:
             port = self.port_base + PORT_OFFSETS[service]
-            argv = [*python, "serve", service, "--host", self.host, "--port", str(port)]
+            argv = [sys.executable, "-m", "uvicorn", *uvicorn_args(service, self.host, port)]
             argv += ["--workers", str(self.replicas)]
             children.append(Child(service, 0, port, argv))
         for service in CONSUMERS:
+            module = f"stockday.{service.replace('-', '_')}"
             for replica, port in enumerate(health_ports(service, self.port_base, self.replicas)):
-                argv = [*python, "consume", service, "--health-port", str(port)]
+                argv = [sys.executable, "-m", module, "--health-port", str(port)]
                 children.append(Child(service, replica, port, argv))
         return children
 

@@ -34,6 +34,7 @@ from stockday.frontend.symbol_client import (
     SymbolClient,
     SymbolServiceUnavailable,
 )
+from stockday.logging_setup import configure_logging
 from stockday.settings import Settings, get_settings
 from stockday.web.observability import install_observability
 
@@ -451,5 +452,7 @@ def create_app(
 
 
 def app_factory() -> FastAPI:
-    """Entry point for ``uvicorn --factory``."""
-    return create_app()
+    """Entry point for ``uvicorn --factory``: settings from the environment, logging set up."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)

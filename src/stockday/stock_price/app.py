@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from stockday.domain.stocks import InvalidStock, Price, normalize_symbol
+from stockday.logging_setup import configure_logging
 from stockday.marketdata import build_provider
 from stockday.marketdata.base import (
     Bar,
@@ -241,5 +242,7 @@ def create_app(
 
 
 def app_factory() -> FastAPI:
-    """Entry point for ``uvicorn --factory``."""
-    return create_app()
+    """Entry point for ``uvicorn --factory``: settings from the environment, logging set up."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from stockday import backends
 from stockday.domain.stocks import InvalidStock, InvalidTransition, Stock, logo_key
+from stockday.logging_setup import configure_logging
 from stockday.logos.images import ImageTooLarge, RejectedImage
 from stockday.settings import Settings, get_settings
 from stockday.stock_symbol.pricing import PriceLookup
@@ -300,5 +301,7 @@ def _parse_if_match(value: str | None) -> int | None:
 
 
 def app_factory() -> FastAPI:
-    """Entry point for ``uvicorn --factory``."""
-    return create_app()
+    """Entry point for ``uvicorn --factory``: settings from the environment, logging set up."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)

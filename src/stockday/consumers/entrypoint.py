@@ -1,0 +1,38 @@
+"""The process entry point shared by the consumers (kept free of the CLI's heavier imports)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from pydantic import ValidationError
+
+from stockday.logging_setup import configure_logging
+from stockday.settings import Settings, get_settings
+
+Runner = Callable[..., Coroutine[Any, Any, None]]
+
+
+def main(service: str, run: Runner, argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m stockday.{service.replace('-', '_')}")
+    parser.add_argument(
+        "--health-port", type=int, default=None, help="serve /api/ping, /api/ready, /metrics here"
+    )
+    args = parser.parse_args(argv)
+    settings = load_settings_or_exit()
+    configure_logging(settings)
+    asyncio.run(run(settings, health_port=args.health_port))
+
+
+def load_settings_or_exit() -> Settings:
+    """The settings, or one line per invalid variable on stderr and exit code 2."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "STOCKDAY_" + "_".join(str(part) for part in error["loc"]).upper()
+            print(f"invalid setting {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
