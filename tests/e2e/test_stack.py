@@ -118,13 +118,20 @@ def test_every_service_reports_live_and_ready(shared_stack: RunningStack) -> Non
 
 
 def _children(parent: int) -> set[int]:
+    """uvicorn workers of a master: its spawned children (not multiprocessing's tracker)."""
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == parent and fields[0] != "Z":
+        if int(fields[1]) != parent or fields[0] == "Z":
+            continue
+        try:
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
             found.add(int(stat.parent.name))
     return found
 
@@ -155,6 +162,7 @@ def test_a_killed_replica_is_replaced(stack: RunningStack) -> None:
         master = _ppid(worker_pid)
         workers_before = _children(master)
         assert worker_pid in workers_before
+        assert len(workers_before) == stack.replicas
         os.kill(consumer_pid, signal.SIGKILL)
         os.kill(worker_pid, signal.SIGKILL)
 
