@@ -8,7 +8,7 @@ import time
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -16,7 +16,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from stockday.settings import Settings, get_settings
+from stockday.settings import Settings, describe_invalid_settings, get_settings
+
+if TYPE_CHECKING:
+    from stockday.stack import Stack
 
 app = typer.Typer(help="Stock-of-the-Day: five services, one command.", no_args_is_help=True)
 console = Console()
@@ -49,9 +52,8 @@ def _valid_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        for error in exc.errors():
-            name = "STOCKDAY_" + "_".join(str(part) for part in error["loc"]).upper()
-            console.print(f"[red]invalid setting {name}: {error['msg']}[/red]")
+        for line in describe_invalid_settings(exc):
+            console.print(f"[red]{line}[/red]")
         raise typer.Exit(2) from None
 
 
@@ -123,10 +125,9 @@ def up(
         console.print("stopped")
 
 
-def _print_status(stack: object) -> None:
-    from stockday.stack import PORT_OFFSETS, Stack
+def _print_status(stack: Stack) -> None:
+    from stockday.stack import PORT_OFFSETS
 
-    assert isinstance(stack, Stack)
     ready = stack.readiness()
     table = Table(title="Stock-of-the-Day")
     for column in ("service", "replica", "pid", "health port", "ready", "restarts"):

@@ -6,8 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A multipart body carries boundaries and part headers around the file.
+MULTIPART_FRAMING_BYTES = 16 * 1024
 
 
 class Settings(BaseSettings):
@@ -73,6 +76,11 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Log level of every service.")
 
     @property
+    def max_upload_request_bytes(self) -> int:
+        """Largest accepted upload request: the file plus room for its multipart framing."""
+        return self.max_upload_bytes + MULTIPART_FRAMING_BYTES
+
+    @property
     def database_path(self) -> Path:
         return self.data_dir / "stocks.sqlite3"
 
@@ -83,6 +91,15 @@ class Settings(BaseSettings):
     @property
     def objects_dir(self) -> Path:
         return self.data_dir / "objects"
+
+
+def describe_invalid_settings(exc: ValidationError) -> list[str]:
+    """One line per invalid variable, naming it as it is set: ``STOCKDAY_<FIELD>``."""
+    lines = []
+    for error in exc.errors():
+        name = "STOCKDAY_" + "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"invalid setting {name}: {error['msg']}")
+    return lines
 
 
 @lru_cache(maxsize=1)

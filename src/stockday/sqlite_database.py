@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from stockday.errors import BackendUnavailable
 
 BUSY_TIMEOUT_MS = 10_000
 OPEN_ATTEMPTS = 20
+
+
+def database_unavailable(what: str, path: Path, exc: BaseException) -> BackendUnavailable:
+    """The one-line readiness reason of an unusable database file, naming the setting."""
+    reason = str(exc).replace("\n", " ") or type(exc).__name__
+    return BackendUnavailable(
+        f"{what} {path} is not usable ({reason}); set STOCKDAY_DATA_DIR to a writable directory"
+    )
 
 
 def open_shared_database(path: Path, schema: str) -> sqlite3.Connection:
@@ -41,3 +53,26 @@ def open_shared_database(path: Path, schema: str) -> sqlite3.Connection:
             db.close()
             raise
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def write_transaction(
+    db: sqlite3.Connection, unavailable: Callable[[sqlite3.Error], Exception]
+) -> Iterator[sqlite3.Connection]:
+    """A short ``BEGIN IMMEDIATE`` transaction, rolled back on any error.
+
+    IMMEDIATE takes the file's write lock up front, so concurrent writers in other processes
+    queue on the busy timeout instead of failing at commit. When even that times out, the
+    adapter's ``unavailable`` error is raised. Never await inside it.
+    """
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise unavailable(exc) from None
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -73,7 +73,6 @@ class Child:
     started_at: float = 0.0
     next_start: float = 0.0
     backoff: float = 0.5
-    exits: list[int] = field(default_factory=list)
 
     @property
     def pid(self) -> int | None:
@@ -179,7 +178,6 @@ class Stack:
                 continue
             if child.next_start == 0.0:
                 code = child.process.returncode
-                child.exits.append(code)
                 if now - child.started_at > 60:
                     child.backoff = 0.5
                 child.next_start = now + child.backoff
@@ -203,15 +201,6 @@ class Stack:
                 except httpx.HTTPError:
                     ready[(child.service, child.replica)] = False
         return ready
-
-    def wait_ready(self, deadline_seconds: float) -> bool:
-        deadline = time.monotonic() + deadline_seconds
-        while time.monotonic() < deadline:
-            self.supervise_once()
-            if all(self.readiness().values()):
-                return True
-            time.sleep(0.1)
-        return False
 
     def stop(self) -> None:
         """SIGTERM everything (frontend first), wait for graceful exit, then SIGKILL."""

@@ -1,4 +1,4 @@
-"""In-process cache: TTL expiry plus LRU eviction on an OrderedDict.
+"""In-process caching: one bounded LRU map with optional expiry, and the Cache port on it.
 
 Per-process by design (each service instance warms its own); nothing here awaits, so every call
 is atomic with respect to other tasks of the event loop.
@@ -6,9 +6,55 @@ is atomic with respect to other tasks of the event loop.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class BoundedMap(Generic[K, V]):
+    """At most ``max_entries`` values, least recently used evicted first, each with an expiry.
+
+    The one in-process store of the project: the Cache adapter, stock-price's memo and the
+    simulated provider's series all keep their entries here.
+    """
+
+    def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self._max_entries = max_entries
+        self._clock = clock
+        # key -> (expires_at, value); least recently used first.
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._entries[key]  # expired: free the slot now
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: K, value: V, ttl_seconds: float = math.inf) -> None:
+        self._entries[key] = (self._clock() + ttl_seconds, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 class MemoryCache:
@@ -17,12 +63,7 @@ class MemoryCache:
     def __init__(
         self, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be at least 1")
-        self._max_entries = max_entries
-        self._clock = clock
-        # key -> (expires_at, value); least recently used first.
-        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._entries: BoundedMap[str, bytes] = BoundedMap(max_entries, clock)
         self.hits = 0
         self.misses = 0
 
@@ -30,28 +71,22 @@ class MemoryCache:
         return len(self._entries)
 
     async def get(self, key: str) -> bytes | None:
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > self._clock():
-            self._entries.move_to_end(key)
+        value = self._entries.get(key)
+        if value is None:
+            self.misses += 1
+        else:
             self.hits += 1
-            return entry[1]
-        if entry is not None:
-            del self._entries[key]  # expired: free the slot now
-        self.misses += 1
-        return None
+        return value
 
     async def set(self, key: str, value: bytes, *, ttl_seconds: int) -> None:
         """Store for ``ttl_seconds``; a TTL of 0 or less just drops the key."""
         if ttl_seconds <= 0:
-            self._entries.pop(key, None)
+            self._entries.pop(key)
             return
-        self._entries[key] = (self._clock() + ttl_seconds, bytes(value))
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        self._entries.put(key, bytes(value), ttl_seconds)
 
     async def delete(self, key: str) -> None:
-        self._entries.pop(key, None)
+        self._entries.pop(key)
 
     async def close(self) -> None:
         self._entries.clear()

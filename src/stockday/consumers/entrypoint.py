@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from stockday.logging_setup import configure_logging
-from stockday.settings import Settings, get_settings
+from stockday.settings import Settings, describe_invalid_settings, get_settings
 
 Runner = Callable[..., Coroutine[Any, Any, None]]
 
@@ -32,7 +32,6 @@ def load_settings_or_exit() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        for error in exc.errors():
-            name = "STOCKDAY_" + "_".join(str(part) for part in error["loc"]).upper()
-            print(f"invalid setting {name}: {error['msg']}", file=sys.stderr)
+        for line in describe_invalid_settings(exc):
+            print(line, file=sys.stderr)
         raise SystemExit(2) from None

@@ -105,25 +105,17 @@ class Consumer:
         keepalive = asyncio.create_task(self._keep_invisible(message))
         try:
             await self.handler(message)
-        except MalformedMessage as exc:
-            MESSAGES.labels(self.name, "retried").inc()
-            log.warning(
-                "%s: malformed message %s (receive %d): %s",
-                self.name,
-                message.message_id,
-                message.receive_count,
-                exc,
-            )
-            await self._release(message, self.retry_delay)
-            return
         except Exception as exc:
+            # Not acknowledged: visible again after the retry delay, dead-lettered by the
+            # queue after its max receives (where a malformed message ends up).
             MESSAGES.labels(self.name, "retried").inc()
+            what = "malformed" if isinstance(exc, MalformedMessage) else type(exc).__name__
             log.warning(
-                "%s: message %s failed (receive %d), will retry: %s: %s",
+                "%s: message %s failed (receive %d, %s), will retry: %s",
                 self.name,
                 message.message_id,
                 message.receive_count,
-                type(exc).__name__,
+                what,
                 exc,
             )
             await self._release(message, self.retry_delay)

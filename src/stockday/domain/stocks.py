@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,9}(?:[.\-][A-Z0-9]{1,4})?$")
 MAX_NAME_LENGTH = 120
@@ -73,6 +75,26 @@ class Price:
     currency: str = "USD"
     stale: bool = False
 
+    def to_record(self) -> dict[str, Any]:
+        """Plain JSON-ready fields for storage and caches; ``stale`` is a reading, not stored."""
+        return {
+            "value": self.value,
+            "previous_close": self.previous_close,
+            "as_of": self.as_of.isoformat(),
+            "source": self.source,
+            "currency": self.currency,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Price:
+        return cls(
+            value=record["value"],
+            previous_close=record["previous_close"],
+            as_of=date.fromisoformat(record["as_of"]),
+            source=record["source"],
+            currency=record.get("currency", "USD"),
+        )
+
     @property
     def change(self) -> float:
         return round(self.value - self.previous_close, 4)
@@ -136,6 +158,9 @@ class Stock:
         return self._next(logo=Logo(state=LogoState.PENDING, upload_id=upload_id))
 
     def logo_ready(self, upload_id: str, key: str) -> Stock:
+        wanted = logo_key(self.symbol, upload_id)
+        if key != wanted:
+            raise InvalidStock(f"a ready logo of this upload must be stored under {wanted}")
         if self.logo.upload_id != upload_id:
             raise InvalidTransition(
                 f"logo of {self.symbol} now comes from upload {self.logo.upload_id}, "

@@ -15,7 +15,7 @@ import httpx
 import jinja2
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
@@ -36,13 +36,12 @@ from stockday.frontend.symbol_client import (
 )
 from stockday.logging_setup import configure_logging
 from stockday.settings import Settings, get_settings
+from stockday.web.errors import error_response
 from stockday.web.observability import install_observability
 
 log = logging.getLogger("stockday.frontend")
 
 PACKAGE = "stockday.frontend"
-# A multipart body carries some framing around the file; the same allowance as stock-symbol's.
-MULTIPART_OVERHEAD = 16 * 1024
 WATCHLIST_PAGE_SIZE = 50
 MAX_TEXT_FIELD = 1000
 # Logo keys are immutable (a new logo gets a new upload id), so browsers may keep them a year.
@@ -169,7 +168,7 @@ def create_app(
     )
     symbols = SymbolClient(http, timeout_seconds=settings.http_timeout_seconds)
     templates = build_templates()
-    upload_limit = settings.max_upload_bytes + MULTIPART_OVERHEAD
+    upload_limit = settings.max_upload_request_bytes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -187,10 +186,7 @@ def create_app(
         openapi_url=None,
     )
 
-    async def stock_symbol_answers() -> None:
-        await symbols.ping()
-
-    install_observability(app, service="frontend", readiness_checks=[stock_symbol_answers])
+    install_observability(app, service="frontend", readiness_checks=[symbols.ping])
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
 
     def page(
@@ -228,6 +224,13 @@ def create_app(
             503,
             "Stock service unavailable",
             "The stock service is unavailable right now. Please try again in a moment.",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+    def unavailable_json() -> Response:
+        return error_response(
+            503,
+            "the stock service is unavailable; try again in a moment",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
 
@@ -269,9 +272,8 @@ def create_app(
     @app.post("/uploads")
     async def upload(request: Request) -> Response:
         """Forward a logo upload to stock-symbol unchanged and answer what it answered."""
-        too_large = JSONResponse(
-            {"detail": f"upload is larger than the limit of {settings.max_upload_bytes} bytes"},
-            status_code=413,
+        too_large = error_response(
+            413, f"upload is larger than the limit of {settings.max_upload_bytes} bytes"
         )
         try:
             # Buffered here (bounded by the limit) so a slow browser ties up only the frontend.
@@ -279,17 +281,13 @@ def create_app(
         except BodyTooLarge:
             return too_large
         except ClientDisconnect:
-            return JSONResponse({"detail": "the upload was interrupted"}, status_code=400)
+            return error_response(400, "the upload was interrupted")
         content_type = request.headers.get("content-type", "application/octet-stream")
         try:
             upstream = await symbols.forward_upload(body, content_type)
         except SymbolServiceUnavailable as exc:
             log.warning("upload not forwarded: %s", exc)
-            return JSONResponse(
-                {"detail": "the stock service is unavailable; try again in a moment"},
-                status_code=503,
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            return unavailable_json()
         return Response(
             upstream.content,
             status_code=upstream.status_code,
@@ -416,16 +414,12 @@ def create_app(
         parts = path.split("/")
         if len(path) > MAX_LOGO_PATH or not all(LOGO_SEGMENT.fullmatch(p) for p in parts):
             # Also keeps "..", "." and empty segments from reaching stock-symbol's other routes.
-            return JSONResponse({"detail": "no such logo"}, status_code=404)
+            return error_response(404, "no such logo")
         try:
             upstream = await symbols.open_logo(path)
         except SymbolServiceUnavailable as exc:
             log.warning("logo not fetched: %s", exc)
-            return JSONResponse(
-                {"detail": "the stock service is unavailable; try again in a moment"},
-                status_code=503,
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            return unavailable_json()
         if upstream.status_code != 200:
             try:
                 if upstream.status_code == 404:  # stock-symbol's own answer, passed through
@@ -434,7 +428,7 @@ def create_app(
                     return Response(body, status_code=404, media_type=media_type)
             finally:
                 await upstream.aclose()
-            return JSONResponse({"detail": "no such logo"}, status_code=404)
+            return error_response(404, "no such logo")
         headers = {
             "Cache-Control": LOGO_CACHE_CONTROL,
             "X-Content-Type-Options": "nosniff",

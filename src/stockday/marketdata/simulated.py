@@ -17,14 +17,13 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect_left, bisect_right
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from hashlib import blake2b
 from statistics import NormalDist
-from typing import Generic, TypeVar
 
+from stockday.cache.memory import BoundedMap
 from stockday.domain.stocks import InvalidStock, normalize_symbol
 from stockday.marketdata.base import Bar, Interval, Quote, UnknownSymbol
 
@@ -46,8 +45,6 @@ MAX_BASE_VOLUME = 30_000_000
 MIN_PRICE = 0.01
 
 _NORMAL = NormalDist()
-_K = TypeVar("_K", bound=Hashable)
-_V = TypeVar("_V")
 
 
 def utc_today() -> date:
@@ -67,9 +64,11 @@ class SimulatedProvider:
 
     def __init__(self, today: Callable[[], date] = utc_today, *, cache_size: int = 256) -> None:
         self._today = today
-        self._series: _Lru[tuple[str, date, Interval], list[Bar]] = _Lru(cache_size)
+        self._series: BoundedMap[tuple[str, date, Interval], list[Bar]] = BoundedMap(
+            max(1, cache_size)
+        )
         # Year paths are shared by every day of the year and by the three intervals.
-        self._years: _Lru[tuple[str, int], _YearPath] = _Lru(max(8, cache_size // 2))
+        self._years: BoundedMap[tuple[str, int], _YearPath] = BoundedMap(max(8, cache_size // 2))
 
     async def quote(self, symbol: str) -> Quote:
         symbol = _known(symbol)
@@ -270,29 +269,3 @@ def _merge(group: list[_Row]) -> _Row:
         group[-1][4],
         sum(row[5] for row in group),
     )
-
-
-class _Lru(Generic[_K, _V]):
-    """A small least-recently-used map: the process keeps at most ``size`` entries."""
-
-    def __init__(self, size: int) -> None:
-        self._size = max(1, size)
-        self._items: OrderedDict[_K, _V] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: _K) -> _V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: _K, value: _V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        self._items.clear()

@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import os
 import time
-import unicodedata
 import uuid
 from datetime import UTC, datetime
 from functools import partial
@@ -32,41 +31,20 @@ from urllib.parse import quote
 import anyio.to_thread
 
 from stockday.errors import BackendUnavailable
-from stockday.objects.base import InvalidKey, ObjectInfo, StoredObject
+from stockday.objects.base import (
+    MAX_KEY_BYTES,
+    MAX_SEGMENT_BYTES,
+    InvalidKey,
+    ObjectInfo,
+    StoredObject,
+    check_key,
+)
 
-MAX_KEY_BYTES = 1024  # S3's limit
-MAX_SEGMENT_BYTES = 255  # the usual file name limit
+__all__ = ["MAX_KEY_BYTES", "MAX_SEGMENT_BYTES", "FilesystemObjectStore", "check_key"]
+
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _STALE_TMP_SECONDS = 3600.0
 _REPLACE_ATTEMPTS = 5
-
-
-def check_key(key: str) -> str:
-    """Return ``key`` if it is a safe relative object key, else raise InvalidKey.
-
-    Rejected: empty keys, a leading or trailing slash, empty, ``.`` or ``..`` segments,
-    backslashes, control characters (NUL included) and over-long keys or segments.
-    """
-    if not isinstance(key, str) or not key:
-        raise InvalidKey("object key must be a non-empty string")
-    if key.startswith("/") or key.endswith("/"):
-        raise InvalidKey(f"object key must not start or end with '/': {key!r}")
-    if "\\" in key:
-        raise InvalidKey(f"object key must not contain a backslash: {key!r}")
-    if any(unicodedata.category(ch) == "Cc" for ch in key):
-        raise InvalidKey(f"object key must not contain control characters: {key!r}")
-    try:
-        encoded = key.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidKey(f"object key is not valid Unicode text: {key!r}") from None
-    if len(encoded) > MAX_KEY_BYTES:
-        raise InvalidKey(f"object key is longer than {MAX_KEY_BYTES} bytes")
-    for segment in key.split("/"):
-        if segment in ("", ".", ".."):
-            raise InvalidKey(f"object key has an empty, '.' or '..' segment: {key!r}")
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            raise InvalidKey(f"object key segment is longer than {MAX_SEGMENT_BYTES} bytes")
-    return key
 
 
 class FilesystemObjectStore:

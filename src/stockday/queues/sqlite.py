@@ -31,7 +31,11 @@ from typing import Any
 
 from stockday.errors import BackendUnavailable
 from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage
-from stockday.sqlite_database import open_shared_database
+from stockday.sqlite_database import (
+    database_unavailable,
+    open_shared_database,
+    write_transaction,
+)
 
 MAX_BATCH = 10
 
@@ -61,11 +65,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_queue ON dead_letters (queue, seq);
 """
 
-# Opening races with other processes creating the same file (switching to WAL takes a lock that
-# the busy handler does not always wait for), so opening is retried a few times.
-_OPEN_ATTEMPTS = 20
-_BUSY_TIMEOUT_MS = 10_000
-
 
 class SqliteQueue:
     """MessageQueue on a SQLite file in WAL mode; see the module docstring for the layout."""
@@ -93,11 +92,7 @@ class SqliteQueue:
     # -- connection -------------------------------------------------------------------------
 
     def _unavailable(self, exc: BaseException) -> BackendUnavailable:
-        reason = str(exc).replace("\n", " ") or type(exc).__name__
-        return BackendUnavailable(
-            f"queue database {self._path} is not usable ({reason}); "
-            "set STOCKDAY_DATA_DIR to a writable directory"
-        )
+        return database_unavailable("queue database", self._path, exc)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -110,18 +105,8 @@ class SqliteQueue:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A short write transaction; the caller must not await inside it."""
-        db = self._conn()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise self._unavailable(exc) from None
-        try:
+        with write_transaction(self._conn(), self._unavailable) as db:
             yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
 
     # -- the port ---------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar, cast
@@ -15,6 +14,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from stockday.cache.memory import BoundedMap
 from stockday.domain.stocks import InvalidStock, Price, normalize_symbol
 from stockday.logging_setup import configure_logging
 from stockday.marketdata import build_provider
@@ -28,7 +28,7 @@ from stockday.marketdata.base import (
     UnknownSymbol,
 )
 from stockday.settings import Settings, get_settings
-from stockday.web.errors import ErrorOut, install_error_handlers
+from stockday.web.errors import ErrorOut, error_response, install_error_handlers
 from stockday.web.observability import install_observability
 
 log = logging.getLogger("stockday.stock_price")
@@ -116,22 +116,16 @@ class TtlMemo:
     def __init__(
         self, max_entries: int = MEMO_MAX_ENTRIES, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._max_entries = max(1, max_entries)
-        self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._entries: BoundedMap[Hashable, Any] = BoundedMap(max(1, max_entries), clock)
         self._loading: dict[Hashable, asyncio.Future[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
     async def get(self, key: Hashable, ttl: float, load: Callable[[], Awaitable[T]]) -> T:
-        entry = self._entries.get(key)
-        if entry is not None:
-            expires, value = entry
-            if self._clock() < expires:
-                self._entries.move_to_end(key)
-                return cast(T, value)
-            del self._entries[key]
+        value = self._entries.get(key)
+        if value is not None:
+            return cast(T, value)
         pending = self._loading.get(key)
         if pending is None:
             pending = asyncio.ensure_future(self._load(key, ttl, load))
@@ -146,20 +140,13 @@ class TtlMemo:
             value = await load()
         finally:
             del self._loading[key]
-        self._entries[key] = (self._clock() + ttl, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        self._entries.put(key, value, ttl)
         return value
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
 def create_app(
@@ -194,19 +181,23 @@ def create_app(
 
     @app.exception_handler(InvalidStock)
     async def invalid_symbol(request: Request, exc: InvalidStock) -> JSONResponse:
-        return error(422, str(exc))
+        return error_response(422, str(exc))
 
     @app.exception_handler(UnknownSymbol)
     async def unknown_symbol(request: Request, exc: UnknownSymbol) -> JSONResponse:
-        return error(404, str(exc) or "the market-data provider has no data for this symbol")
+        return error_response(
+            404, str(exc) or "the market-data provider has no data for this symbol"
+        )
 
     @app.exception_handler(ProviderError)
     async def provider_failed(request: Request, exc: ProviderError) -> JSONResponse:
         detail = str(exc) or f"the market-data provider ({market.name}) failed"
         log.warning("%s failed for %s: %s", market.name, request.url.path, detail)
         if isinstance(exc, RateLimited):
-            return error(503, detail, {"Retry-After": str(exc.retry_after_seconds)})
-        return error(503, detail)
+            return error_response(
+                503, detail, headers={"Retry-After": str(exc.retry_after_seconds)}
+            )
+        return error_response(503, detail)
 
     @app.get("/api/quotes/{symbol}", response_model=QuoteOut, responses=ERRORS)
     async def get_quote(symbol: str) -> QuoteOut:

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Header, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from stockday import backends
-from stockday.domain.stocks import InvalidStock, InvalidTransition, Stock, logo_key
+from stockday.domain.stocks import InvalidStock, InvalidTransition, Stock
 from stockday.logging_setup import configure_logging
 from stockday.logos.images import ImageTooLarge, RejectedImage
 from stockday.settings import Settings, get_settings
@@ -31,12 +31,10 @@ from stockday.stock_symbol.service import (
     UnknownUpload,
 )
 from stockday.stocks.base import StockExists, StockNotFound, VersionConflict
-from stockday.web.errors import ErrorOut, install_error_handlers
+from stockday.web.errors import ErrorOut, error_response, install_error_handlers
 from stockday.web.observability import install_observability
 
 UPLOAD_CHUNK = 64 * 1024
-# Bodies of multipart requests carry some framing around the file.
-MULTIPART_OVERHEAD = 16 * 1024
 # Prices of one listing page are looked up with bounded concurrency.
 LIST_PRICE_CONCURRENCY = 8
 
@@ -51,10 +49,6 @@ ERROR_MEANINGS = {
     422: "Invalid input: the detail says which and why.",
     503: "A dependency (the queue) is unavailable; retrying is safe.",
 }
-
-
-def error(status: int, detail: str, **extra: object) -> JSONResponse:
-    return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
 def create_app(
@@ -115,37 +109,29 @@ def create_app(
         url = objects.url_for(stock.logo.key) if stock.logo.key else None
         return StockOut.of(stock, price, url)
 
-    @app.exception_handler(InvalidStock)
-    async def invalid_stock(request: Request, exc: InvalidStock) -> JSONResponse:
-        return error(422, str(exc))
+    # Domain and service errors, each answered with its status and its own sentence.
+    statuses: dict[type[Exception], int] = {
+        InvalidStock: 422,
+        UnknownUpload: 422,
+        StockNotFound: 404,
+        InvalidTransition: 409,
+        PreconditionFailed: 412,
+        JobNotQueued: 503,
+    }
 
-    @app.exception_handler(StockNotFound)
-    async def not_found(request: Request, exc: StockNotFound) -> JSONResponse:
-        return error(404, str(exc))
+    async def known_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, RejectedImage):
+            status = exc.status_code
+        else:
+            status = next(statuses[kind] for kind in type(exc).__mro__ if kind in statuses)
+        return error_response(status, str(exc))
 
-    @app.exception_handler(InvalidTransition)
-    async def invalid_transition(request: Request, exc: InvalidTransition) -> JSONResponse:
-        return error(409, str(exc))
+    for exception in (*statuses, RejectedImage):
+        app.add_exception_handler(exception, known_error)
 
     @app.exception_handler(VersionConflict)
     async def conflict(request: Request, exc: VersionConflict) -> JSONResponse:
-        return error(409, f"stock {exc.symbol} is being changed concurrently; retry")
-
-    @app.exception_handler(PreconditionFailed)
-    async def precondition(request: Request, exc: PreconditionFailed) -> JSONResponse:
-        return error(412, str(exc))
-
-    @app.exception_handler(UnknownUpload)
-    async def unknown_upload(request: Request, exc: UnknownUpload) -> JSONResponse:
-        return error(422, str(exc))
-
-    @app.exception_handler(JobNotQueued)
-    async def not_queued(request: Request, exc: JobNotQueued) -> JSONResponse:
-        return error(503, str(exc))
-
-    @app.exception_handler(RejectedImage)
-    async def rejected(request: Request, exc: RejectedImage) -> JSONResponse:
-        return error(exc.status_code, str(exc))
+        return error_response(409, f"stock {exc.symbol} is being changed concurrently; retry")
 
     def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         """OpenAPI entries for the error answers a route gives, all ``{"detail": ...}``."""
@@ -161,7 +147,7 @@ def create_app(
         """Store a logo upload after checking it is an acceptable image."""
         declared = request.headers.get("content-length")
         limit = settings.max_upload_bytes
-        if declared and declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
+        if declared and declared.isdigit() and int(declared) > settings.max_upload_request_bytes:
             raise ImageTooLarge(f"upload is larger than the limit of {limit} bytes")
         data = bytearray()
         while chunk := await file.read(UPLOAD_CHUNK):
@@ -193,7 +179,7 @@ def create_app(
             stock = await service.create(body.symbol, body.name, body.upload_id, idempotency_key)
         except StockExists as exists:
             existing = await present(exists.existing, with_price=False)
-            return error(
+            return error_response(
                 409,
                 f"stock {exists.existing.symbol} already exists",
                 stock=existing.model_dump(mode="json"),
@@ -222,7 +208,7 @@ def create_app(
         """A uniformly random stock with its price."""
         stock = await repository.random()
         if stock is None:
-            return error(404, "no stocks yet: add one with POST /api/stocks")
+            return error_response(404, "no stocks yet: add one with POST /api/stocks")
         return await present(stock)
 
     @app.get("/api/stocks/{symbol}", response_model=StockOut, responses=errors(404, 422))
@@ -247,10 +233,7 @@ def create_app(
             expected = _parse_if_match(if_match)
             stock = await service.request_logo(symbol, body.upload_id, expected)
         elif body.state == "ready":
-            wanted = logo_key(symbol.strip().upper(), body.upload_id)
-            if body.key != wanted:
-                return error(422, f"a ready logo of this upload must be stored under {wanted}")
-            stock = await service.logo_ready(symbol, body.upload_id, wanted)
+            stock = await service.logo_ready(symbol, body.upload_id, body.key or "")
         else:
             stock = await service.logo_failed(
                 symbol, body.upload_id, body.error or "logo could not be processed"
@@ -278,7 +261,7 @@ def create_app(
         except ValueError:
             obj = None
         if obj is None:
-            return error(404, "no such logo")
+            return error_response(404, "no such logo")
         return Response(
             obj.data,
             media_type=obj.content_type,

@@ -97,23 +97,8 @@ class PriceLookup:
 
 
 def _encode(price: Price) -> bytes:
-    return json.dumps(
-        {
-            "value": price.value,
-            "previous_close": price.previous_close,
-            "as_of": price.as_of.isoformat(),
-            "source": price.source,
-            "currency": price.currency,
-        }
-    ).encode()
+    return json.dumps(price.to_record()).encode()
 
 
 def _decode(raw: bytes) -> Price:
-    data = json.loads(raw)
-    return Price(
-        value=data["value"],
-        previous_close=data["previous_close"],
-        as_of=date.fromisoformat(data["as_of"]),
-        source=data["source"],
-        currency=data["currency"],
-    )
+    return Price.from_record(json.loads(raw))

@@ -67,8 +67,8 @@ class StockService:
     ) -> Stock:
         """Create a stock; a retry carrying the same request key returns the stored stock."""
         stock = Stock.new(symbol, name, upload_id=upload_id, request_key=request_key)
-        if upload_id is not None and not await self.objects.exists(upload_key(upload_id)):
-            raise UnknownUpload(f"upload {upload_id} does not exist (upload the logo first)")
+        if upload_id is not None:
+            await self._require_upload(upload_id)
         try:
             await self.repository.add(stock)
         except StockExists as exists:
@@ -83,8 +83,7 @@ class StockService:
         return await self.repository.get(normalize_symbol(symbol))
 
     async def request_logo(self, symbol: str, upload_id: str, if_match: int | None) -> Stock:
-        if not await self.objects.exists(upload_key(upload_id)):
-            raise UnknownUpload(f"upload {upload_id} does not exist (upload the logo first)")
+        await self._require_upload(upload_id)
         stock = await self._transition(
             symbol, lambda s: s.request_logo(upload_id), if_match=if_match
         )
@@ -131,6 +130,10 @@ class StockService:
                 continue
             return changed
         raise VersionConflict(symbol, -1)
+
+    async def _require_upload(self, upload_id: str) -> None:
+        if not await self.objects.exists(upload_key(upload_id)):
+            raise UnknownUpload(f"upload {upload_id} does not exist (upload the logo first)")
 
     async def _enqueue(self, symbol: str, upload_id: str) -> None:
         job = LogoRequested(symbol=symbol, upload_id=upload_id, upload_key=upload_key(upload_id))

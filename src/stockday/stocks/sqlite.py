@@ -12,13 +12,17 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from stockday.domain.stocks import Logo, LogoState, Price, Stock
 from stockday.errors import BackendUnavailable
-from stockday.sqlite_database import open_shared_database
+from stockday.sqlite_database import (
+    database_unavailable,
+    open_shared_database,
+    write_transaction,
+)
 from stockday.stocks.base import StockExists, StockNotFound, StockPage, VersionConflict
 
 _SCHEMA = """
@@ -54,22 +58,19 @@ class SqliteStockRepository:
         self._rng = rng or random.SystemRandom()
         self._db: sqlite3.Connection | None = None
 
+    def _unavailable(self, exc: BaseException) -> BackendUnavailable:
+        return database_unavailable("stock database", self._path, exc)
+
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             try:
-                db = open_shared_database(self._path, _SCHEMA)
+                self._db = open_shared_database(self._path, _SCHEMA)
             except (sqlite3.Error, OSError) as exc:
-                raise BackendUnavailable(
-                    f"stock database {self._path} is not usable ({exc}); "
-                    "set STOCKDAY_DATA_DIR to a writable directory"
-                ) from None
-            self._db = db
+                raise self._unavailable(exc) from None
         return self._db
 
     async def add(self, stock: Stock) -> None:
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn(), self._unavailable) as db:
             existing = db.execute(
                 f"SELECT {_COLUMNS} FROM stocks WHERE symbol = ?", (stock.symbol,)
             ).fetchone()
@@ -83,10 +84,6 @@ class SqliteStockRepository:
                 (n, *_to_row(stock)),
             )
             db.execute("UPDATE stock_count SET n = n + 1 WHERE id = 0")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     async def get(self, symbol: str) -> Stock | None:
         row = (
@@ -126,14 +123,11 @@ class SqliteStockRepository:
         raise VersionConflict(stock.symbol, expected_version)
 
     async def delete(self, symbol: str) -> Stock | None:
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn(), self._unavailable) as db:
             row = db.execute(
                 f"SELECT slot, {_COLUMNS} FROM stocks WHERE symbol = ?", (symbol,)
             ).fetchone()
             if row is None:
-                db.execute("ROLLBACK")
                 return None
             slot = row[0]
             (n,) = db.execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
@@ -141,10 +135,6 @@ class SqliteStockRepository:
             if slot != n - 1:
                 db.execute("UPDATE stocks SET slot = ? WHERE slot = ?", (slot, n - 1))
             db.execute("UPDATE stock_count SET n = n - 1 WHERE id = 0")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return _to_stock(row[1:])
 
     async def count(self) -> int:
@@ -169,7 +159,7 @@ class SqliteStockRepository:
         try:
             self._conn().execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
         except sqlite3.Error as exc:
-            raise BackendUnavailable(f"stock database {self._path} is not usable ({exc})") from None
+            raise self._unavailable(exc) from None
 
     async def close(self) -> None:
         if self._db is not None:
@@ -178,20 +168,7 @@ class SqliteStockRepository:
 
 
 def _to_row(stock: Stock) -> tuple[Any, ...]:
-    price = stock.last_price
-    price_json = (
-        json.dumps(
-            {
-                "value": price.value,
-                "previous_close": price.previous_close,
-                "as_of": price.as_of.isoformat(),
-                "source": price.source,
-                "currency": price.currency,
-            }
-        )
-        if price
-        else None
-    )
+    price_json = json.dumps(stock.last_price.to_record()) if stock.last_price else None
     return (
         stock.symbol,
         stock.name,
@@ -221,16 +198,7 @@ def _to_stock(row: Any) -> Stock:
         created,
         updated,
     ) = row
-    price = None
-    if price_json:
-        p = json.loads(price_json)
-        price = Price(
-            value=p["value"],
-            previous_close=p["previous_close"],
-            as_of=date.fromisoformat(p["as_of"]),
-            source=p["source"],
-            currency=p.get("currency", "USD"),
-        )
+    price = Price.from_record(json.loads(price_json)) if price_json else None
     return Stock(
         symbol=symbol,
         name=name,

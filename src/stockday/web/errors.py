@@ -23,6 +23,13 @@ class ErrorOut(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+def error_response(
+    status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """The error answer of every JSON route: ``{"detail": ...}`` plus any extra fields."""
+    return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
+
+
 def describe_validation_error(exc: RequestValidationError) -> str:
     """'body.symbol: Field required; query.limit: ...' from FastAPI's error list."""
     parts = []
@@ -42,12 +49,9 @@ def install_error_handlers(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
             for e in exc.errors()
         ]
-        return JSONResponse(
-            {"detail": describe_validation_error(exc), "errors": jsonable_encoder(errors)},
-            status_code=422,
-        )
+        return error_response(422, describe_validation_error(exc), errors=jsonable_encoder(errors))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
+        return error_response(500, "internal error; it has been logged")

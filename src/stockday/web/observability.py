@@ -8,10 +8,9 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -57,20 +56,11 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = _route_template(scope)
+            # The router records the matched route in the (shared) scope: no second matching.
+            route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
             REQUESTS.labels(self.service, method, route, f"{status // 100}xx").inc()
             LATENCY.labels(self.service, method, route).observe(time.perf_counter() - started)
-
-
-def _route_template(scope: Scope) -> str:
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", ()):
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
 
 
 def install_observability(
@@ -96,7 +86,7 @@ def install_observability(
         return JSONResponse({"status": "ready", "service": service})
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics(request: Request) -> Response:
+    async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(RequestMetrics, service=service)
