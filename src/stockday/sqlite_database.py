@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,14 +12,6 @@ from stockday.errors import BackendUnavailable
 
 BUSY_TIMEOUT_MS = 10_000
 OPEN_ATTEMPTS = 20
-
-
-def database_unavailable(what: str, path: Path, exc: BaseException) -> BackendUnavailable:
-    """The one-line readiness reason of an unusable database file, naming the setting."""
-    reason = str(exc).replace("\n", " ") or type(exc).__name__
-    return BackendUnavailable(
-        f"{what} {path} is not usable ({reason}); set STOCKDAY_DATA_DIR to a writable directory"
-    )
 
 
 def open_shared_database(path: Path, schema: str) -> sqlite3.Connection:
@@ -55,24 +47,56 @@ def open_shared_database(path: Path, schema: str) -> sqlite3.Connection:
     raise AssertionError("unreachable")
 
 
-@contextmanager
-def write_transaction(
-    db: sqlite3.Connection, unavailable: Callable[[sqlite3.Error], Exception]
-) -> Iterator[sqlite3.Connection]:
-    """A short ``BEGIN IMMEDIATE`` transaction, rolled back on any error.
+class SharedDatabase:
+    """One lazily opened connection to a SQLite file that other processes share too.
 
-    IMMEDIATE takes the file's write lock up front, so concurrent writers in other processes
-    queue on the busy timeout instead of failing at commit. When even that times out, the
-    adapter's ``unavailable`` error is raised. Never await inside it.
+    ``what`` names the database in the one-line reason of BackendUnavailable ("stock database").
     """
-    try:
-        db.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        raise unavailable(exc) from None
-    try:
-        yield db
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+
+    def __init__(self, path: Path, schema: str, what: str) -> None:
+        self.path = path
+        self._schema = schema
+        self._what = what
+        self._db: sqlite3.Connection | None = None
+
+    def unavailable(self, exc: BaseException) -> BackendUnavailable:
+        """The readiness reason of an unusable file, naming the setting that places it."""
+        reason = str(exc).replace("\n", " ") or type(exc).__name__
+        return BackendUnavailable(
+            f"{self._what} {self.path} is not usable ({reason}); "
+            "set STOCKDAY_DATA_DIR to a writable directory"
+        )
+
+    def connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                self._db = open_shared_database(self.path, self._schema)
+            except (sqlite3.Error, OSError) as exc:
+                raise self.unavailable(exc) from None
+        return self._db
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A short ``BEGIN IMMEDIATE`` transaction, rolled back on any error.
+
+        IMMEDIATE takes the file's write lock up front, so concurrent writers in other
+        processes queue on the busy timeout instead of failing at commit; when even that times
+        out, BackendUnavailable is raised. Never await inside it.
+        """
+        db = self.connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self.unavailable(exc) from None
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

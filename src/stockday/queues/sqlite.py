@@ -23,19 +23,13 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stockday.errors import BackendUnavailable
 from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage
-from stockday.sqlite_database import (
-    database_unavailable,
-    open_shared_database,
-    write_transaction,
-)
+from stockday.sqlite_database import SharedDatabase
 
 MAX_BATCH = 10
 
@@ -83,30 +77,10 @@ class SqliteQueue:
         if max_receives < 1:
             raise ValueError("max_receives must be at least 1")
         self.name = name
-        self._path = path
         self._max_receives = max_receives
         self._poll_interval = max(0.001, poll_interval)
         self._clock = clock
-        self._db: sqlite3.Connection | None = None
-
-    # -- connection -------------------------------------------------------------------------
-
-    def _unavailable(self, exc: BaseException) -> BackendUnavailable:
-        return database_unavailable("queue database", self._path, exc)
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            try:
-                self._db = open_shared_database(self._path, _SCHEMA)
-            except (sqlite3.Error, OSError) as exc:
-                raise self._unavailable(exc) from None
-        return self._db
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A short write transaction; the caller must not await inside it."""
-        with write_transaction(self._conn(), self._unavailable) as db:
-            yield db
+        self._database = SharedDatabase(path, _SCHEMA, "queue database")
 
     # -- the port ---------------------------------------------------------------------------
 
@@ -121,7 +95,7 @@ class SqliteQueue:
         message_id = uuid.uuid4().hex
         now = self._clock()
         encoded = json.dumps(dict(attributes or {}), separators=(",", ":"))
-        with self._write() as db:
+        with self._database.write() as db:
             db.execute(
                 "INSERT INTO messages (queue, id, body, attributes, sent_at, visible_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -151,7 +125,7 @@ class SqliteQueue:
         # An idle poll only reads (WAL readers never block writers); the write lock is taken
         # only when there is something to claim.
         ready = (
-            self._conn()
+            self._database.connection()
             .execute(
                 "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1",
                 (self.name, now),
@@ -160,7 +134,7 @@ class SqliteQueue:
         )
         if ready is None:
             return []
-        with self._write() as db:
+        with self._database.write() as db:
             while True:
                 rows = db.execute(
                     "SELECT seq, id, body, attributes, sent_at, receive_count FROM messages"
@@ -201,13 +175,13 @@ class SqliteQueue:
 
     async def delete(self, receipt: str) -> None:
         """Acknowledge; a stale or unknown receipt matches no row and is ignored."""
-        with self._write() as db:
+        with self._database.write() as db:
             db.execute("DELETE FROM messages WHERE queue = ? AND receipt = ?", (self.name, receipt))
 
     async def change_visibility(self, receipt: str, seconds: float) -> None:
         """Make the message visible ``seconds`` from now; a stale receipt is ignored."""
         visible_at = self._clock() + max(0.0, seconds)
-        with self._write() as db:
+        with self._database.write() as db:
             db.execute(
                 "UPDATE messages SET visible_at = ? WHERE queue = ? AND receipt = ?",
                 (visible_at, self.name, receipt),
@@ -216,7 +190,7 @@ class SqliteQueue:
     async def stats(self) -> QueueStats:
         """Counts in one read snapshot; delayed messages count as in flight (not yet visible)."""
         now = self._clock()
-        db = self._conn()
+        db = self._database.connection()
         db.execute("BEGIN")
         try:
             visible, hidden, oldest = db.execute(
@@ -239,7 +213,7 @@ class SqliteQueue:
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
         """Peek at the dead letters, oldest first, without removing them."""
         rows = (
-            self._conn()
+            self._database.connection()
             .execute(
                 "SELECT id, body, receive_count, sent_at, dead_at, attributes FROM dead_letters"
                 " WHERE queue = ? ORDER BY seq LIMIT ?",
@@ -262,7 +236,7 @@ class SqliteQueue:
     async def redrive(self, *, limit: int | None = None) -> int:
         """Move dead letters (oldest first) back as fresh, visible messages; return how many."""
         now = self._clock()
-        with self._write() as db:
+        with self._database.write() as db:
             seqs = db.execute(
                 "SELECT seq FROM dead_letters WHERE queue = ? ORDER BY seq LIMIT ?",
                 (self.name, -1 if limit is None else max(0, limit)),
@@ -281,22 +255,20 @@ class SqliteQueue:
         As in SQS, the dead-letter queue is a queue of its own and a purge of the source queue
         leaves it alone, so that poison messages survive for inspection and redrive.
         """
-        with self._write() as db:
+        with self._database.write() as db:
             db.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
 
     async def check(self) -> None:
         """Raise BackendUnavailable unless the file can be opened and written."""
         try:
-            with self._write() as db:
+            with self._database.write() as db:
                 # A statement that writes (no rows): a read-only file fails here.
                 db.execute("DELETE FROM messages WHERE seq = -1")
         except sqlite3.Error as exc:
-            raise self._unavailable(exc) from None
+            raise self._database.unavailable(exc) from None
 
     async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        self._database.close()
 
 
 def _utc(timestamp: float) -> datetime:

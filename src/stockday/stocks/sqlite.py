@@ -17,12 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stockday.domain.stocks import Logo, LogoState, Price, Stock
-from stockday.errors import BackendUnavailable
-from stockday.sqlite_database import (
-    database_unavailable,
-    open_shared_database,
-    write_transaction,
-)
+from stockday.sqlite_database import SharedDatabase
 from stockday.stocks.base import StockExists, StockNotFound, StockPage, VersionConflict
 
 _SCHEMA = """
@@ -54,23 +49,11 @@ class SqliteStockRepository:
     """StockRepository on a SQLite file in WAL mode."""
 
     def __init__(self, path: Path, *, rng: random.Random | None = None) -> None:
-        self._path = path
         self._rng = rng or random.SystemRandom()
-        self._db: sqlite3.Connection | None = None
-
-    def _unavailable(self, exc: BaseException) -> BackendUnavailable:
-        return database_unavailable("stock database", self._path, exc)
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            try:
-                self._db = open_shared_database(self._path, _SCHEMA)
-            except (sqlite3.Error, OSError) as exc:
-                raise self._unavailable(exc) from None
-        return self._db
+        self._database = SharedDatabase(path, _SCHEMA, "stock database")
 
     async def add(self, stock: Stock) -> None:
-        with write_transaction(self._conn(), self._unavailable) as db:
+        with self._database.write() as db:
             existing = db.execute(
                 f"SELECT {_COLUMNS} FROM stocks WHERE symbol = ?", (stock.symbol,)
             ).fetchone()
@@ -87,7 +70,7 @@ class SqliteStockRepository:
 
     async def get(self, symbol: str) -> Stock | None:
         row = (
-            self._conn()
+            self._database.connection()
             .execute(f"SELECT {_COLUMNS} FROM stocks WHERE symbol = ?", (symbol,))
             .fetchone()
         )
@@ -96,7 +79,7 @@ class SqliteStockRepository:
     async def list(self, *, limit: int = 50, cursor: str | None = None) -> StockPage:
         limit = max(1, min(limit, 500))
         rows = (
-            self._conn()
+            self._database.connection()
             .execute(
                 f"SELECT {_COLUMNS} FROM stocks WHERE symbol > ? ORDER BY symbol LIMIT ?",
                 (cursor or "", limit + 1),
@@ -108,7 +91,7 @@ class SqliteStockRepository:
         return StockPage(items=items, next_cursor=next_cursor)
 
     async def update(self, stock: Stock, *, expected_version: int) -> None:
-        db = self._conn()
+        db = self._database.connection()
         row = _to_row(stock)
         cur = db.execute(
             "UPDATE stocks SET name = ?, version = ?, logo_state = ?, logo_upload_id = ?,"
@@ -123,7 +106,7 @@ class SqliteStockRepository:
         raise VersionConflict(stock.symbol, expected_version)
 
     async def delete(self, symbol: str) -> Stock | None:
-        with write_transaction(self._conn(), self._unavailable) as db:
+        with self._database.write() as db:
             row = db.execute(
                 f"SELECT slot, {_COLUMNS} FROM stocks WHERE symbol = ?", (symbol,)
             ).fetchone()
@@ -138,11 +121,13 @@ class SqliteStockRepository:
         return _to_stock(row[1:])
 
     async def count(self) -> int:
-        (n,) = self._conn().execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
+        (n,) = (
+            self._database.connection().execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
+        )
         return int(n)
 
     async def random(self) -> Stock | None:
-        db = self._conn()
+        db = self._database.connection()
         # One read transaction: count and slot lookup see the same snapshot.
         db.execute("BEGIN")
         try:
@@ -157,14 +142,12 @@ class SqliteStockRepository:
 
     async def check(self) -> None:
         try:
-            self._conn().execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
+            self._database.connection().execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
         except sqlite3.Error as exc:
-            raise self._unavailable(exc) from None
+            raise self._database.unavailable(exc) from None
 
     async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        self._database.close()
 
 
 def _to_row(stock: Stock) -> tuple[Any, ...]:
