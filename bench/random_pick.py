@@ -3,7 +3,7 @@
 Fills a fresh store to each size through the repository port, then times many picks; prints
 the median pick latency per size and the ratio largest/smallest (1.0 = constant time).
 
-    uv run python bench/random_pick.py [--sizes 1000 100000] [--picks 20000]
+    uv run python bench/random_pick.py [--sizes 1000 100000] [--picks 20000] [--output FILE]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ async def time_picks(repository: StockRepository, picks: int) -> float:
     return statistics.median(batches)
 
 
-async def main(sizes: list[int], picks: int) -> dict[str, object]:
+async def main(sizes: list[int], picks: int, output: Path = RESULTS) -> dict[str, object]:
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
@@ -56,8 +56,8 @@ async def main(sizes: list[int], picks: int) -> dict[str, object]:
     ratio = results[largest]["pick_us"] / results[smallest]["pick_us"]
     print(f"sqlite  ratio {int(largest):,} / {int(smallest):,} stocks: {ratio:.2f}")
     report = {"adapter": "sqlite", "results": results, "ratio_largest_to_smallest": ratio}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -65,5 +65,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 100_000])
     parser.add_argument("--picks", type=int, default=20_000)
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    asyncio.run(main(args.sizes, args.picks))
+    asyncio.run(main(args.sizes, args.picks, args.output))
