@@ -18,8 +18,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="STOCKDAY_", extra="ignore")
 
-    backend: Literal["local"] = Field(
-        default="local", description="Which adapters to wire in: local (embedded)."
+    backend: Literal["local", "aws"] = Field(
+        default="local",
+        description="Which adapters to wire in: local (embedded) or aws (DynamoDB, SQS, S3, memcached).",
     )
     data_dir: Path = Field(
         default=Path("./data"), description="Where the local backends keep stocks, queues, objects."
@@ -72,6 +73,37 @@ class Settings(BaseSettings):
     )
     logo_jobs_queue: str = Field(default="logo-jobs", description="Queue of resize jobs.")
     logo_events_queue: str = Field(default="logo-events", description="Queue of logo results.")
+
+    aws_region: str = Field(
+        default="us-east-1", description="AWS region of the table, queues and bucket (aws backend)."
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description="Send every AWS call to this URL instead of AWS (a local emulator such as moto).",
+    )
+    aws_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="Connect and read timeout of every AWS call."
+    )
+    dynamodb_table: str = Field(
+        default="stockday-stocks", description="DynamoDB table of stocks (aws backend)."
+    )
+    s3_bucket: str = Field(
+        default="stockday-objects", description="S3 bucket of uploads and logos (aws backend)."
+    )
+    logo_cdn_base_url: str | None = Field(
+        default=None,
+        description="Serve logos from this CDN base URL; signed S3 URLs when unset (aws backend).",
+    )
+    signed_url_seconds: int = Field(
+        default=3600, ge=60, le=604800, description="Lifetime of a signed logo or upload URL."
+    )
+    memcached_servers: str = Field(
+        default="127.0.0.1:11211",
+        description="memcached host:port list, comma-separated, for the price cache (aws backend).",
+    )
+    memcached_timeout_seconds: float = Field(
+        default=0.2, gt=0, description="Timeout of a memcached call; a miss after it."
+    )
 
     log_level: str = Field(default="INFO", description="Log level of every service.")
 

@@ -1,0 +1,151 @@
+"""Real servers the contract and end-to-end tests talk to: a moto AWS emulator and memcached.
+
+Each runs as its own process on a free loopback port below the ephemeral range, and is stopped
+by the fixture that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Fake credentials for the emulator, set once for the whole test session: moto accepts any.
+EMULATOR_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A free loopback port below the kernel's ephemeral range."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randrange(10_000, min(low, 32_768))
+        if port_is_free(port):
+            return port
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class ServerProcess:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@contextmanager
+def moto_server() -> Iterator[ServerProcess]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **EMULATOR_ENV},
+    )
+    try:
+        wait_for_port(port, process)
+        yield ServerProcess(port, process)
+    finally:
+        stop(process)
+
+
+def memcached_binary() -> str | None:
+    return shutil.which("memcached") or next(
+        (p for p in ("/usr/bin/memcached", "/usr/sbin/memcached") if Path(p).exists()), None
+    )
+
+
+@contextmanager
+def memcached_server() -> Iterator[ServerProcess]:
+    binary = memcached_binary()
+    if binary is None:
+        pytest.fail("memcached is not installed (Debian package memcached; .ci/run installs it)")
+    port = free_port()
+    command = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64"]
+    if os.geteuid() == 0:
+        command += ["-u", "root"]  # memcached refuses to run as root without it
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        yield ServerProcess(port, process)
+    finally:
+        stop(process)
+
+
+# One emulator and one memcached per test session, started on first use (contract-suite
+# factories call these directly, so the suites themselves stay unchanged) and stopped by the
+# session fixture in conftest.py.
+_shared_servers: dict[str, ServerProcess] = {}
+_shared_stack = ExitStack()
+
+
+def shared_moto() -> ServerProcess:
+    if "moto" not in _shared_servers:
+        for name, value in EMULATOR_ENV.items():
+            os.environ[name] = value
+        _shared_servers["moto"] = _shared_stack.enter_context(moto_server())
+    return _shared_servers["moto"]
+
+
+def shared_memcached() -> ServerProcess:
+    if "memcached" not in _shared_servers:
+        _shared_servers["memcached"] = _shared_stack.enter_context(memcached_server())
+    return _shared_servers["memcached"]
+
+
+def stop_shared_servers() -> None:
+    _shared_servers.clear()
+    _shared_stack.close()
