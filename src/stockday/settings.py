@@ -20,7 +20,7 @@ class Settings(BaseSettings):
 
     backend: Literal["local", "aws"] = Field(
         default="local",
-        description="Which adapters to wire in: local (embedded) or aws (DynamoDB, SQS, S3, memcached).",
+        description="Which adapters to wire in: local (embedded) or aws (AWS services).",
     )
     data_dir: Path = Field(
         default=Path("./data"), description="Where the local backends keep stocks, queues, objects."
@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     )
     aws_endpoint_url: str | None = Field(
         default=None,
-        description="Send every AWS call to this URL instead of AWS (a local emulator such as moto).",
+        description="Send every AWS call to this URL instead of AWS (an emulator such as moto).",
     )
     aws_timeout_seconds: float = Field(
         default=2.0, gt=0, description="Connect and read timeout of every AWS call."
