@@ -1,6 +1,14 @@
-"""Adapter selection: the one place that maps settings to concrete adapters for every service."""
+"""Adapter selection: the one place that maps settings to concrete adapters for every service.
+
+``local`` wires the embedded adapters (SQLite, filesystem, in-process cache); ``aws`` wires
+DynamoDB, SQS, S3 and memcached. Each adapter is told the setting that names its resource, so
+that a readiness failure can say in one line what is missing and where it is configured.
+"""
 
 from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from stockday.cache.base import Cache
 from stockday.objects.base import ObjectStore
@@ -8,26 +16,86 @@ from stockday.queues.base import MessageQueue
 from stockday.settings import Settings
 from stockday.stocks.base import StockRepository
 
+if TYPE_CHECKING:  # boto3 stays out of the local backend's imports
+    from stockday.aws.clients import AwsCalls, AwsConfig
+
+
+def aws_config(settings: Settings) -> AwsConfig:
+    from stockday.aws.clients import AwsConfig
+
+    return AwsConfig(
+        region=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        timeout_seconds=settings.aws_timeout_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def aws_calls() -> AwsCalls:
+    """One thread pool for all AWS adapters of a process."""
+    from stockday.aws.clients import AwsCalls
+
+    return AwsCalls()
+
+
+def queue_setting(settings: Settings, name: str) -> str:
+    """The environment variable that names queue ``name``."""
+    if name == settings.logo_events_queue:
+        return "STOCKDAY_LOGO_EVENTS_QUEUE"
+    return "STOCKDAY_LOGO_JOBS_QUEUE"
+
 
 def stock_repository(settings: Settings) -> StockRepository:
+    if settings.backend == "aws":
+        from stockday.stocks.dynamodb import DynamoDbStockRepository
+
+        return DynamoDbStockRepository(
+            aws_config(settings), settings.dynamodb_table, calls=aws_calls()
+        )
     from stockday.stocks.sqlite import SqliteStockRepository
 
     return SqliteStockRepository(settings.database_path)
 
 
 def message_queue(settings: Settings, name: str) -> MessageQueue:
+    if settings.backend == "aws":
+        from stockday.queues.sqs import SqsQueue
+
+        return SqsQueue(
+            aws_config(settings),
+            name,
+            max_receives=settings.queue_max_receives,
+            setting=queue_setting(settings, name),
+            calls=aws_calls(),
+        )
     from stockday.queues.sqlite import SqliteQueue
 
     return SqliteQueue(settings.queue_path, name, max_receives=settings.queue_max_receives)
 
 
 def object_store(settings: Settings) -> ObjectStore:
+    if settings.backend == "aws":
+        from stockday.objects.s3 import S3ObjectStore
+
+        return S3ObjectStore(
+            aws_config(settings),
+            settings.s3_bucket,
+            cdn_base_url=settings.logo_cdn_base_url,
+            signed_url_seconds=settings.signed_url_seconds,
+            calls=aws_calls(),
+        )
     from stockday.objects.filesystem import FilesystemObjectStore
 
     return FilesystemObjectStore(settings.objects_dir)
 
 
 def cache(settings: Settings) -> Cache:
+    if settings.backend == "aws":
+        from stockday.cache.memcached import MemcachedCache
+
+        return MemcachedCache(
+            settings.memcached_servers, timeout_seconds=settings.memcached_timeout_seconds
+        )
     from stockday.cache.memory import MemoryCache
 
     return MemoryCache()

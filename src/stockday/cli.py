@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import signal
+import subprocess
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +19,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from stockday.aws.emulator import (
+    EMULATOR_CREDENTIALS,
+    EmulatorUnavailable,
+    start_emulator,
+    stop_process,
+)
 from stockday.settings import Settings, describe_invalid_settings, get_settings
 
 if TYPE_CHECKING:
@@ -34,6 +43,11 @@ DEMO_STOCKS = (
     ("KO", "The Coca-Cola Company"),
     ("SAP", "SAP SE"),
 )
+
+
+class Backend(StrEnum):
+    LOCAL = "local"
+    AWS = "aws"
 
 
 class HttpService(StrEnum):
@@ -57,6 +71,67 @@ def _valid_settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+EMULATOR_PORT_OFFSET = 5
+MEMCACHED_PORT_OFFSET = 6
+
+
+def _start_emulator(
+    settings: Settings, port_base: int
+) -> tuple[Settings, dict[str, str], list[subprocess.Popen[bytes]]]:
+    """Start moto (and memcached, if installed) beside the stack; return the settings to use."""
+    from stockday.stack import die_with_parent
+
+    emulator_port = port_base + EMULATOR_PORT_OFFSET
+    try:
+        moto = start_emulator(emulator_port)
+    except EmulatorUnavailable as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    helpers = [moto]
+    endpoint = f"http://127.0.0.1:{emulator_port}"
+    env = {"STOCKDAY_AWS_ENDPOINT_URL": endpoint, **EMULATOR_CREDENTIALS}
+    os.environ.update(EMULATOR_CREDENTIALS)  # for the provisioning below, emulator only
+    console.print(f"AWS emulator (moto) at {endpoint}")
+    memcached = shutil.which("memcached")
+    if memcached:
+        address = f"127.0.0.1:{port_base + MEMCACHED_PORT_OFFSET}"
+        command = [memcached, "-l", "127.0.0.1", "-p", address.split(":")[1], "-U", "0"]
+        if os.geteuid() == 0:
+            command += ["-u", "root"]
+        helpers.append(
+            subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,  # safe: no threads yet
+            )
+        )
+        env["STOCKDAY_MEMCACHED_SERVERS"] = address
+        console.print(f"memcached at {address}")
+    else:
+        console.print("memcached is not installed: the price cache will always miss")
+    updated = settings.model_copy(
+        update={
+            "aws_endpoint_url": endpoint,
+            "memcached_servers": env.get("STOCKDAY_MEMCACHED_SERVERS", settings.memcached_servers),
+        }
+    )
+    return updated, env, helpers
+
+
+def _provision(settings: Settings) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from stockday.aws.provision import provision
+
+    try:
+        provision(settings, say=console.print)
+    except (BotoCoreError, ClientError) as exc:
+        console.print(f"[red]could not create the AWS resources: {exc}[/red]")
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def up(
     port_base: Annotated[
@@ -68,21 +143,56 @@ def up(
     ] = None,
     replicas: Annotated[int, typer.Option(min=1, max=8, help="Replicas of each service")] = 2,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness")] = 60.0,
+    backend: Annotated[
+        Backend | None, typer.Option(help="local or aws [default: STOCKDAY_BACKEND or local]")
+    ] = None,
+    emulator: Annotated[
+        bool,
+        typer.Option(
+            help="With --backend aws: start a local AWS emulator (moto) on N+5 and memcached "
+            "on N+6, and create the table, queues and bucket there"
+        ),
+    ] = False,
+    provision: Annotated[
+        bool,
+        typer.Option(help="With --backend aws: create missing table, queues and bucket first"),
+    ] = False,
 ) -> None:
     """Start all five services, wait until ready, print the URL, run until Ctrl-C or SIGTERM."""
     from stockday.stack import Stack
 
     settings = _valid_settings()
-    stack = Stack(
-        data_dir=data_dir or settings.data_dir,
-        port_base=port_base,
-        replicas=replicas,
-        say=console.print,
-    )
-    busy = stack.ports_in_use()
-    if busy:
-        console.print(f"[red]ports already in use: {busy}; is another stack running?[/red]")
+    if backend is not None:
+        settings = settings.model_copy(update={"backend": backend.value})
+    if emulator and settings.backend != "aws":
+        console.print("[red]--emulator needs --backend aws[/red]")
         raise typer.Exit(2)
+    extra_env: dict[str, str] = {"STOCKDAY_BACKEND": settings.backend}
+    helpers: list[subprocess.Popen[bytes]] = []
+    if emulator:
+        settings, emulator_env, helpers = _start_emulator(settings, port_base)
+        extra_env |= emulator_env
+    try:
+        if settings.backend == "aws" and (emulator or provision):
+            _provision(settings)
+        stack = Stack(
+            data_dir=data_dir or settings.data_dir,
+            port_base=port_base,
+            replicas=replicas,
+            extra_env=extra_env,
+            say=console.print,
+        )
+        busy = stack.ports_in_use()
+        if busy:
+            console.print(f"[red]ports already in use: {busy}; is another stack running?[/red]")
+            raise typer.Exit(2)
+        _run_stack(stack, ready_timeout)
+    finally:
+        for helper in helpers:
+            stop_process(helper)
+
+
+def _run_stack(stack: Stack, ready_timeout: float) -> None:
 
     stop_requested = False
 
@@ -153,7 +263,6 @@ def serve(
     workers: Annotated[int, typer.Option(min=1)] = 1,
 ) -> None:
     """Run one HTTP service under uvicorn (its workers are the service's replicas)."""
-    import os
     import sys
 
     from stockday.stack import uvicorn_args
@@ -210,6 +319,49 @@ def seed(
                 console.print(f"[red]{symbol}: {created.status_code} {created.text}[/red]")
                 raise typer.Exit(1)
     console.print(f"added {added} demo stocks ({len(DEMO_STOCKS) - added} were already there)")
+
+
+@app.command()
+def emulator(
+    port: Annotated[int, typer.Option(help="Port of the emulator on 127.0.0.1")] = 4566,
+) -> None:
+    """Run a local AWS emulator (moto) with the table, queues and bucket created, until Ctrl-C."""
+    settings = _valid_settings()
+    try:
+        process = start_emulator(port)
+    except EmulatorUnavailable as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update(EMULATOR_CREDENTIALS)
+    try:
+        _provision(settings.model_copy(update={"aws_endpoint_url": endpoint}))
+        console.print(f"AWS emulator at [bold]{endpoint}[/bold]; run the stack on it with:")
+        console.print(
+            f"  STOCKDAY_AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=emulator "
+            "AWS_SECRET_ACCESS_KEY=emulator stockday up --backend aws"
+        )
+        stopped = False
+
+        def request_stop(signum: int, frame: FrameType | None) -> None:
+            nonlocal stopped
+            stopped = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        while not stopped and process.poll() is None:
+            time.sleep(0.2)
+    finally:
+        stop_process(process)
+
+
+@app.command("provision")
+def provision_command() -> None:
+    """Create the DynamoDB table, SQS queues and S3 bucket named by the settings, if missing.
+
+    For an emulator or a developer account; production resources come from deploy/.
+    """
+    _provision(_valid_settings())
 
 
 dlq_app = typer.Typer(help="Look at and re-drive dead letters.", no_args_is_help=True)

@@ -83,7 +83,7 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to SIGTERM this child when `stockday up` dies, even by SIGKILL."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -166,7 +166,7 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
-                preexec_fn=_die_with_parent,  # safe: `up` is single-threaded
+                preexec_fn=die_with_parent,  # safe: `up` is single-threaded
             )
         child.started_at = time.monotonic()
 

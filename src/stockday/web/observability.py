@@ -76,9 +76,12 @@ def install_observability(
     async def ping() -> dict[str, str | int]:
         return {"status": "ok", "service": service, "pid": os.getpid()}
 
+    reporter = ReadinessLog(service)
+
     @app.get("/api/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
         reasons = await run_readiness_checks(readiness_checks)
+        reporter.record(reasons)
         if reasons:
             return JSONResponse(
                 {"status": "unready", "service": service, "reasons": reasons}, status_code=503
@@ -90,6 +93,28 @@ def install_observability(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(RequestMetrics, service=service)
+
+
+class ReadinessLog:
+    """Logs readiness changes, one line per reason, once: probes every few seconds stay quiet.
+
+    A missing table or queue is then reported once, as the line naming it and its setting, not
+    as a stack trace on every probe.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.reasons: set[str] = set()
+        self.ready: bool | None = None
+
+    def record(self, reasons: Sequence[str]) -> None:
+        current = set(reasons)
+        for reason in sorted(current - self.reasons):
+            log.warning("%s not ready: %s", self.service, reason)
+        if not current and self.ready is False:
+            log.info("%s ready again", self.service)
+        self.reasons = current
+        self.ready = not current
 
 
 async def run_readiness_checks(checks: Sequence[ReadinessCheck]) -> list[str]:
