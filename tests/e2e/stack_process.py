@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from stockday.settings import Settings
 from stockday.stack import CONSUMER_PORT_OFFSETS, PORT_OFFSETS
 
 
@@ -43,11 +44,41 @@ def free_port_base(replicas: int = 2) -> int:
 MAX_RECEIVES = 3
 
 
+def backend_env(backend: str, port_base: int) -> dict[str, str]:
+    """Settings for a stack on ``backend``; on aws, resource names of its own on the emulator."""
+    if backend == "local":
+        return {"STOCKDAY_BACKEND": "local"}
+    from tests.servers import shared_memcached, shared_moto
+
+    return {
+        "STOCKDAY_BACKEND": "aws",
+        "STOCKDAY_AWS_ENDPOINT_URL": shared_moto().url,
+        "STOCKDAY_AWS_REGION": "us-east-1",
+        "STOCKDAY_DYNAMODB_TABLE": f"stocks-{port_base}",
+        "STOCKDAY_S3_BUCKET": f"objects-{port_base}",
+        "STOCKDAY_LOGO_JOBS_QUEUE": f"logo-jobs-{port_base}",
+        "STOCKDAY_LOGO_EVENTS_QUEUE": f"logo-events-{port_base}",
+        "STOCKDAY_MEMCACHED_SERVERS": shared_memcached().address,
+    }
+
+
 class RunningStack:
-    def __init__(self, data_dir: Path, port_base: int, replicas: int = 2) -> None:
+    def __init__(
+        self, data_dir: Path, port_base: int, replicas: int = 2, backend: str = "local"
+    ) -> None:
         self.data_dir = data_dir
         self.port_base = port_base
         self.replicas = replicas
+        self.backend = backend
+        self.env = {
+            "STOCKDAY_QUEUE_WAIT_SECONDS": "1",
+            "STOCKDAY_LOG_LEVEL": "INFO",
+            # Poison messages reach the dead-letter queue in about a second, not five.
+            "STOCKDAY_QUEUE_RETRY_DELAY_SECONDS": "0.2",
+            "STOCKDAY_QUEUE_MAX_RECEIVES": str(MAX_RECEIVES),
+            "STOCKDAY_DATA_DIR": str(data_dir),
+            **backend_env(backend, port_base),
+        }
         self.frontend = f"http://127.0.0.1:{port_base}"
         self.symbol = f"http://127.0.0.1:{port_base + 1}"
         self.price = f"http://127.0.0.1:{port_base + 2}"
@@ -57,14 +88,8 @@ class RunningStack:
 
     def start(self, timeout: float = 60.0) -> None:
         self._offset = len(self.output())
-        env = {
-            **os.environ,
-            "STOCKDAY_QUEUE_WAIT_SECONDS": "1",
-            "STOCKDAY_LOG_LEVEL": "INFO",
-            # Poison messages reach the dead-letter queue in about a second, not five.
-            "STOCKDAY_QUEUE_RETRY_DELAY_SECONDS": "0.2",
-            "STOCKDAY_QUEUE_MAX_RECEIVES": str(MAX_RECEIVES),
-        }
+        env = {**os.environ, **self.env}
+        provision = ["--provision"] if self.backend == "aws" else []
         with open(self.output_path, "a") as out:
             self.process = subprocess.Popen(
                 [
@@ -78,6 +103,7 @@ class RunningStack:
                     str(self.data_dir),
                     "--replicas",
                     str(self.replicas),
+                    *provision,
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -93,6 +119,12 @@ class RunningStack:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"stack not ready after {timeout}s:\n{self.output()}")
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the stack's services run with, for tests that reach its backends."""
+        env = {k.removeprefix("STOCKDAY_").lower(): v for k, v in self.env.items()}
+        return Settings.model_validate(env)
 
     def output(self) -> str:
         return self.output_path.read_text() if self.output_path.exists() else ""

@@ -12,30 +12,52 @@ import httpx
 import pytest
 from PIL import Image
 
+from stockday.queues.base import MessageQueue
 from tests import sample_images
 from tests.e2e.stack_process import RunningStack, free_port_base
 
 pytestmark = pytest.mark.e2e
 
 
-def _run(data_dir: Path) -> Iterator[RunningStack]:
-    running = RunningStack(data_dir, free_port_base())
+# Every test runs on the embedded backends and on the AWS backends (moto and memcached).
+BACKENDS = ["local", "aws"]
+
+
+def _run(data_dir: Path, backend: str) -> Iterator[RunningStack]:
+    running = RunningStack(data_dir, free_port_base(), backend=backend)
     running.start()
     yield running
     if running.process and running.process.poll() is None:
         running.stop()
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[RunningStack]:
+@pytest.fixture(params=BACKENDS)
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningStack]:
     """A stack of its own, for tests that restart or kill parts of it."""
-    yield from _run(tmp_path / "data")
+    yield from _run(tmp_path / "data", request.param)
 
 
-@pytest.fixture(scope="module")
-def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
     """One stack for the tests that only look at it (starting one costs seconds)."""
-    yield from _run(tmp_path_factory.mktemp("shared") / "data")
+    yield from _run(tmp_path_factory.mktemp("shared") / "data", request.param)
+
+
+def stored_uploads(stack: RunningStack) -> set[str]:
+    import asyncio
+
+    from stockday import backends
+
+    async def keys() -> set[str]:
+        store = backends.object_store(stack.settings)
+        try:
+            return {info.key for info in await store.list("uploads/")}
+        finally:
+            await store.close()
+
+    return asyncio.run(keys())
 
 
 def wait_for_logo(symbol_api: httpx.Client, symbol: str, deadline: float) -> dict[str, object]:
@@ -89,7 +111,7 @@ def test_add_a_stock_with_a_logo_then_restart(stack: RunningStack) -> None:
         assert "ACME" in home.text
         page = site.get("/stocks/ACME")
         assert page.status_code == 200
-        assert logo_url in page.text
+        assert f"logos/ACME/{upload_id}.webp" in page.text  # path or signed URL
 
     assert stack.stop() == 0
     stack.start()
@@ -219,15 +241,13 @@ def test_seed_adds_demo_stocks_whose_logos_become_ready(shared_stack: RunningSta
 def test_bad_logos_are_refused_and_nothing_is_stored(
     shared_stack: RunningStack, data: bytes, status: int
 ) -> None:
-    uploads = shared_stack.data_dir / "objects" / "data" / "uploads"
-    before = set(uploads.iterdir()) if uploads.exists() else set()
+    before = stored_uploads(shared_stack)
     with shared_stack.client(shared_stack.frontend) as site:
         response = site.post("/uploads", files={"file": ("logo.png", data, "image/png")})
         assert response.status_code == status
         assert response.json()["detail"]
         assert site.get("/api/ping").status_code == 200  # nothing crashed
-    after = set(uploads.iterdir()) if uploads.exists() else set()
-    assert after == before
+    assert stored_uploads(shared_stack) == before
 
 
 def test_poison_messages_are_dead_lettered_while_good_ones_flow(
@@ -235,22 +255,25 @@ def test_poison_messages_are_dead_lettered_while_good_ones_flow(
 ) -> None:
     import asyncio
 
-    from stockday.queues.sqlite import SqliteQueue
-    from tests.e2e.stack_process import MAX_RECEIVES
+    from stockday import backends
 
-    queue_file = shared_stack.data_dir / "queues.sqlite3"
+    settings = shared_stack.settings
+
+    def open_queues() -> tuple[MessageQueue, MessageQueue]:
+        return (
+            backends.message_queue(settings, settings.logo_jobs_queue),
+            backends.message_queue(settings, settings.logo_events_queue),
+        )
 
     async def send_poison() -> None:
-        jobs = SqliteQueue(queue_file, "logo-jobs", max_receives=MAX_RECEIVES)
-        events = SqliteQueue(queue_file, "logo-events", max_receives=MAX_RECEIVES)
+        jobs, events = open_queues()
         await jobs.send("{this is not json")
         await events.send('{"type": "logo.resized", "schema_version": 1}')
         await jobs.close()
         await events.close()
 
     async def dead_letters() -> tuple[list[str], list[str]]:
-        jobs = SqliteQueue(queue_file, "logo-jobs", max_receives=MAX_RECEIVES)
-        events = SqliteQueue(queue_file, "logo-events", max_receives=MAX_RECEIVES)
+        jobs, events = open_queues()
         found = (
             [d.body for d in await jobs.dead_letters()],
             [d.body for d in await events.dead_letters()],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -57,6 +58,19 @@ class ObjectInfo:
     modified_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class PresignedUpload:
+    """A form a browser posts a file to, straight into the store (an S3 presigned POST).
+
+    The browser sends ``fields`` as form fields, then its own ``Content-Type`` field, then the
+    file as the last field, as multipart/form-data to ``url`` before ``expires_at``.
+    """
+
+    url: str
+    fields: Mapping[str, str]
+    expires_at: datetime
+
+
 class ObjectStore(Protocol):
     async def put(self, key: str, data: bytes, *, content_type: str) -> None:
         """Store (or atomically replace) an object; readers never see a partial object."""
@@ -72,6 +86,15 @@ class ObjectStore(Protocol):
 
     def url_for(self, key: str) -> str:
         """The URL under which a browser can fetch the object (a path, a CDN or a signed URL)."""
+
+    def presigned_upload(
+        self, key: str, *, max_bytes: int, expires_seconds: int
+    ) -> PresignedUpload | None:
+        """A form for uploading one image of at most ``max_bytes`` to ``key`` from the browser.
+
+        None when this store cannot take uploads straight from the browser (the upload then
+        goes through the application).
+        """
 
     async def check(self) -> None: ...
 

@@ -36,6 +36,7 @@ from stockday.objects.base import (
     MAX_SEGMENT_BYTES,
     InvalidKey,
     ObjectInfo,
+    PresignedUpload,
     StoredObject,
     check_key,
 )
@@ -99,6 +100,13 @@ class FilesystemObjectStore:
         if key.startswith("logos/"):
             return self._url_prefix + quote(key.removeprefix("logos/"), safe="/")
         return "/objects/" + quote(key, safe="/")
+
+    def presigned_upload(
+        self, key: str, *, max_bytes: int, expires_seconds: int
+    ) -> PresignedUpload | None:
+        """None: a directory cannot take uploads from browsers; they go through stock-symbol."""
+        check_key(key)
+        return None
 
     async def check(self) -> None:
         """Raise BackendUnavailable unless the root is a directory we can write to."""
