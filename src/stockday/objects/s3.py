@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar, cast
 from urllib.parse import quote
 
 import boto3
@@ -40,6 +40,7 @@ from stockday.objects.base import (
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
+    from types_boto3_s3.literals import BucketLocationConstraintType
 
 __all__ = ["UPLOADS_PREFIX", "S3ObjectStore", "create_bucket", "make_s3_client"]
 
@@ -125,7 +126,9 @@ class S3ObjectStore:
 
     async def list(self, prefix: str) -> list[ObjectInfo]:
         """Every object whose key starts with ``prefix`` (ListObjectsV2, all pages), by key."""
-        return await self._run(self._list, prefix)
+        return await self._run(
+            _list_objects, self._client, self._bucket, prefix, self._list_page_size
+        )
 
     def url_for(self, key: str) -> str:
         """``<cdn>/<key>`` with a CDN base URL, else a presigned GET valid ``signed_url_seconds``.
@@ -229,27 +232,26 @@ class S3ObjectStore:
             raise
         return True
 
-    def _list(self, prefix: str) -> list[ObjectInfo]:
-        paginator = self._client.get_paginator("list_objects_v2")
-        found: list[ObjectInfo] = []
-        pages = paginator.paginate(
-            Bucket=self._bucket,
-            Prefix=prefix,
-            PaginationConfig={"PageSize": self._list_page_size},
+
+def _list_objects(client: S3Client, bucket: str, prefix: str, page_size: int) -> list[ObjectInfo]:
+    """Blocking list(): every page of ListObjectsV2 under ``prefix``, sorted by key."""
+    paginator = client.get_paginator("list_objects_v2")
+    pages = paginator.paginate(
+        Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+    )
+    found = [
+        ObjectInfo(
+            key=item["Key"],
+            size=item["Size"],
+            modified_at=item["LastModified"].astimezone(UTC),
         )
-        for page in pages:
-            for item in page.get("Contents", []):
-                found.append(
-                    ObjectInfo(
-                        key=item["Key"],
-                        size=item["Size"],
-                        modified_at=item["LastModified"].astimezone(UTC),
-                    )
-                )
-        # S3 lists in UTF-8 byte order, which is code point order; sorting keeps the contract
-        # whatever an S3-compatible server does.
-        found.sort(key=lambda info: info.key)
-        return found
+        for page in pages
+        for item in page.get("Contents", [])
+    ]
+    # S3 lists in UTF-8 byte order, which is code point order; sorting keeps the contract
+    # whatever an S3-compatible server does.
+    found.sort(key=lambda info: info.key)
+    return found
 
 
 def create_bucket(client: S3Client, bucket: str, region: str) -> None:
@@ -274,7 +276,9 @@ def create_bucket(client: S3Client, bucket: str, region: str) -> None:
             client.create_bucket(
                 Bucket=bucket,
                 ObjectOwnership="BucketOwnerEnforced",
-                CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
+                CreateBucketConfiguration={
+                    "LocationConstraint": cast("BucketLocationConstraintType", region)
+                },
             )
     except ClientError as exc:
         if error_code(exc) != "BucketAlreadyOwnedByYou":
