@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from stockday.cache.base import Cache
+from stockday.cache.memcached import MemcachedCache
 from stockday.cache.memory import MemoryCache
+from tests.servers import shared_memcached
 
 CacheFactory = Callable[[Path], Awaitable[Cache]]
 """tmp_path -> an empty cache (a shared cache adapter would use a fresh key namespace)."""
@@ -21,8 +24,16 @@ async def make_memory_cache(tmp_path: Path) -> Cache:
     return MemoryCache()
 
 
+async def make_memcached_cache(tmp_path: Path) -> Cache:
+    """The session's real memcached, in a key namespace of this test's own."""
+    return MemcachedCache(shared_memcached().address, key_prefix=f"test-{uuid.uuid4().hex}:")
+
+
 # AWS adapters join here; the tests below stay unchanged.
-CACHE_FACTORIES = [pytest.param(make_memory_cache, id="memory")]
+CACHE_FACTORIES = [
+    pytest.param(make_memory_cache, id="memory"),
+    pytest.param(make_memcached_cache, id="memcached"),
+]
 
 pytestmark = pytest.mark.anyio
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
 
+from stockday.aws.clients import AwsConfig, make_client
 from stockday.objects.base import InvalidKey, ObjectStore
 from stockday.objects.filesystem import FilesystemObjectStore
+from stockday.objects.s3 import S3ObjectStore, create_bucket
+from tests.servers import shared_moto
 
 ObjectStoreFactory = Callable[[Path], Awaitable[ObjectStore]]
 """tmp_path -> an empty store (an S3 adapter would use a fresh bucket or key prefix)."""
@@ -21,8 +26,23 @@ async def make_filesystem_store(tmp_path: Path) -> ObjectStore:
     return FilesystemObjectStore(tmp_path / "objects")
 
 
+async def make_s3_store(tmp_path: Path) -> ObjectStore:
+    """A fresh private bucket on the session's moto server."""
+    config = AwsConfig(region="us-east-1", endpoint_url=shared_moto().url)
+    bucket = f"stockday-contract-{uuid.uuid4().hex[:16]}"
+    client = make_client("s3", config)
+    try:
+        await anyio.to_thread.run_sync(create_bucket, client, bucket, config.region)
+    finally:
+        client.close()
+    return S3ObjectStore(config, bucket)
+
+
 # AWS adapters join here; the tests below stay unchanged.
-OBJECT_STORE_FACTORIES = [pytest.param(make_filesystem_store, id="filesystem")]
+OBJECT_STORE_FACTORIES = [
+    pytest.param(make_filesystem_store, id="filesystem"),
+    pytest.param(make_s3_store, id="s3"),
+]
 
 INVALID_KEYS = [
     "",

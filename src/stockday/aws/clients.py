@@ -60,8 +60,13 @@ class AwsCalls:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _botocore_config(config: AwsConfig, *, read_timeout: float | None = None) -> Config:
+def _botocore_config(
+    service: str, config: AwsConfig, *, read_timeout: float | None = None
+) -> Config:
     return Config(
+        # S3 presigned URLs and POSTs must be SigV4: botocore would sign them with SigV2 in
+        # us-east-1, which buckets created since 2020 refuse.
+        signature_version="s3v4" if service == "s3" else None,
         region_name=config.region,
         connect_timeout=config.timeout_seconds,
         read_timeout=read_timeout if read_timeout is not None else config.timeout_seconds,
@@ -89,7 +94,7 @@ def make_client(service: str, config: AwsConfig, *, read_timeout: float | None =
         service,
         region_name=config.region,
         endpoint_url=config.endpoint_url,
-        config=_botocore_config(config, read_timeout=read_timeout),
+        config=_botocore_config(service, config, read_timeout=read_timeout),
     )
 
 

@@ -24,11 +24,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, ParamSpec, TypeVar, cast
 from urllib.parse import quote
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stockday.aws.clients import AwsCalls, AwsConfig, _botocore_config, describe_failure, error_code
+from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
 from stockday.errors import BackendUnavailable
 from stockday.objects.base import (
     InvalidKey,
@@ -42,7 +40,7 @@ if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
     from types_boto3_s3.literals import BucketLocationConstraintType
 
-__all__ = ["UPLOADS_PREFIX", "S3ObjectStore", "create_bucket", "make_s3_client"]
+__all__ = ["UPLOADS_PREFIX", "S3ObjectStore", "create_bucket"]
 
 log = logging.getLogger("stockday.objects.s3")
 
@@ -54,16 +52,6 @@ UPLOAD_RETENTION_DAYS = 30
 MAX_SIGNED_SECONDS = 7 * 24 * 3600  # the longest SigV4 presigned URLs are valid
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-
-
-def make_s3_client(config: AwsConfig) -> S3Client:
-    """An S3 client like ``make_client("s3", ...)``, but signing presigned requests with SigV4."""
-    return boto3.session.Session().client(
-        "s3",
-        region_name=config.region,
-        endpoint_url=config.endpoint_url,
-        config=_botocore_config(config).merge(Config(signature_version="s3v4")),
-    )
 
 
 class S3ObjectStore:
@@ -91,7 +79,7 @@ class S3ObjectStore:
         self._list_page_size = list_page_size
         self._owns_calls = calls is None
         self._calls = calls if calls is not None else AwsCalls()
-        self._client = make_s3_client(config)
+        self._client = make_client("s3", config)
 
     @property
     def bucket(self) -> str:
