@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
@@ -11,9 +12,12 @@ from pathlib import Path
 import pytest
 from scipy.stats import chisquare
 
+from stockday.aws.clients import AwsConfig, make_client
 from stockday.domain.stocks import LogoState, Price, Stock
 from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
+from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
 from stockday.stocks.sqlite import SqliteStockRepository
+from tests.servers import shared_moto
 
 RepositoryFactory = Callable[[Path], Awaitable[StockRepository]]
 
@@ -22,8 +26,23 @@ async def make_sqlite(tmp_path: Path) -> StockRepository:
     return SqliteStockRepository(tmp_path / "stocks.sqlite3")
 
 
+async def make_dynamodb(tmp_path: Path) -> StockRepository:
+    """A fresh table on the session's moto server over HTTP."""
+    config = AwsConfig(region="us-east-1", endpoint_url=shared_moto().url)
+    table = f"stocks-{uuid.uuid4().hex}"
+    client = make_client("dynamodb", config)
+    try:
+        create_table(client, table)
+    finally:
+        client.close()
+    return DynamoDbStockRepository(config, table)
+
+
 # AWS adapters join here; the tests below stay unchanged.
-REPOSITORY_FACTORIES = [pytest.param(make_sqlite, id="sqlite")]
+REPOSITORY_FACTORIES = [
+    pytest.param(make_sqlite, id="sqlite"),
+    pytest.param(make_dynamodb, id="dynamodb"),
+]
 
 
 @pytest.fixture(params=REPOSITORY_FACTORIES)
