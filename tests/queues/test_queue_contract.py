@@ -17,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from stockday.aws.clients import AwsConfig, make_client
 from stockday.queues.base import MessageQueue, QueueStats, ReceivedMessage
 from stockday.queues.sqlite import SqliteQueue
+from stockday.queues.sqs import SqsQueue, create_queue
+from tests.servers import shared_moto
 
 QueueFactory = Callable[[Path, str, int], Awaitable[MessageQueue]]
 """(tmp_path, queue name, max_receives) -> a new handle on that queue.
@@ -36,8 +39,22 @@ async def make_sqlite_queue(tmp_path: Path, name: str, max_receives: int) -> Mes
     )
 
 
+async def make_sqs_queue(tmp_path: Path, name: str, max_receives: int) -> MessageQueue:
+    """A handle on SQS queue ``name`` in the shared moto server (create_queue is idempotent)."""
+    config = AwsConfig(region="us-east-1", endpoint_url=shared_moto().url)
+    client = make_client("sqs", config)
+    try:
+        await asyncio.to_thread(create_queue, client, name, max_receives=max_receives)
+    finally:
+        client.close()
+    return SqsQueue(config, name, max_receives=max_receives)
+
+
 # AWS adapters join here; the tests below stay unchanged.
-QUEUE_FACTORIES = [pytest.param(make_sqlite_queue, id="sqlite")]
+QUEUE_FACTORIES = [
+    pytest.param(make_sqlite_queue, id="sqlite"),
+    pytest.param(make_sqs_queue, id="sqs"),
+]
 
 MAX_RECEIVES = 3
 LONG = 30  # a visibility timeout no test outlives

@@ -2,9 +2,10 @@
 
 A handler returns normally when the message's work is durable (then the message is deleted) or
 raises (then the message becomes visible again after a short retry delay; after the queue's
-max receives it goes to the dead-letter queue). While a handler runs, the message's visibility
-is extended so that long work is not handed to a second consumer. On stop, messages not yet
-started are released at once instead of waiting out their visibility timeout.
+max receives it goes to the dead-letter queue). While the consumer holds a message (running, or
+received in a batch and waiting for a free slot), its visibility is extended so that long work
+is not handed to a second consumer. On stop, messages not yet started are released at once
+instead of waiting out their visibility timeout.
 """
 
 from __future__ import annotations
@@ -91,18 +92,24 @@ class Consumer:
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(message: ReceivedMessage) -> None:
-            async with gate:
-                if self.stopping.is_set():
-                    # Not started: hand it back now rather than after the visibility timeout.
-                    await self._release(message, 0)
-                    return
-                await self._process(message)
+            # Held from the receive until acknowledged or released, waiting for a free slot
+            # included: kept invisible all along, or a second consumer would get it meanwhile.
+            keepalive = asyncio.create_task(self._keep_invisible(message))
+            try:
+                async with gate:
+                    if self.stopping.is_set():
+                        # Not started: hand it back now rather than after the visibility timeout.
+                        await _stop(keepalive)
+                        await self._release(message, 0)
+                        return
+                    await self._process(message, keepalive)
+            finally:
+                await _stop(keepalive)
 
         await asyncio.gather(*(one(m) for m in batch))
 
-    async def _process(self, message: ReceivedMessage) -> None:
+    async def _process(self, message: ReceivedMessage, keepalive: asyncio.Task[None]) -> None:
         started = time.perf_counter()
-        keepalive = asyncio.create_task(self._keep_invisible(message))
         try:
             await self.handler(message)
         except Exception as exc:
@@ -118,12 +125,11 @@ class Consumer:
                 what,
                 exc,
             )
+            # Stopped first, so that no late extension undoes the release.
+            await _stop(keepalive)
             await self._release(message, self.retry_delay)
             return
-        finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
+        await _stop(keepalive)
         # The work is durable: only now acknowledge.
         await self.queue.delete(message.receipt)
         MESSAGES.labels(self.name, "done").inc()
@@ -143,6 +149,13 @@ class Consumer:
             await self.queue.change_visibility(message.receipt, delay)
         except Exception as exc:
             log.warning("%s: cannot release message %s: %s", self.name, message.message_id, exc)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has stopped (a no-op once it has)."""
+    task.cancel()
+    # wait() does not re-raise the task's cancellation, yet lets our own propagate.
+    await asyncio.wait([task])
 
 
 class HealthServerFailed(Exception):

@@ -1,0 +1,687 @@
+"""SQS message queue: the port on an SQS standard queue and its dead-letter queue ``<name>-dlq``.
+
+Most of the port is SQS itself: bodies are the JSON strings given, ``attributes`` travel as
+String MessageAttributes, receives long-poll (whole seconds, at most 20) in batches of at most
+10, and the queue's redrive policy (set by :func:`create_queue`) moves a message that was
+received ``max_receives`` times to the dead-letter queue. Fractional seconds are rounded up,
+so a visibility timeout is never shorter than asked for.
+
+Where SQS has no matching operation the adapter says what it does instead:
+
+- ``stats().oldest_age_seconds``: SQS reports no message ages (only CloudWatch's
+  ApproximateAgeOfOldestMessage does) and a message cannot be looked at without receiving it,
+  which would count towards its max receives. The adapter reports an upper bound instead: the
+  time since this handle last saw the queue empty (every message now in the queue was sent after
+  that), 0.0 while it is empty, and, before this handle has ever seen it empty, the queue's own
+  age capped at its retention period. Like SQS's counts, it is approximate.
+- ``dead_letters()`` peeks by receiving from the dead-letter queue with a short visibility
+  timeout and then releasing the messages at once. Each peek therefore adds one to a dead
+  letter's receive count (harmless: the dead-letter queue has no redrive policy), and a peek
+  running at the same time in another process sees only what that one is not holding. SQS
+  records no time of dead-lettering, so ``dead_at`` is the message's
+  ApproximateFirstReceiveTimestamp (its first delivery, on the source queue): no later than
+  its death.
+- ``redrive()`` receives dead letters, sends each to the queue as a new message (body and
+  attributes kept, so it starts with a receive count of 0, a new id and a new sent time) and
+  only then deletes it from the dead-letter queue: at least once, as everything else.
+  SQS's own StartMessageMoveTask cannot move a given number of messages, which the port needs.
+- ``purge()`` is SQS's PurgeQueue, the one operation that also removes messages in flight;
+  the dead-letter queue is a queue of its own and is kept. SQS allows one purge a minute per
+  queue; a purge refused for that reason deletes what it can receive instead (messages in
+  flight at that moment are left).
+- Stale receipts: SQS ignores a delete with a receipt that was superseded by a later receive
+  (documented for DeleteMessage). The moto emulator accepts any receipt a message ever had, so
+  the adapter also remembers the receipts it handed out and drops a delete or a visibility change
+  with a receipt it knows to be superseded; unknown or expired receipts that SQS rejects are
+  ignored too.
+
+boto3 is blocking: every call runs on the :class:`~stockday.aws.clients.AwsCalls` pool. Long
+polls use their own client whose read timeout exceeds the longest wait; every other call keeps
+the short configured timeout. Queue URLs are resolved with GetQueueUrl on first use and cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
+from stockday.errors import BackendUnavailable
+from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage
+
+if TYPE_CHECKING:
+    from types_boto3_sqs import SQSClient
+    from types_boto3_sqs.literals import MessageSystemAttributeNameType, QueueAttributeNameType
+    from types_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        DeleteMessageBatchRequestEntryTypeDef,
+        MessageAttributeValueTypeDef,
+        MessageTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+        SendMessageRequestTypeDef,
+    )
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+log = logging.getLogger("stockday.queues.sqs")
+
+MAX_BATCH = 10
+MAX_WAIT_SECONDS = 20
+MAX_VISIBILITY_SECONDS = 43_200
+MAX_DELAY_SECONDS = 900
+MAX_ATTRIBUTES = 10
+DLQ_SUFFIX = "-dlq"
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+SQS_DEFAULT_RETENTION_SECONDS = 4 * 24 * 3600
+# Long enough for one peek or one redrive round; a crash leaves them hidden no longer than this.
+PEEK_VISIBILITY_SECONDS = 30
+REDRIVE_VISIBILITY_SECONDS = 60
+# SendMessageBatch limits the whole request to what one message may hold.
+MAX_BATCH_BYTES = 256 * 1024
+REMEMBERED_RECEIPTS = 10_000
+
+_SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
+    "SentTimestamp",
+    "ApproximateReceiveCount",
+    "ApproximateFirstReceiveTimestamp",
+]
+# Letters, digits, "_", "-" and "." (not first, last or doubled), at most 256 characters.
+_ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)")
+_RESERVED_PREFIXES = ("aws.", "amazon.")
+_NO_SUCH_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+_QUEUE_EXISTS = {"QueueAlreadyExists", "QueueNameExists"}
+_PURGE_IN_PROGRESS = {"AWS.SimpleQueueService.PurgeQueueInProgress", "PurgeQueueInProgress"}
+_RECEIPT_REJECTED = {
+    "ReceiptHandleIsInvalid",
+    "InvalidReceiptHandle",
+    "AWS.SimpleQueueService.MessageNotInflight",
+    "MessageNotInflight",
+}
+
+
+def dead_letter_queue_name(name: str) -> str:
+    return name + DLQ_SUFFIX
+
+
+class SqsQueue:
+    """MessageQueue on an SQS standard queue; see the module docstring for the mapping."""
+
+    def __init__(
+        self,
+        config: AwsConfig,
+        name: str,
+        *,
+        max_receives: int,
+        setting: str = "STOCKDAY_LOGO_JOBS_QUEUE",
+        calls: AwsCalls | None = None,
+    ) -> None:
+        if not name:
+            raise ValueError("queue name must not be empty")
+        if max_receives < 1:
+            raise ValueError("max_receives must be at least 1")
+        self.name = name
+        self.dead_letter_name = dead_letter_queue_name(name)
+        self._config = config
+        self._max_receives = max_receives
+        self._setting = setting
+        self._owns_calls = calls is None
+        self._calls = calls if calls is not None else AwsCalls()
+        # Made here, once (tens of milliseconds each, at startup), so that no call pays for it.
+        self._client = make_client("sqs", config)
+        # The read timeout must outlast the longest wait SQS may hold a poll open.
+        self._poll_client = make_client(
+            "sqs", config, read_timeout=MAX_WAIT_SECONDS + config.timeout_seconds + 5
+        )
+        self._urls: dict[str, str] = {}
+        self._receipts = _Receipts(REMEMBERED_RECEIPTS)
+        self._seen_empty_at: float | None = None
+
+    # -- the port ---------------------------------------------------------------------------
+
+    async def send(
+        self,
+        body: str,
+        *,
+        attributes: Mapping[str, str] | None = None,
+        delay_seconds: float = 0,
+    ) -> str:
+        """Enqueue a message, visible after ``delay_seconds`` (at most 900); return its id."""
+        encoded = _encode_attributes(attributes or {})
+        client, url = self._client, await self._url(self.name)
+        request: SendMessageRequestTypeDef = {
+            "QueueUrl": url,
+            "MessageBody": body,
+            "DelaySeconds": _whole_seconds(delay_seconds, MAX_DELAY_SECONDS),
+        }
+        if encoded:
+            request["MessageAttributes"] = encoded
+        response = await self._aws(self.name, client.send_message, **request)
+        return response["MessageId"]
+
+    async def receive(
+        self,
+        *,
+        max_messages: int = 10,
+        wait_seconds: float = 1.0,
+        visibility_timeout: float = 30.0,
+    ) -> list[ReceivedMessage]:
+        """Long-poll for up to ``max_messages`` (at most 10) for up to ``wait_seconds`` (<= 20)."""
+        client, url = self._poll_client, await self._url(self.name)
+        response = await self._aws(
+            self.name,
+            client.receive_message,
+            QueueUrl=url,
+            MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
+            WaitTimeSeconds=_whole_seconds(wait_seconds, MAX_WAIT_SECONDS),
+            VisibilityTimeout=_whole_seconds(visibility_timeout, MAX_VISIBILITY_SECONDS),
+            MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
+            MessageAttributeNames=["All"],
+        )
+        batch = [_received(message) for message in response.get("Messages", [])]
+        for message in batch:
+            self._receipts.issued(message.message_id, message.receipt)
+        return batch
+
+    async def delete(self, receipt: str) -> None:
+        """Acknowledge; a superseded, unknown or expired receipt is ignored."""
+        if self._receipts.superseded(receipt):
+            return
+        client, url = self._client, await self._url(self.name)
+        await self._receipt_call(client.delete_message, QueueUrl=url, ReceiptHandle=receipt)
+        self._receipts.settled(receipt)
+
+    async def change_visibility(self, receipt: str, seconds: float) -> None:
+        """Make the message visible ``seconds`` (rounded up) from now; stale receipts ignored."""
+        if self._receipts.superseded(receipt):
+            return
+        client, url = self._client, await self._url(self.name)
+        await self._receipt_call(
+            client.change_message_visibility,
+            QueueUrl=url,
+            ReceiptHandle=receipt,
+            VisibilityTimeout=_whole_seconds(seconds, MAX_VISIBILITY_SECONDS),
+        )
+
+    async def stats(self) -> QueueStats:
+        """SQS's approximate counts; delayed messages count as in flight (not yet visible).
+
+        ``oldest_age_seconds`` is an upper bound, explained in the module docstring.
+        """
+        main, dead = await asyncio.gather(
+            self._attributes(
+                self.name,
+                [
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                    "CreatedTimestamp",
+                    "MessageRetentionPeriod",
+                ],
+            ),
+            self._attributes(
+                self.dead_letter_name,
+                [
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            ),
+        )
+        now = time.time()
+        visible = _count(main, "ApproximateNumberOfMessages")
+        in_flight = _count(main, "ApproximateNumberOfMessagesNotVisible") + _count(
+            main, "ApproximateNumberOfMessagesDelayed"
+        )
+        if visible + in_flight == 0:
+            self._seen_empty_at = now
+            oldest = 0.0
+        elif self._seen_empty_at is not None:
+            oldest = now - self._seen_empty_at
+        else:
+            # Never seen empty by this handle: no message is older than the queue, nor than its
+            # retention period.
+            created = float(main.get("CreatedTimestamp", now))
+            retention = float(main.get("MessageRetentionPeriod", SQS_DEFAULT_RETENTION_SECONDS))
+            oldest = min(now - created, retention)
+        return QueueStats(
+            visible=visible,
+            in_flight=in_flight,
+            oldest_age_seconds=max(0.0, oldest),
+            dead_letters=sum(
+                _count(dead, key)
+                for key in (
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                )
+            ),
+        )
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Peek at up to ``limit`` dead letters, oldest sent first, leaving them in place.
+
+        Each peek adds one to their receive counts; see the module docstring.
+        """
+        if limit <= 0:
+            return []
+        expected = await self._visible_dead_letters()
+        found: dict[str, MessageTypeDef] = {}
+        held: list[str] = []
+        try:
+            while len(found) < limit:
+                batch = await self._receive_dead_letters(
+                    min(MAX_BATCH, limit - len(found)),
+                    # Long-poll (SQS then asks every server) only while more are expected, so
+                    # that the last round on an exhausted queue costs no waiting.
+                    wait=len(found) < expected,
+                    visibility=PEEK_VISIBILITY_SECONDS,
+                )
+                if not batch:
+                    break
+                for message in batch:
+                    held.append(message["ReceiptHandle"])
+                    found.setdefault(message["MessageId"], message)
+        finally:
+            await self._release_dead_letters(held)
+        letters = sorted((_dead_letter(m) for m in found.values()), key=lambda d: d.sent_at)
+        return letters[:limit]
+
+    async def redrive(self, *, limit: int | None = None) -> int:
+        """Move up to ``limit`` (None: all) dead letters back to the queue; return how many."""
+        if limit is not None and limit <= 0:
+            return 0
+        expected = await self._visible_dead_letters()
+        moved = 0
+        stuck: list[str] = []
+        try:
+            while limit is None or moved < limit:
+                want = MAX_BATCH if limit is None else min(MAX_BATCH, limit - moved)
+                batch = await self._receive_dead_letters(
+                    want,
+                    wait=moved + len(stuck) < expected,
+                    visibility=REDRIVE_VISIBILITY_SECONDS,
+                )
+                if not batch:
+                    break
+                sent, failed = await self._resend(batch)
+                moved += len(sent)
+                stuck.extend(failed)
+                await self._delete_dead_letters(sent)
+        finally:
+            # Ones that could not be sent stay hidden until the end so the loop ends; then
+            # they are dead letters again at once.
+            await self._release_dead_letters(stuck)
+        return moved
+
+    async def purge(self) -> None:
+        """Delete every message of the queue, in flight or not; the dead letters are kept."""
+        client, url = self._client, await self._url(self.name)
+        try:
+            await self._calls.run(client.purge_queue, QueueUrl=url)
+        except ClientError as exc:
+            if error_code(exc) not in _PURGE_IN_PROGRESS:
+                raise self._unavailable(exc, self.name) from exc
+            log.warning("SQS queue %r was purged less than 60 s ago; deleting instead", self.name)
+            await self._drain(url)
+        except BotoCoreError as exc:
+            raise self._unavailable(exc, self.name) from exc
+
+    async def check(self) -> None:
+        """Raise BackendUnavailable unless the queue and its dead-letter queue can be used."""
+        main = await self._attributes(self.name, ["QueueArn", "RedrivePolicy"], fresh=True)
+        dead = await self._attributes(self.dead_letter_name, ["QueueArn"], fresh=True)
+        policy = _redrive_policy(main.get("RedrivePolicy"))
+        if policy is None or policy.get("deadLetterTargetArn") != dead.get("QueueArn"):
+            raise BackendUnavailable(
+                f"SQS queue {self.name!r} unavailable: it has no redrive policy to "
+                f"{self.dead_letter_name!r}, so failing messages would never be set aside; "
+                f"create it with stockday.queues.sqs.create_queue (set by {self._setting})"
+            )
+        configured = policy.get("maxReceiveCount")
+        if str(configured) != str(self._max_receives):
+            log.warning(
+                "SQS queue %r dead-letters after %s receives, not %d as configured",
+                self.name,
+                configured,
+                self._max_receives,
+            )
+
+    async def close(self) -> None:
+        self._client.close()
+        self._poll_client.close()
+        if self._owns_calls:
+            self._calls.close()
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    async def _visible_dead_letters(self) -> int:
+        attributes = await self._attributes(self.dead_letter_name, ["ApproximateNumberOfMessages"])
+        return _count(attributes, "ApproximateNumberOfMessages")
+
+    async def _receive_dead_letters(
+        self, count: int, *, wait: bool, visibility: int
+    ) -> list[MessageTypeDef]:
+        client = self._poll_client if wait else self._client
+        url = await self._url(self.dead_letter_name)
+        response = await self._aws(
+            self.dead_letter_name,
+            client.receive_message,
+            QueueUrl=url,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=1 if wait else 0,
+            VisibilityTimeout=visibility,
+            MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
+            MessageAttributeNames=["All"],
+        )
+        return response.get("Messages", [])
+
+    async def _resend(self, batch: Sequence[MessageTypeDef]) -> tuple[list[str], list[str]]:
+        """Send dead letters to the queue; return the DLQ receipts of (sent, not sent)."""
+        client, url = self._client, await self._url(self.name)
+        entries: list[SendMessageBatchRequestEntryTypeDef] = []
+        for index, message in enumerate(batch):
+            entry: SendMessageBatchRequestEntryTypeDef = {
+                "Id": str(index),
+                "MessageBody": message["Body"],
+            }
+            copied = _copy_attributes(message.get("MessageAttributes", {}))
+            if copied:
+                entry["MessageAttributes"] = copied
+            entries.append(entry)
+        if sum(_size(entry) for entry in entries) > MAX_BATCH_BYTES:
+            groups = [[entry] for entry in entries]
+        else:
+            groups = [entries]
+        sent: list[str] = []
+        failed: list[str] = []
+        for group in groups:
+            response = await self._aws(
+                self.name, client.send_message_batch, QueueUrl=url, Entries=group
+            )
+            for failure in response.get("Failed", []):
+                log.warning("redrive to %r failed: %s", self.name, failure.get("Message"))
+                failed.append(batch[int(failure["Id"])]["ReceiptHandle"])
+            sent.extend(batch[int(ok["Id"])]["ReceiptHandle"] for ok in response["Successful"])
+        return sent, failed
+
+    async def _delete_dead_letters(self, receipts: Sequence[str]) -> None:
+        if not receipts:
+            return
+        client, url = self._client, await self._url(self.dead_letter_name)
+        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(index), "ReceiptHandle": receipt} for index, receipt in enumerate(receipts)
+        ]
+        response = await self._aws(
+            self.dead_letter_name, client.delete_message_batch, QueueUrl=url, Entries=entries
+        )
+        for failure in response.get("Failed", []):
+            # Sent but still dead: it will be redriven (and so delivered) once more.
+            log.warning("redriven message left in %r: %s", self.dead_letter_name, failure)
+
+    async def _release_dead_letters(self, receipts: Sequence[str]) -> None:
+        """Make held dead letters visible again; best effort, they return by themselves."""
+        if not receipts:
+            return
+        try:
+            client, url = self._client, await self._url(self.dead_letter_name)
+            for start in range(0, len(receipts), MAX_BATCH):
+                entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
+                    {"Id": str(index), "ReceiptHandle": receipt, "VisibilityTimeout": 0}
+                    for index, receipt in enumerate(receipts[start : start + MAX_BATCH])
+                ]
+                await self._aws(
+                    self.dead_letter_name,
+                    client.change_message_visibility_batch,
+                    QueueUrl=url,
+                    Entries=entries,
+                )
+        except BackendUnavailable as exc:
+            log.warning("dead letters stay hidden a little longer: %s", exc)
+
+    # -- purge fallback -----------------------------------------------------------------------
+
+    async def _drain(self, url: str) -> None:
+        client = self._poll_client
+        while True:
+            # A long poll asks every SQS server, so an empty answer means empty.
+            response = await self._aws(
+                self.name,
+                client.receive_message,
+                QueueUrl=url,
+                MaxNumberOfMessages=MAX_BATCH,
+                WaitTimeSeconds=1,
+                VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
+            )
+            messages = response.get("Messages", [])
+            if not messages:
+                return
+            entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                for index, message in enumerate(messages)
+            ]
+            await self._aws(self.name, client.delete_message_batch, QueueUrl=url, Entries=entries)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _url(self, name: str, *, fresh: bool = False) -> str:
+        if fresh or name not in self._urls:
+            response = await self._aws(name, self._client.get_queue_url, QueueName=name)
+            self._urls[name] = response["QueueUrl"]
+        return self._urls[name]
+
+    async def _attributes(
+        self, name: str, keys: list[QueueAttributeNameType], *, fresh: bool = False
+    ) -> dict[str, str]:
+        client, url = self._client, await self._url(name, fresh=fresh)
+        response = await self._aws(
+            name, client.get_queue_attributes, QueueUrl=url, AttributeNames=keys
+        )
+        return {str(key): value for key, value in response.get("Attributes", {}).items()}
+
+    async def _aws(self, name: str, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run one boto3 call; any AWS failure becomes BackendUnavailable naming queue ``name``."""
+        try:
+            return await self._calls.run(fn, *args, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._unavailable(exc, name) from exc
+
+    async def _receipt_call(
+        self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """A call with a receipt: one that SQS rejects as unknown or stale is ignored."""
+        try:
+            await self._calls.run(fn, *args, **kwargs)
+        except ClientError as exc:
+            if not _receipt_rejected(exc):
+                raise self._unavailable(exc, self.name) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable(exc, self.name) from exc
+
+    def _unavailable(self, exc: BaseException, name: str) -> BackendUnavailable:
+        return BackendUnavailable(describe_failure(exc, f"SQS queue {name!r}", self._setting))
+
+
+class _Receipts:
+    """The receipts this handle handed out, to recognise those superseded by a later receive.
+
+    Bounded: the oldest are forgotten first (a forgotten receipt is left to SQS to judge).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._message_of: dict[str, str] = {}  # receipt -> message id, oldest first
+        self._latest: dict[str, str] = {}  # message id -> its newest receipt
+
+    def issued(self, message_id: str, receipt: str) -> None:
+        self._message_of[receipt] = message_id
+        self._latest[message_id] = receipt
+        while len(self._message_of) > self._capacity:
+            oldest = next(iter(self._message_of))
+            self.settled(oldest)
+
+    def superseded(self, receipt: str) -> bool:
+        message_id = self._message_of.get(receipt)
+        return message_id is not None and self._latest.get(message_id) != receipt
+
+    def settled(self, receipt: str) -> None:
+        message_id = self._message_of.pop(receipt, None)
+        if message_id is not None and self._latest.get(message_id) == receipt:
+            del self._latest[message_id]
+
+
+def create_queue(
+    client: SQSClient, name: str, *, max_receives: int, visibility_seconds: int = 30
+) -> str:
+    """Create (or bring up to date) ``name`` and its dead-letter queue; return the queue URL.
+
+    Idempotent: existing queues get the attributes set again. The dead-letter queue keeps
+    messages 14 days (SQS's maximum; a dead letter keeps its original sent time, so it needs more
+    than the source queue's retention). botocore errors are raised as they come.
+    """
+    if max_receives < 1:
+        raise ValueError("max_receives must be at least 1")
+    dead_url = _ensure_queue(
+        client,
+        dead_letter_queue_name(name),
+        {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+    )
+    dead_arn = client.get_queue_attributes(QueueUrl=dead_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(max_receives)}
+    return _ensure_queue(
+        client,
+        name,
+        {"VisibilityTimeout": str(visibility_seconds), "RedrivePolicy": json.dumps(redrive)},
+    )
+
+
+def _ensure_queue(client: SQSClient, name: str, attributes: dict[Any, str]) -> str:
+    try:
+        url = client.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if error_code(exc) not in _NO_SUCH_QUEUE:
+            raise
+        try:
+            return client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        except ClientError as race:
+            # Created meanwhile by another provisioner: fall through and update it.
+            if error_code(race) not in _QUEUE_EXISTS:
+                raise
+            url = client.get_queue_url(QueueName=name)["QueueUrl"]
+    client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    return url
+
+
+# -- conversions ----------------------------------------------------------------------------
+
+
+def _whole_seconds(seconds: float, limit: int) -> int:
+    """SQS takes whole seconds: round up (never shorter than asked), within 0..limit."""
+    return max(0, min(limit, math.ceil(seconds)))
+
+
+def _encode_attributes(attributes: Mapping[str, str]) -> dict[str, MessageAttributeValueTypeDef]:
+    """String MessageAttributes; what SQS would refuse is a ValueError here, not an outage."""
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise ValueError(f"SQS carries at most {MAX_ATTRIBUTES} attributes, got {len(attributes)}")
+    for name, value in attributes.items():
+        if not _ATTRIBUTE_NAME.fullmatch(name) or name.lower().startswith(_RESERVED_PREFIXES):
+            raise ValueError(f"{name!r} is not a valid SQS message attribute name")
+        if not value:
+            raise ValueError(f"SQS does not carry empty attribute values ({name!r})")
+    return {
+        name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+    }
+
+
+def _decode_attributes(message: MessageTypeDef) -> dict[str, str]:
+    return {
+        name: value["StringValue"]
+        for name, value in message.get("MessageAttributes", {}).items()
+        if "StringValue" in value
+    }
+
+
+def _copy_attributes(
+    attributes: Mapping[str, Any],
+) -> dict[str, MessageAttributeValueTypeDef]:
+    """Received attributes as sendable ones (String, Number and Binary kinds kept)."""
+    copied: dict[str, MessageAttributeValueTypeDef] = {}
+    for name, value in attributes.items():
+        if "StringValue" in value:
+            copied[name] = {"DataType": value["DataType"], "StringValue": value["StringValue"]}
+        elif "BinaryValue" in value:
+            copied[name] = {"DataType": value["DataType"], "BinaryValue": value["BinaryValue"]}
+    return copied
+
+
+def _size(entry: SendMessageBatchRequestEntryTypeDef) -> int:
+    size = len(entry["MessageBody"].encode())
+    for name, value in entry.get("MessageAttributes", {}).items():
+        size += len(name.encode()) + len(value["DataType"].encode())
+        size += len(str(value.get("StringValue", "")).encode())
+        binary = value.get("BinaryValue", b"")
+        size += len(binary) if isinstance(binary, bytes | bytearray | str) else 0
+    return size
+
+
+def _timestamp(message: MessageTypeDef, key: MessageSystemAttributeNameType) -> datetime | None:
+    raw = message.get("Attributes", {}).get(key)
+    return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw else None
+
+
+def _received(message: MessageTypeDef) -> ReceivedMessage:
+    return ReceivedMessage(
+        message_id=message["MessageId"],
+        body=message["Body"],
+        receipt=message["ReceiptHandle"],
+        receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+        sent_at=_timestamp(message, "SentTimestamp") or datetime.now(UTC),
+        attributes=_decode_attributes(message),
+    )
+
+
+def _dead_letter(message: MessageTypeDef) -> DeadLetter:
+    sent_at = _timestamp(message, "SentTimestamp") or datetime.now(UTC)
+    return DeadLetter(
+        message_id=message["MessageId"],
+        body=message["Body"],
+        receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "0")),
+        sent_at=sent_at,
+        dead_at=max(sent_at, _timestamp(message, "ApproximateFirstReceiveTimestamp") or sent_at),
+        attributes=_decode_attributes(message),
+    )
+
+
+def _count(attributes: Mapping[str, str], key: str) -> int:
+    return int(attributes.get(key, "0"))
+
+
+def _redrive_policy(raw: str | None) -> dict[str, Any] | None:
+    if not raw:
+        return None
+    try:
+        decoded: Any = json.loads(raw)
+    except ValueError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
+
+
+def _receipt_rejected(exc: ClientError) -> bool:
+    code = error_code(exc)
+    if code in _RECEIPT_REJECTED:
+        return True
+    # SQS answers an expired receipt with InvalidParameterValue about the ReceiptHandle.
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    return code == "InvalidParameterValue" and "ReceiptHandle" in message
