@@ -160,5 +160,8 @@ def test_misconfigured_service_stays_up_unready_and_says_why_once(
             process.wait()
     output = log_path.read_text()
     assert "Traceback" not in output, output
-    lines = [line for line in output.splitlines() if all(part in line for part in expected)]
-    assert len(lines) == 1, output  # said once, not once per probe or per poll
+    for reason in reasons:
+        said = [line for line in output.splitlines() if reason in line]
+        # Once by the readiness log, at most once more by a consumer's receive loop: not once
+        # per probe (there were several) or per poll.
+        assert 1 <= len(said) <= 2, output

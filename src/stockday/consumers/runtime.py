@@ -68,6 +68,7 @@ class Consumer:
 
     async def run(self) -> None:
         log.info("%s consuming %s", self.name, self.queue.name)
+        receive_failure: str | None = None
         while not self.stopping.is_set():
             try:
                 batch = await self.queue.receive(
@@ -76,9 +77,17 @@ class Consumer:
                     visibility_timeout=self.visibility_timeout,
                 )
             except Exception as exc:
-                log.error("%s cannot receive from %s: %s", self.name, self.queue.name, exc)
+                # Said once per distinct failure, not once a second: a missing queue is one
+                # line in the log (and the reason on /api/ready), not a flood.
+                failure = str(exc) or type(exc).__name__
+                if failure != receive_failure:
+                    log.error("%s cannot receive from %s: %s", self.name, self.queue.name, failure)
+                    receive_failure = failure
                 await self._pause(1.0)
                 continue
+            if receive_failure is not None:
+                log.info("%s receiving from %s again", self.name, self.queue.name)
+                receive_failure = None
             self.last_poll = time.monotonic()
             if batch:
                 await self._process_batch(batch)
