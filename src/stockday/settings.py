@@ -105,6 +105,14 @@ class Settings(BaseSettings):
         default=0.2, gt=0, description="Timeout of a memcached call; a miss after it."
     )
 
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="Export traces over OTLP/HTTP to this collector URL; no tracing when unset.",
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="Log lines as JSON objects (with request and trace ids) or text.",
+    )
     log_level: str = Field(default="INFO", description="Log level of every service.")
 
     @property

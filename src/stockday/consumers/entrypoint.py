@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from stockday.logging_setup import configure_logging
 from stockday.settings import Settings, describe_invalid_settings, get_settings
+from stockday.tracing import configure_tracing, shutdown_tracing
 
 Runner = Callable[..., Coroutine[Any, Any, None]]
 
@@ -23,8 +24,12 @@ def main(service: str, run: Runner, argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     settings = load_settings_or_exit()
-    configure_logging(settings)
-    asyncio.run(run(settings, health_port=args.health_port))
+    configure_logging(settings, service)
+    configure_tracing(settings, service)
+    try:
+        asyncio.run(run(settings, health_port=args.health_port))
+    finally:
+        shutdown_tracing()
 
 
 def load_settings_or_exit() -> Settings:

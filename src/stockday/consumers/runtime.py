@@ -21,7 +21,9 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Histogram
 
 from stockday.domain.messages import MalformedMessage
+from stockday.logging_setup import request_id
 from stockday.queues.base import MessageQueue, ReceivedMessage
+from stockday.tracing import consuming
 from stockday.web.observability import ReadinessCheck, install_observability
 
 log = logging.getLogger("stockday.consumer")
@@ -118,9 +120,18 @@ class Consumer:
         await asyncio.gather(*(one(m) for m in batch))
 
     async def _process(self, message: ReceivedMessage, keepalive: asyncio.Task[None]) -> None:
+        # Log lines written while handling a message carry its id as their request id.
+        token = request_id.set(message.message_id)
+        try:
+            await self._handle(message, keepalive)
+        finally:
+            request_id.reset(token)
+
+    async def _handle(self, message: ReceivedMessage, keepalive: asyncio.Task[None]) -> None:
         started = time.perf_counter()
         try:
-            await self.handler(message)
+            with consuming(self.queue.name, message.attributes, message.message_id):
+                await self.handler(message)
         except Exception as exc:
             # Not acknowledged: visible again after the retry delay, dead-lettered by the
             # queue after its max receives (where a malformed message ends up).

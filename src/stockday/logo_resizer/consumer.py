@@ -25,6 +25,7 @@ from stockday.logos.images import RejectedImage, resize_logo
 from stockday.objects.base import ObjectStore
 from stockday.queues.base import MessageQueue, ReceivedMessage
 from stockday.settings import Settings
+from stockday.tracing import message_attributes
 
 log = logging.getLogger("stockday.logo_resizer")
 
@@ -80,7 +81,7 @@ class LogoResizer:
         )
 
     async def _announce(self, event: LogoResized | LogoFailed) -> None:
-        await self.events.send(encode(event), attributes={"type": event.type})
+        await self.events.send(encode(event), attributes=message_attributes(event.type))
         log.info("%s %s (upload %s)", event.type, event.symbol, event.upload_id)
 
 

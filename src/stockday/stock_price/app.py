@@ -28,6 +28,7 @@ from stockday.marketdata.base import (
     UnknownSymbol,
 )
 from stockday.settings import Settings, get_settings
+from stockday.tracing import configure_tracing
 from stockday.web.errors import ErrorOut, error_response, install_error_handlers
 from stockday.web.observability import install_observability
 
@@ -235,5 +236,6 @@ def create_app(
 def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory``: settings from the environment, logging set up."""
     settings = get_settings()
-    configure_logging(settings)
+    configure_logging(settings, "stock-price")
+    configure_tracing(settings, "stock-price")
     return create_app(settings)

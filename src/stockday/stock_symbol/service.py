@@ -13,6 +13,7 @@ from stockday.logos.images import UploadInfo, inspect_upload
 from stockday.objects.base import ObjectStore
 from stockday.queues.base import MessageQueue
 from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
+from stockday.tracing import message_attributes
 
 log = logging.getLogger("stockday.stock_symbol")
 
@@ -138,7 +139,7 @@ class StockService:
     async def _enqueue(self, symbol: str, upload_id: str) -> None:
         job = LogoRequested(symbol=symbol, upload_id=upload_id, upload_key=upload_key(upload_id))
         try:
-            await self.jobs.send(encode(job), attributes={"type": job.type})
+            await self.jobs.send(encode(job), attributes=message_attributes(job.type))
         except Exception as exc:
             log.error("could not queue logo job for %s: %s", symbol, exc)
             raise JobNotQueued(

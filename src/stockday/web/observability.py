@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stockday.logging_setup import request_id
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
@@ -46,21 +50,37 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        rid = _incoming_request_id(scope) or uuid.uuid4().hex
+        token = request_id.set(rid)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            request_id.reset(token)
             # The router records the matched route in the (shared) scope: no second matching.
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
             REQUESTS.labels(self.service, method, route, f"{status // 100}xx").inc()
             LATENCY.labels(self.service, method, route).observe(time.perf_counter() - started)
+
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    """The caller's X-Request-ID if it is a sane token (it ends up in logs), else None."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _REQUEST_ID.fullmatch(text) else None
+    return None
 
 
 def install_observability(
