@@ -54,27 +54,16 @@ from typing import Final, TypeVar
 
 import aiomcache
 from aiomcache.pool import Connection
-from prometheus_client import Counter
 
-__all__ = ["CACHE_ERRORS", "CACHE_HITS", "CACHE_MISSES", "MemcachedCache"]
+from stockday.cache.base import CACHE_ERRORS, CACHE_HITS, CACHE_MISSES
+
+__all__ = ["MemcachedCache"]
 
 log = logging.getLogger("stockday.cache.memcached")
 
 T = TypeVar("T")
 
 BACKEND: Final = "memcached"
-CACHE_HITS = Counter("stockday_cache_hits_total", "Cache lookups that found a value.", ["backend"])
-CACHE_MISSES = Counter(
-    "stockday_cache_misses_total",
-    "Cache lookups that found nothing (absent, expired, or the cache failed).",
-    ["backend"],
-)
-CACHE_ERRORS = Counter(
-    "stockday_cache_errors_total",
-    "Cache operations that failed, or were skipped while their server was backing off.",
-    ["backend"],
-)
-
 DEFAULT_PORT = 11211
 # memcached's default item limit is 1 MiB including the key and an item header.
 DEFAULT_MAX_VALUE_BYTES = 1_000_000

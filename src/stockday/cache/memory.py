@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from stockday.cache.base import CACHE_HITS, CACHE_MISSES
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -57,6 +59,10 @@ class BoundedMap(Generic[K, V]):
         self._entries.clear()
 
 
+_HITS = CACHE_HITS.labels("memory")
+_MISSES = CACHE_MISSES.labels("memory")
+
+
 class MemoryCache:
     """Cache port in memory; ``hits`` and ``misses`` count get() outcomes."""
 
@@ -74,8 +80,10 @@ class MemoryCache:
         value = self._entries.get(key)
         if value is None:
             self.misses += 1
+            _MISSES.inc()
         else:
             self.hits += 1
+            _HITS.inc()
         return value
 
     async def set(self, key: str, value: bytes, *, ttl_seconds: int) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import uvicorn
 from fastapi import FastAPI
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from stockday.domain.messages import MalformedMessage
 from stockday.logging_setup import request_id
@@ -27,6 +27,18 @@ from stockday.tracing import consuming
 from stockday.web.observability import ReadinessCheck, install_observability
 
 log = logging.getLogger("stockday.consumer")
+
+QUEUE_STATS_INTERVAL_SECONDS = 5.0
+QUEUE_MESSAGES = Gauge(
+    "stockday_queue_messages",
+    "Messages in a consumer's queue, by state (visible, in_flight, dead).",
+    ["queue", "state"],
+)
+QUEUE_OLDEST_AGE = Gauge(
+    "stockday_queue_oldest_message_age_seconds",
+    "Age of the oldest message waiting in a consumer's queue (an upper bound on SQS).",
+    ["queue"],
+)
 
 Handler = Callable[[ReceivedMessage], Awaitable[None]]
 
@@ -178,6 +190,22 @@ async def _stop(task: asyncio.Task[None]) -> None:
     await asyncio.wait([task])
 
 
+async def watch_queue(queue: MessageQueue, stopping: asyncio.Event) -> None:
+    """Publish the queue's depth and oldest-message age as gauges until ``stopping`` is set."""
+    while not stopping.is_set():
+        try:
+            stats = await queue.stats()
+        except Exception as exc:
+            log.debug("queue stats of %s unavailable: %s", queue.name, exc)
+        else:
+            QUEUE_MESSAGES.labels(queue.name, "visible").set(stats.visible)
+            QUEUE_MESSAGES.labels(queue.name, "in_flight").set(stats.in_flight)
+            QUEUE_MESSAGES.labels(queue.name, "dead").set(stats.dead_letters)
+            QUEUE_OLDEST_AGE.labels(queue.name).set(stats.oldest_age_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), QUEUE_STATS_INTERVAL_SECONDS)
+
+
 class HealthServerFailed(Exception):
     """The consumer's health endpoints could not be served (usually: the port is taken)."""
 
@@ -247,6 +275,7 @@ async def serve_consumer(
     tasks = [asyncio.create_task(consumer.run())]
     if server is not None:
         tasks.append(asyncio.create_task(serve_health(server)))
+    watcher = asyncio.create_task(watch_queue(consumer.queue, consumer.stopping))
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         on_signal()
@@ -257,5 +286,8 @@ async def serve_consumer(
             if isinstance(outcome, BaseException):
                 raise outcome
     finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
