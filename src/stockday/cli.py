@@ -322,6 +322,43 @@ def seed(
 
 
 @app.command()
+def status(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Data directory of the running stack [default: STOCKDAY_DATA_DIR]"),
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Print totals once instead of a live view")] = False,
+    interval: Annotated[float, typer.Option(min=0.5, help="Seconds between refreshes")] = 2.0,
+) -> None:
+    """Each service's replicas, health, and request, error and latency figures, live."""
+    from rich.live import Live
+
+    from stockday.status import load_state, render, scrape
+
+    directory = (data_dir or _valid_settings().data_dir).resolve()
+    try:
+        state = load_state(directory)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}; start one with `stockday up`[/red]")
+        raise typer.Exit(1) from None
+    with httpx.Client(timeout=2.0) as client:
+        rows = scrape(state, client)
+        if once:
+            console.print(render(rows, None, 0.0))
+            return
+        previous = {row.port: row.traffic for row in rows}
+        with Live(render(rows, None, 0.0), console=console, auto_refresh=False) as view:
+            try:
+                while True:
+                    time.sleep(interval)
+                    rows = scrape(load_state(directory), client)
+                    view.update(render(rows, previous, interval), refresh=True)
+                    previous = {row.port: row.traffic for row in rows}
+            except (KeyboardInterrupt, FileNotFoundError):
+                pass
+
+
+@app.command()
 def emulator(
     port: Annotated[int, typer.Option(help="Port of the emulator on 127.0.0.1")] = 4566,
 ) -> None:

@@ -9,14 +9,16 @@ or a consumer) with a capped backoff: uvicorn has no supervisor for those.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -73,6 +75,7 @@ class Child:
     started_at: float = 0.0
     next_start: float = 0.0
     backoff: float = 0.5
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def pid(self) -> int | None:
@@ -134,7 +137,11 @@ class Stack:
             port = self.port_base + PORT_OFFSETS[service]
             argv = [sys.executable, "-m", "uvicorn", *uvicorn_args(service, self.host, port)]
             argv += ["--workers", str(self.replicas)]
-            children.append(Child(service, 0, port, argv))
+            # uvicorn's workers share one metrics view (prometheus_client's multiprocess mode),
+            # so /metrics answers for the service whichever worker serves it.
+            metrics_dir = self.data_dir / "run" / "metrics" / service
+            env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+            children.append(Child(service, 0, port, argv, env=env))
         for service in CONSUMERS:
             module = f"stockday.{service.replace('-', '_')}"
             for replica, port in enumerate(health_ports(service, self.port_base, self.replicas)):
@@ -158,10 +165,14 @@ class Stack:
 
     def _spawn(self, child: Child) -> None:
         log_path = self.log_dir / f"{child.service}-{child.replica}.log"
+        if metrics_dir := child.env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # A fresh master starts fresh counters: files of an earlier run would be summed in.
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            Path(metrics_dir).mkdir(parents=True)
         with open(log_path, "ab") as log:
             child.process = subprocess.Popen(
                 child.argv,
-                env=self.env,
+                env={**self.env, **child.env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -169,6 +180,26 @@ class Stack:
                 preexec_fn=die_with_parent,  # safe: `up` is single-threaded
             )
         child.started_at = time.monotonic()
+        self._write_state()
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "run" / "stack.json"
+
+    def _write_state(self) -> None:
+        """Where every process is, for `stockday status` (written on every start and restart)."""
+        state = {
+            "url": self.url,
+            "replicas": self.replicas,
+            "children": [
+                {"service": c.service, "replica": c.replica, "port": c.port, "pid": c.pid}
+                for c in self.children
+            ],
+        }
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.state_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state, indent=2))
+        temporary.replace(self.state_path)
 
     def supervise_once(self) -> None:
         """Restart children that exited, with a backoff that resets after a healthy minute."""
@@ -220,3 +251,4 @@ class Stack:
                 self.say(f"{child.service}[{child.replica}] did not stop in time; killing it")
                 os.killpg(child.process.pid, signal.SIGKILL)
                 child.process.wait()
+        self.state_path.unlink(missing_ok=True)
