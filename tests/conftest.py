@@ -14,7 +14,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def _stop_shared_servers() -> Iterator[None]:
     yield

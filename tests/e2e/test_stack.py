@@ -60,6 +60,13 @@ def stored_uploads(stack: RunningStack) -> set[str]:
     return asyncio.run(keys())
 
 
+def upload_token(site: httpx.Client) -> dict[str, str]:
+    """The add-stock form's CSRF token, sent with an upload as the page's script sends it."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', site.get("/stocks/new").text)
+    assert found is not None
+    return {"X-CSRF-Token": found.group(1)}
+
+
 def wait_for_logo(symbol_api: httpx.Client, symbol: str, deadline: float) -> dict[str, object]:
     while True:
         stock = symbol_api.get(f"/api/stocks/{symbol}").json()
@@ -78,7 +85,9 @@ def test_add_a_stock_with_a_logo_then_restart(stack: RunningStack) -> None:
         form_page = site.get("/stocks/new")
         assert form_page.status_code == 200
         logo = sample_images.png(640, 320)
-        uploaded = site.post("/uploads", files={"file": ("acme.png", logo, "image/png")})
+        uploaded = site.post(
+            "/uploads", files={"file": ("acme.png", logo, "image/png")}, headers=upload_token(site)
+        )
         assert uploaded.status_code == 201, uploaded.text
         upload_id = uploaded.json()["upload_id"]
 
@@ -243,7 +252,9 @@ def test_bad_logos_are_refused_and_nothing_is_stored(
 ) -> None:
     before = stored_uploads(shared_stack)
     with shared_stack.client(shared_stack.frontend) as site:
-        response = site.post("/uploads", files={"file": ("logo.png", data, "image/png")})
+        response = site.post(
+            "/uploads", files={"file": ("logo.png", data, "image/png")}, headers=upload_token(site)
+        )
         assert response.status_code == status
         assert response.json()["detail"]
         assert site.get("/api/ping").status_code == 200  # nothing crashed

@@ -5,9 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
-import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,76 +16,18 @@ from stockday import backends
 from stockday.domain.stocks import logo_key
 from stockday.frontend.app import create_app as create_frontend_app
 from stockday.settings import Settings
-from stockday.stock_price.app import create_app as create_price_app
-from stockday.stock_symbol.app import create_app as create_symbol_app
 from tests import sample_images
+from tests.frontend.site import (
+    HIDDEN_FIELD,
+    Site,
+    closed_port,
+    csrf_headers,
+    form_fields,
+    submit,
+    upload_png,
+)
 
 pytestmark = pytest.mark.anyio
-
-HIDDEN_FIELD = re.compile(r'<input[^>]*type="hidden"[^>]*name="(\w+)"[^>]*value="([^"]*)"')
-
-
-@dataclass
-class Site:
-    """The frontend as a browser sees it, and stock-symbol's API for setting up and checking."""
-
-    browser: httpx.AsyncClient
-    symbol_api: httpx.AsyncClient
-    settings: Settings
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path)
-
-
-@pytest.fixture
-async def site(settings: Settings) -> AsyncIterator[Site]:
-    price_app = create_price_app(settings)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=price_app), base_url="http://price"
-    ) as prices:
-        symbol_app = create_symbol_app(settings, price_client=prices)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=symbol_app), base_url="http://symbol"
-        ) as symbol_api:
-            frontend_app = create_frontend_app(settings, symbol_client=symbol_api)
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=frontend_app), base_url="http://frontend"
-            ) as browser:
-                yield Site(browser, symbol_api, settings)
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on: connecting to it is refused at once."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def form_fields(browser: httpx.AsyncClient) -> dict[str, str]:
-    """The hidden fields of a freshly rendered add-stock form (its idempotency key...)."""
-    page = await browser.get("/stocks/new")
-    assert page.status_code == 200
-    return dict(HIDDEN_FIELD.findall(page.text))
-
-
-async def upload_png(browser: httpx.AsyncClient) -> str:
-    response = await browser.post(
-        "/uploads", files={"file": ("acme.png", sample_images.png(120, 60), "image/png")}
-    )
-    assert response.status_code == 201, response.text
-    upload_id = response.json()["upload_id"]
-    assert re.fullmatch(r"[0-9a-f]{32}", upload_id)
-    return str(upload_id)
-
-
-async def submit(
-    browser: httpx.AsyncClient, symbol: str, name: str, upload_id: str = ""
-) -> httpx.Response:
-    fields = await form_fields(browser)
-    fields.update({"symbol": symbol, "name": name, "upload_id": upload_id})
-    return await browser.post("/stocks", data=fields, follow_redirects=False)
 
 
 async def test_empty_home_invites_the_first_stock(site: Site) -> None:
@@ -103,7 +43,7 @@ async def test_add_a_stock_with_a_logo(site: Site) -> None:
     assert 'accept="image/png,image/jpeg,image/gif,image/webp"' in form.text
     assert '<label for="symbol">' in form.text
     fields = dict(HIDDEN_FIELD.findall(form.text))
-    assert set(fields) == {"idempotency_key", "upload_id"}
+    assert set(fields) == {"csrf_token", "idempotency_key", "upload_id"}
 
     upload_id = await upload_png(site.browser)
     fields.update({"symbol": "acme", "name": "Acme Corporation", "upload_id": upload_id})
@@ -114,8 +54,12 @@ async def test_add_a_stock_with_a_logo(site: Site) -> None:
     page = await site.browser.get(created.headers["location"])
     assert page.status_code == 200
     assert "Acme Corporation" in page.text
+    assert '<p class="flash" role="status">ACME was added to the watchlist.</p>' in page.text
     assert "Logo processing" in page.text
-    assert '<meta http-equiv="refresh" content="2">' in page.text
+    # The script asks for the logo's state; without script the page reloads itself.
+    assert 'data-logo-state-url="/stocks/ACME/logo-state"' in page.text
+    assert '<script src="/static/logo.js" defer></script>' in page.text
+    assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in page.text
     assert ">AC</span>" in page.text  # the placeholder shows the symbol's initials
     assert "simulated data" in page.text
 
@@ -186,7 +130,9 @@ async def test_a_hostile_name_is_escaped_everywhere(site: Site) -> None:
 
 async def test_a_text_file_upload_is_refused_with_415_json(site: Site) -> None:
     response = await site.browser.post(
-        "/uploads", files={"file": ("notes.txt", b"just some text\n", "text/plain")}
+        "/uploads",
+        files={"file": ("notes.txt", b"just some text\n", "text/plain")},
+        headers=await csrf_headers(site.browser),
     )
     assert response.status_code == 415
     assert response.headers["content-type"].startswith("application/json")
@@ -203,7 +149,10 @@ async def test_an_upload_over_the_limit_is_413_before_forwarding(tmp_path: Path)
         ) as browser:
             # Larger than the limit plus the allowance for multipart framing.
             big = b"\x89PNG\r\n\x1a\n" + os.urandom(small.max_upload_bytes + 64 * 1024)
-            response = await browser.post("/uploads", files={"file": ("big.png", big, "image/png")})
+            token = await csrf_headers(browser)  # the form itself needs no backend
+            response = await browser.post(
+                "/uploads", files={"file": ("big.png", big, "image/png")}, headers=token
+            )
             assert response.status_code == 413
             assert "limit" in response.json()["detail"]
 
@@ -215,7 +164,7 @@ async def test_an_upload_over_the_limit_is_413_before_forwarding(tmp_path: Path)
             chunked = await browser.post(
                 "/uploads",
                 content=chunks(),
-                headers={"content-type": "multipart/form-data; boundary=b"},
+                headers={"content-type": "multipart/form-data; boundary=b", **token},
             )
             assert chunked.status_code == 413
 
@@ -334,11 +283,16 @@ async def test_stock_symbol_down_gives_503_pages_not_500(settings: Settings) -> 
             assert 'value="Still Typed"' in kept.text
 
             upload = await browser.post(
-                "/uploads", files={"file": ("a.png", sample_images.png(), "image/png")}
+                "/uploads",
+                files={"file": ("a.png", sample_images.png(), "image/png")},
+                headers=await csrf_headers(browser),
             )
             assert upload.status_code == 503
             assert "unavailable" in upload.json()["detail"]
             assert (await browser.get("/logos/A/b.webp")).status_code == 503
+            state = await browser.get("/stocks/ACME/logo-state")  # the polling script's answer
+            assert state.status_code == 503
+            assert "unavailable" in state.json()["detail"]
 
             assert (await browser.get("/api/ping")).status_code == 200
             ready = await browser.get("/api/ready")

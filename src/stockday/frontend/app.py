@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Literal
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import jinja2
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
@@ -26,6 +26,16 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive
 
+from stockday.frontend import security
+from stockday.frontend.chart import (
+    DEFAULT_INTERVAL,
+    INTERVAL_LABELS,
+    INTERVALS,
+    Chart,
+    Interval,
+    build_chart,
+    parse_interval,
+)
 from stockday.frontend.symbol_client import (
     GENERAL,
     AlreadyExists,
@@ -36,6 +46,7 @@ from stockday.frontend.symbol_client import (
 )
 from stockday.logging_setup import configure_logging
 from stockday.settings import Settings, get_settings
+from stockday.tracing import configure_tracing
 from stockday.web.errors import error_response
 from stockday.web.observability import install_observability
 
@@ -50,19 +61,98 @@ LOGO_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_LOGO_PATH = 256
 RETRY_AFTER_SECONDS = "5"
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+# A delete form carries a token and nothing else.
+SMALL_FORM_BYTES = 4096
+# Logos are served only as the image types the resizer writes; anything else is a download.
+LOGO_TYPES = frozenset({"image/webp", "image/png", "image/jpeg", "image/gif"})
 
-# Pages are dynamic (home is a random pick) and carry no third-party content at all.
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' https: data:; object-src 'none'; "
-        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
-    ),
-}
+# Pages are dynamic (home is a random pick); the security headers come from the middleware.
+PAGE_HEADERS = {"Cache-Control": "no-store"}
 # Paths whose callers are scripts, not people: their errors stay JSON.
 JSON_PREFIXES = ("/api/", "/uploads", "/logos/", "/metrics")
+
+# One-shot confirmations ("ACME was added") travel in a short-lived cookie scoped to the page
+# that shows them: no server-side session, and a reload does not repeat them.
+FLASH_COOKIE = "stockday_flash"
+FLASH_SECONDS = 60
+FLASH_VALUE = re.compile(r"(added|deleted):([A-Z0-9][A-Z0-9.-]{0,15})")
+FLASH_MESSAGES = {
+    "added": "{symbol} was added to the watchlist.",
+    "deleted": "{symbol} is no longer on the watchlist.",
+}
+
+SortKey = Literal["symbol", "name", "price", "change"]
+SORT_KEYS: tuple[SortKey, ...] = ("symbol", "name", "price", "change")
+
+
+@dataclass(frozen=True)
+class Flash:
+    kind: str
+    symbol: str
+
+    @property
+    def message(self) -> str:
+        return FLASH_MESSAGES[self.kind].format(symbol=self.symbol)
+
+
+def read_flash(request: Request) -> Flash | None:
+    match = FLASH_VALUE.fullmatch(request.cookies.get(FLASH_COOKIE, ""))
+    return Flash(match.group(1), match.group(2)) if match else None
+
+
+def redirect_with_flash(location: str, kind: str, symbol: str) -> RedirectResponse:
+    """A 303 to ``location`` that shows a confirmation there, once."""
+    response = RedirectResponse(location, status_code=303)
+    value = f"{kind}:{symbol}"
+    if not FLASH_VALUE.fullmatch(value):
+        return response  # not a ticker: nothing worth confirming, nothing odd in a cookie
+    response.set_cookie(
+        FLASH_COOKIE,
+        value,
+        max_age=FLASH_SECONDS,
+        path=location,
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+def stock_path(symbol: str) -> str:
+    return f"/stocks/{quote(symbol, safe='')}"
+
+
+@dataclass(frozen=True)
+class ChartTab:
+    interval: Interval
+    label: str
+    url: str
+    current: bool
+
+
+def chart_context(
+    stock: StockView, interval: Interval, link: Callable[[Interval], str]
+) -> dict[str, Any]:
+    """What the chart partial needs: the chart (None when no series came) and its tabs."""
+    chart: Chart | None = None
+    if stock.series is not None and stock.series.interval == interval:
+        chart = build_chart(interval, [(p.date, p.close) for p in stock.series.points])
+    tabs = [ChartTab(i, INTERVAL_LABELS[i], link(i), i == interval) for i in INTERVALS]
+    return {"chart": chart, "chart_tabs": tabs, "interval": interval}
+
+
+def sort_stocks(items: Sequence[StockView], key: SortKey, descending: bool) -> list[StockView]:
+    """One page of stocks in the order asked for; stocks without a price always come last."""
+    if key == "symbol":
+        return sorted(items, key=lambda s: s.symbol, reverse=descending)
+    if key == "name":
+        return sorted(items, key=lambda s: (s.name.casefold(), s.symbol), reverse=descending)
+    priced = [(s, s.price) for s in items if s.price is not None]
+    unpriced = [s for s in items if s.price is None]
+    if key == "price":
+        priced.sort(key=lambda pair: pair[1].value, reverse=descending)
+    else:
+        priced.sort(key=lambda pair: pair[1].change_percent, reverse=descending)
+    return [stock for stock, _ in priced] + unpriced
 
 
 class BodyTooLarge(Exception):
@@ -95,7 +185,22 @@ def format_percent(value: float) -> str:
     return f"{round(value, 2) + 0.0:+.2f}%"
 
 
-def build_templates() -> Jinja2Templates:
+def image_origins(settings: Settings) -> tuple[str, ...]:
+    """Plain-http origins logos may come from: an S3 emulator's (or a test CDN's) endpoint.
+
+    Real logos come from the site itself or over https (a CDN, signed S3 URLs).
+    """
+    if settings.backend != "aws":
+        return ()
+    origins = []
+    for url in (settings.aws_endpoint_url, settings.logo_cdn_base_url):
+        parts = urlsplit(url or "")
+        if parts.scheme == "http" and parts.netloc:
+            origins.append(f"http://{parts.netloc}")
+    return tuple(origins)
+
+
+def build_templates(http_image_origins: Sequence[str] = ()) -> Jinja2Templates:
     """Templates from the installed package, autoescaped, failing loudly on undefined names."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader(PACKAGE, "templates"),
@@ -107,6 +212,7 @@ def build_templates() -> Jinja2Templates:
     env.filters["money"] = format_money
     env.filters["signed"] = format_signed
     env.filters["percent"] = format_percent
+    env.globals["logo_src"] = lambda logo: logo.src(http_image_origins)
     return Jinja2Templates(env=env)
 
 
@@ -167,7 +273,8 @@ def create_app(
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
     )
     symbols = SymbolClient(http, timeout_seconds=settings.http_timeout_seconds)
-    templates = build_templates()
+    logo_origins = image_origins(settings)
+    templates = build_templates(logo_origins)
     upload_limit = settings.max_upload_request_bytes
 
     @asynccontextmanager
@@ -187,6 +294,7 @@ def create_app(
     )
 
     install_observability(app, service="frontend", readiness_checks=[symbols.ping])
+    app.add_middleware(security.SecurityHeaders, headers=security.security_headers(logo_origins))
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
 
     def page(
@@ -197,13 +305,26 @@ def create_app(
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> Response:
-        return templates.TemplateResponse(
+        """Render a page; a form on it gets a CSRF token (and a first visit the cookie)."""
+        response = templates.TemplateResponse(
             request,
             template,
-            dict(context or {}),
+            {"csrf_token": lambda: security.token_for(request), "flash": None, **(context or {})},
             status_code=status_code,
             headers={**PAGE_HEADERS, **(headers or {})},
         )
+        security.set_cookie_if_new(request, response)
+        return response
+
+    def page_with_flash(
+        request: Request, template: str, context: Mapping[str, Any], flash_path: str
+    ) -> Response:
+        """A page that shows, then forgets, the confirmation left for it by a redirect."""
+        flash = read_flash(request)
+        response = page(request, template, {**context, "flash": flash})
+        if flash is not None:
+            response.delete_cookie(FLASH_COOKIE, path=flash_path)
+        return response
 
     def error_page(
         request: Request,
@@ -234,6 +355,15 @@ def create_app(
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
 
+    def no_such_stock(request: Request, symbol: str) -> Response:
+        return error_page(
+            request,
+            404,
+            "No such stock",
+            f"There is no stock {symbol.strip().upper()} on the watchlist.",
+            link=(f"/stocks/new?symbol={quote(symbol.strip()[:32], safe='')}", "Add it"),
+        )
+
     def form_page(request: Request, form: StockForm, status_code: int = 200) -> Response:
         return page(
             request,
@@ -257,12 +387,25 @@ def create_app(
         return error_page(request, exc.status_code, "Request not handled", str(exc.detail))
 
     @app.get("/", response_class=HTMLResponse)
-    async def home(request: Request) -> Response:
-        """A random stock, or an invitation to add the first one."""
-        stock = await symbols.random_stock()
+    async def home(request: Request, interval: str = "", symbol: str = "") -> Response:
+        """A random stock with its chart, or an invitation to add the first one.
+
+        ``symbol`` keeps the stock on screen while the visitor switches the chart's interval.
+        """
+        chosen = parse_interval(interval)
+        stock = await symbols.get_stock(symbol[:32], series=chosen) if symbol.strip() else None
+        if stock is None:
+            stock = await symbols.random_stock(series=chosen)
         if stock is None:
             return page(request, "empty.html", {"nav": "home"})
-        return page(request, "home.html", {"stock": stock, "nav": "home"})
+        shown = stock
+
+        def link(other: Interval) -> str:
+            return "/?" + urlencode({"symbol": shown.symbol, "interval": other}) + "#chart"
+
+        another = "/" if chosen == DEFAULT_INTERVAL else "/?" + urlencode({"interval": chosen})
+        context = {"stock": stock, "nav": "home", "another": another}
+        return page(request, "home.html", context | chart_context(stock, chosen, link))
 
     @app.get("/stocks/new", response_class=HTMLResponse)
     async def new_stock(request: Request, symbol: str = "") -> Response:
@@ -272,6 +415,11 @@ def create_app(
     @app.post("/uploads")
     async def upload(request: Request) -> Response:
         """Forward a logo upload to stock-symbol unchanged and answer what it answered."""
+        # Checked on the headers alone, before a byte of the body is read.
+        if not security.valid_request(request, request.headers.get(security.HEADER_NAME)):
+            return error_response(
+                403, "the upload was refused: reload the page and pick the file again"
+            )
         too_large = error_response(
             413, f"upload is larger than the limit of {settings.max_upload_bytes} bytes"
         )
@@ -326,6 +474,13 @@ def create_app(
             form.upload_id = ""
             form.errors["upload_id"] = "the logo upload was not recognised; pick the file again"
             return form_page(request, form, 422)
+        if not security.valid_request(request, text_field(form_data, security.FIELD_NAME)):
+            # Nothing is created or uploaded; the visitor's own form comes back, ready to send.
+            form.errors[GENERAL] = (
+                "This form has expired or did not come from this site, so nothing was saved. "
+                "Check your input and submit again."
+            )
+            return form_page(request, form, 403)
 
         # Without script the browser sends the file itself: upload it first, as the script would.
         file = form_data.get("file")
@@ -360,7 +515,7 @@ def create_app(
             return form_page(request, form, refused.status)
         except SymbolServiceUnavailable as exc:
             return unavailable_form(request, form, exc)
-        return RedirectResponse(f"/stocks/{quote(stock.symbol, safe='')}", status_code=303)
+        return redirect_with_flash(stock_path(stock.symbol), "added", stock.symbol)
 
     def unavailable_form(
         request: Request, form: StockForm, exc: SymbolServiceUnavailable
@@ -376,8 +531,12 @@ def create_app(
         return response
 
     @app.get("/watchlist", response_class=HTMLResponse)
-    async def watchlist(request: Request, cursor: str | None = None) -> Response:
-        """All stocks, a page at a time, ordered by symbol."""
+    async def watchlist(
+        request: Request, cursor: str | None = None, sort: str = "symbol", order: str = "asc"
+    ) -> Response:
+        """All stocks, a page at a time by symbol; each page sorted as the visitor asks."""
+        key: SortKey = next((k for k in SORT_KEYS if k == sort), "symbol")
+        descending = order == "desc"
         try:
             listing = await symbols.list_stocks(cursor=cursor, limit=WATCHLIST_PAGE_SIZE)
         except Refused:
@@ -388,25 +547,86 @@ def create_app(
                 "That watchlist page link is not valid.",
                 link=("/watchlist", "First page of the watchlist"),
             )
-        return page(
-            request,
-            "watchlist.html",
-            {"listing": listing, "first_page": not cursor, "nav": "watchlist"},
-        )
+
+        def sort_link(column: SortKey) -> str:
+            flip = column == key and not descending
+            query = {"sort": column, "order": "desc" if flip else "asc"}
+            return "/watchlist?" + urlencode({**query, **({"cursor": cursor} if cursor else {})})
+
+        sorting = {"sort": key, "order": "desc" if descending else "asc"}
+        context = {
+            "listing": listing,
+            "items": sort_stocks(listing.items, key, descending),
+            "sort": key,
+            "descending": descending,
+            "sort_link": sort_link,
+            "next_link": (
+                "/watchlist?" + urlencode({"cursor": listing.next_cursor, **sorting})
+                if listing.next_cursor
+                else None
+            ),
+            "first_link": "/watchlist?" + urlencode(sorting),
+            "first_page": not cursor,
+            "nav": "watchlist",
+        }
+        return page_with_flash(request, "watchlist.html", context, "/watchlist")
 
     @app.get("/stocks/{symbol}", response_class=HTMLResponse)
-    async def stock_page(request: Request, symbol: str) -> Response:
-        """One stock; refreshes itself every two seconds while its logo is being processed."""
+    async def stock_page(request: Request, symbol: str, interval: str = "") -> Response:
+        """One stock with its chart; its logo appears by itself once processed."""
+        chosen = parse_interval(interval)
+        stock = await symbols.get_stock(symbol, series=chosen)
+        if stock is None:
+            return no_such_stock(request, symbol)
+        path = stock_path(stock.symbol)
+
+        def link(other: Interval) -> str:
+            return f"{path}?{urlencode({'interval': other})}#chart"
+
+        context = {"stock": stock, "nav": ""} | chart_context(stock, chosen, link)
+        return page_with_flash(request, "stock.html", context, path)
+
+    @app.get("/stocks/{symbol}/logo-state")
+    async def logo_state(symbol: str) -> Response:
+        """The logo's state as JSON, polled by the stock page until the logo is ready."""
+        try:
+            stock = await symbols.get_stock(symbol)
+        except SymbolServiceUnavailable as exc:
+            log.warning("logo state not fetched: %s", exc)
+            return unavailable_json()  # the script asks again later
+        if stock is None:
+            return error_response(404, "no such stock")
+        src = stock.logo.src(logo_origins)
+        body = {"state": stock.logo.state, "src": src, "error": stock.logo.error}
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    @app.get("/stocks/{symbol}/delete", response_class=HTMLResponse)
+    async def confirm_delete(request: Request, symbol: str) -> Response:
+        """Ask before deleting: a link can be followed by accident, a form must be submitted."""
         stock = await symbols.get_stock(symbol)
         if stock is None:
+            return no_such_stock(request, symbol)
+        return page(request, "delete.html", {"stock": stock, "nav": "watchlist"})
+
+    @app.post("/stocks/{symbol}/delete", response_class=HTMLResponse)
+    async def delete_stock(request: Request, symbol: str) -> Response:
+        """Delete a stock, then back to the watchlist; deleting twice is not an error."""
+        try:
+            body = await read_body(request, SMALL_FORM_BYTES)
+            form_data = await Request(request.scope, replay(body)).form(max_files=0, max_fields=5)
+        except (BodyTooLarge, ClientDisconnect, MultiPartException):
+            return error_page(request, 400, "Bad form", "The form could not be read; try again.")
+        canonical = symbol.strip().upper()
+        if not security.valid_request(request, text_field(form_data, security.FIELD_NAME)):
             return error_page(
                 request,
-                404,
-                "No such stock",
-                f"There is no stock {symbol.strip().upper()} on the watchlist.",
-                link=(f"/stocks/new?symbol={quote(symbol.strip()[:32], safe='')}", "Add it"),
+                403,
+                "Not deleted",
+                "That request has expired or did not come from this site, so nothing was deleted.",
+                link=(f"{stock_path(canonical)}/delete", "Try again"),
             )
-        return page(request, "stock.html", {"stock": stock, "nav": ""})
+        await symbols.delete_stock(canonical)
+        return redirect_with_flash("/watchlist", "deleted", canonical)
 
     @app.get("/logos/{path:path}")
     async def logo(path: str) -> Response:
@@ -432,12 +652,15 @@ def create_app(
         headers = {
             "Cache-Control": LOGO_CACHE_CONTROL,
             "X-Content-Type-Options": "nosniff",
+            # Even if a non-image slipped into storage, it could not run anything here.
+            "Content-Security-Policy": "default-src 'none'; sandbox",
         }
         if "content-length" in upstream.headers and "content-encoding" not in upstream.headers:
             headers["Content-Length"] = upstream.headers["content-length"]
+        declared = upstream.headers.get("content-type", "").split(";")[0].strip().lower()
         return StreamingResponse(
             upstream.aiter_bytes(),
-            media_type=upstream.headers.get("content-type", "application/octet-stream"),
+            media_type=declared if declared in LOGO_TYPES else "application/octet-stream",
             headers=headers,
             background=BackgroundTask(upstream.aclose),
         )
@@ -448,5 +671,6 @@ def create_app(
 def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory``: settings from the environment, logging set up."""
     settings = get_settings()
-    configure_logging(settings)
+    configure_logging(settings, "frontend")
+    configure_tracing(settings, "frontend")
     return create_app(settings)

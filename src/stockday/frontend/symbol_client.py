@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -55,14 +56,16 @@ class LogoView(_View):
     url: str | None = None
     error: str | None = None
 
-    @property
-    def src(self) -> str | None:
-        """The URL for ``<img src>``, only when ready and only a same-site or https URL."""
+    def src(self, http_origins: Sequence[str] = ()) -> str | None:
+        """The URL for ``<img src>``: only when ready, and only same-site, https or from one of
+        ``http_origins`` (``http://host:port``, an S3 emulator's)."""
         if self.state != "ready" or not self.url:
             return None
         if self.url.startswith("/") and not self.url.startswith("//"):
             return self.url
-        return self.url if self.url.startswith("https://") else None
+        if self.url.startswith("https://"):
+            return self.url
+        return self.url if any(self.url.startswith(f"{o}/") for o in http_origins) else None
 
 
 class PriceView(_View):
@@ -90,12 +93,25 @@ class PriceView(_View):
         return SOURCE_LABELS.get(self.source, self.source)
 
 
+class SeriesPointView(_View):
+    date: date
+    close: float
+
+
+class SeriesView(_View):
+    interval: Literal["daily", "weekly", "monthly"]
+    source: str
+    points: list[SeriesPointView]
+
+
 class StockView(_View):
     symbol: str
     name: str
     version: int = 0
     logo: LogoView
     price: PriceView | None = None
+    # Only when asked for (``series=``) and available.
+    series: SeriesView | None = None
 
     @property
     def initials(self) -> str:
@@ -199,27 +215,49 @@ class SymbolClient:
         if response.status_code != 200:
             raise _unexpected(response)
 
-    async def random_stock(self) -> StockView | None:
-        """A random stock, or None when there are no stocks yet."""
-        response = await self._call("GET", "/api/stocks/random")
+    async def random_stock(self, *, series: str | None = None) -> StockView | None:
+        """A random stock (with the ``series`` interval, if given), or None when there are none."""
+        params = {"series": series} if series else None
+        response = await self._call("GET", "/api/stocks/random", params=params)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
             raise _unexpected(response)
         return _parse(StockView, response)
 
-    async def get_stock(self, symbol: str) -> StockView | None:
-        """One stock, or None when it does not exist or the symbol cannot be a ticker."""
-        # Upper-cased first: the lower-case path segment "random" is stock-symbol's random pick.
-        wanted = symbol.strip().upper()
-        if not wanted:
+    async def get_stock(self, symbol: str, *, series: str | None = None) -> StockView | None:
+        """One stock (with the ``series`` interval, if given), or None when there is none.
+
+        None too when the symbol cannot be a ticker.
+        """
+        path = self._stock_path(symbol)
+        if path is None:
             return None
-        response = await self._call("GET", f"/api/stocks/{quote(wanted, safe='')}")
+        params = {"series": series} if series else None
+        response = await self._call("GET", path, params=params)
         if response.status_code in (404, 422):
             return None
         if response.status_code != 200:
             raise _unexpected(response)
         return _parse(StockView, response)
+
+    async def delete_stock(self, symbol: str) -> bool:
+        """Delete a stock; False when there was no such stock."""
+        path = self._stock_path(symbol)
+        if path is None:
+            return False
+        response = await self._call("DELETE", path)
+        if response.status_code in (404, 422):
+            return False
+        if response.status_code != 204:
+            raise _unexpected(response)
+        return True
+
+    @staticmethod
+    def _stock_path(symbol: str) -> str | None:
+        # Upper-cased first: the lower-case path segment "random" is stock-symbol's random pick.
+        wanted = symbol.strip().upper()
+        return f"/api/stocks/{quote(wanted, safe='')}" if wanted else None
 
     async def list_stocks(self, *, cursor: str | None = None, limit: int = 50) -> StockPage:
         """One page of stocks ordered by symbol; raises Refused for a cursor it rejects."""

@@ -15,13 +15,15 @@ from stockday import backends
 from stockday.domain.stocks import InvalidStock, InvalidTransition, Stock
 from stockday.logging_setup import configure_logging
 from stockday.logos.images import ImageTooLarge, RejectedImage
+from stockday.marketdata.base import Interval
 from stockday.settings import Settings, get_settings
-from stockday.stock_symbol.pricing import PriceLookup
+from stockday.stock_symbol.pricing import PriceLookup, PriceSeries
 from stockday.stock_symbol.schemas import (
     LogoUpdate,
     StockCreate,
     StockList,
     StockOut,
+    StockWithSeriesOut,
     UploadOut,
 )
 from stockday.stock_symbol.service import (
@@ -31,6 +33,7 @@ from stockday.stock_symbol.service import (
     UnknownUpload,
 )
 from stockday.stocks.base import StockExists, StockNotFound, VersionConflict
+from stockday.tracing import configure_tracing
 from stockday.web.errors import ErrorOut, error_response, install_error_handlers
 from stockday.web.observability import install_observability
 
@@ -49,6 +52,10 @@ ERROR_MEANINGS = {
     422: "Invalid input: the detail says which and why.",
     503: "A dependency (the queue) is unavailable; retrying is safe.",
 }
+SeriesQuery = Annotated[
+    Interval | None,
+    Query(description="Also answer this price series (daily, weekly or monthly) as `series`."),
+]
 
 
 def create_app(
@@ -108,6 +115,23 @@ def create_app(
         price = await prices.price_for(stock) if with_price else stock.last_price
         url = objects.url_for(stock.logo.key) if stock.logo.key else None
         return StockOut.of(stock, price, url)
+
+    async def present_with_series(stock: Stock, interval: Interval | None) -> JSONResponse:
+        """The stock with its price and, when asked for, a series: one call for a page view.
+
+        Answered as a JSONResponse built directly: FastAPI's validation of the response model
+        would dump and re-validate every point of the series, doubling the cost of the call.
+        The answer's shape is still ``StockWithSeriesOut`` (schemathesis checks it).
+        """
+        if interval is None:
+            out, series = await present(stock), None
+        else:
+            out, series = await asyncio.gather(
+                present(stock), prices.series_for(stock.symbol, interval)
+            )
+        body = out.model_dump(mode="json")
+        body["series"] = series_json(series) if series is not None else None
+        return JSONResponse(body)
 
     # Domain and service errors, each answered with its status and its own sentence.
     statuses: dict[type[Exception], int] = {
@@ -203,20 +227,21 @@ def create_app(
             items=list(items), next_cursor=page.next_cursor, total=await repository.count()
         )
 
-    @app.get("/api/stocks/random", response_model=StockOut, responses=errors(404))
-    async def random_stock() -> StockOut | JSONResponse:
-        """A uniformly random stock with its price."""
+    @app.get("/api/stocks/random", response_model=StockWithSeriesOut, responses=errors(404, 422))
+    async def random_stock(series: SeriesQuery = None) -> JSONResponse:
+        """A uniformly random stock with its price (and a price series when asked for)."""
         stock = await repository.random()
         if stock is None:
             return error_response(404, "no stocks yet: add one with POST /api/stocks")
-        return await present(stock)
+        return await present_with_series(stock, series)
 
-    @app.get("/api/stocks/{symbol}", response_model=StockOut, responses=errors(404, 422))
-    async def get_stock(symbol: str) -> StockOut:
+    @app.get("/api/stocks/{symbol}", response_model=StockWithSeriesOut, responses=errors(404, 422))
+    async def get_stock(symbol: str, series: SeriesQuery = None) -> JSONResponse:
+        """One stock with its price (and a price series when asked for)."""
         stock = await service.get(symbol)
         if stock is None:
             raise StockNotFound(symbol.upper())
-        return await present(stock)
+        return await present_with_series(stock, series)
 
     @app.put(
         "/api/stocks/{symbol}/logo",
@@ -274,6 +299,16 @@ def create_app(
     return app
 
 
+def series_json(series: PriceSeries) -> dict[str, Any]:
+    """A series in the shape of ``SeriesOut``, built without a model per point."""
+    return {
+        "symbol": series.symbol,
+        "interval": series.interval.value,
+        "source": series.source,
+        "points": [{"date": p.day.isoformat(), "close": p.close} for p in series.points],
+    }
+
+
 def _parse_if_match(value: str | None) -> int | None:
     if value is None:
         return None
@@ -286,5 +321,6 @@ def _parse_if_match(value: str | None) -> int | None:
 def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory``: settings from the environment, logging set up."""
     settings = get_settings()
-    configure_logging(settings)
+    configure_logging(settings, "stock-symbol")
+    configure_tracing(settings, "stock-symbol")
     return create_app(settings)

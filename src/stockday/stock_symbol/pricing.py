@@ -1,4 +1,5 @@
-"""Prices for stocks: cache first, then stock-price, then the last known price marked stale."""
+"""Market data for stocks, cache first: prices (else the last known one, marked stale) and
+price series (else none: a chart is a nicety)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,70 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 
 import httpx
 
 from stockday.cache.base import Cache
 from stockday.domain.stocks import Price, Stock, utcnow
+from stockday.marketdata.base import Interval
 from stockday.stocks.base import StockNotFound, StockRepository, VersionConflict
 
 log = logging.getLogger("stockday.stock_symbol.pricing")
 
 CACHE_KEY_PREFIX = "price:v1:"
+SERIES_KEY_PREFIX = "series:v1:"
+# A chart needs no more; also bounds what one cache entry holds whatever the provider sends.
+MAX_SERIES_POINTS = 260
 # After a failed call, skip stock-price for this long: a dead dependency must cost
 # microseconds per page view, not a timeout each time.
 FAILURE_BACKOFF_SECONDS = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    day: date
+    close: float
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSeries:
+    """Closing prices of one symbol at one interval, oldest first."""
+
+    symbol: str
+    interval: Interval
+    source: str
+    points: tuple[SeriesPoint, ...]
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "symbol": self.symbol,
+                "interval": self.interval.value,
+                "source": self.source,
+                "points": [[p.day.isoformat(), p.close] for p in self.points],
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> PriceSeries:
+        body = json.loads(raw)
+        return cls(
+            symbol=str(body["symbol"]),
+            interval=Interval(body["interval"]),
+            source=str(body["source"]),
+            points=tuple(SeriesPoint(date.fromisoformat(d), float(c)) for d, c in body["points"]),
+        )
+
+
 class PriceLookup:
-    """Attaches a price to a stock without putting the market-data provider on the hot path."""
+    """Attaches market data to a stock without putting the provider on the hot path.
+
+    Prices and series share one circuit breaker: they come from the same stock-price.
+    """
 
     def __init__(
         self,
@@ -55,23 +101,39 @@ class PriceLookup:
         await self._remember(stock, fresh)
         return fresh
 
+    async def series_for(self, symbol: str, interval: Interval) -> PriceSeries | None:
+        """The series from the cache, else from stock-price (then cached); None if unavailable."""
+        key = f"{SERIES_KEY_PREFIX}{symbol}:{interval.value}"
+        cached = await self._cache.get(key)
+        if cached is not None:
+            try:
+                return PriceSeries.decode(cached)
+            except (ValueError, KeyError, TypeError):
+                log.warning("unreadable cached series for %s %s; fetching again", symbol, interval)
+        body = await self._ask(f"/api/series/{symbol}", params={"interval": interval.value})
+        if body is None:
+            return None
+        try:
+            series = PriceSeries(
+                symbol=symbol,
+                interval=interval,
+                source=str(body["source"]),
+                points=tuple(
+                    SeriesPoint(date.fromisoformat(bar["date"]), float(bar["close"]))
+                    for bar in body["bars"][-MAX_SERIES_POINTS:]
+                ),
+            )
+        except (ValueError, KeyError, TypeError):
+            log.warning("stock-price answered an unreadable series for %s", symbol)
+            return None
+        await self._cache.set(key, series.encode(), ttl_seconds=self._ttl)
+        return series
+
     async def _fetch(self, symbol: str) -> Price | None:
-        if time.monotonic() < self._unavailable_until:
+        body = await self._ask(f"/api/quotes/{symbol}")
+        if body is None:
             return None
         try:
-            response = await self._client.get(f"/api/quotes/{symbol}")
-        except httpx.HTTPError as exc:
-            self._unavailable_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
-            log.warning("stock-price unreachable for %s: %s", symbol, type(exc).__name__)
-            return None
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            self._unavailable_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
-            log.warning("stock-price answered %s for %s", response.status_code, symbol)
-            return None
-        try:
-            body = response.json()
             return Price(
                 value=float(body["price"]),
                 previous_close=float(body["previous_close"]),
@@ -81,6 +143,28 @@ class PriceLookup:
             )
         except (ValueError, KeyError, TypeError):
             log.warning("stock-price answered an unreadable quote for %s", symbol)
+            return None
+
+    async def _ask(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """GET a JSON body from stock-price; None when it has nothing, fails or is skipped."""
+        if time.monotonic() < self._unavailable_until:
+            return None
+        try:
+            response = await self._client.get(path, params=params)
+        except httpx.HTTPError as exc:
+            self._unavailable_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
+            log.warning("stock-price unreachable for %s: %s", path, type(exc).__name__)
+            return None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            self._unavailable_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
+            log.warning("stock-price answered %s for %s", response.status_code, path)
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            log.warning("stock-price answered unreadable JSON for %s", path)
             return None
 
     async def _remember(self, stock: Stock, price: Price) -> None:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from stockday.domain.stocks import LogoState, Price, Stock
+from stockday.marketdata.base import Interval
 
 
 class StockCreate(BaseModel):
@@ -85,6 +86,27 @@ class StockOut(BaseModel):
             created_at=stock.created_at,
             updated_at=stock.updated_at,
         )
+
+
+class SeriesPointOut(BaseModel):
+    date: date
+    close: float
+
+
+class SeriesOut(BaseModel):
+    """Closing prices for a chart, oldest first (answered by ``app.series_json``)."""
+
+    symbol: str
+    interval: Interval
+    source: str
+    points: list[SeriesPointOut] = Field(description="Oldest first.")
+
+
+class StockWithSeriesOut(StockOut):
+    series: SeriesOut | None = Field(
+        default=None,
+        description="The series asked for with `?series=`; null when not asked or unavailable.",
+    )
 
 
 class StockList(BaseModel):
