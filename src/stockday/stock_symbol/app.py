@@ -19,6 +19,7 @@ from stockday.marketdata.base import Interval
 from stockday.settings import Settings, get_settings
 from stockday.stock_symbol.pricing import PriceLookup, PriceSeries
 from stockday.stock_symbol.schemas import (
+    DirectUploadOut,
     LogoUpdate,
     StockCreate,
     StockList,
@@ -38,6 +39,8 @@ from stockday.web.errors import ErrorOut, error_response, install_error_handlers
 from stockday.web.observability import install_observability
 
 UPLOAD_CHUNK = 64 * 1024
+# Long enough to pick a file on a slow connection, short enough not to be worth stealing.
+DIRECT_UPLOAD_SECONDS = 900
 # Prices of one listing page are looked up with bounded concurrency.
 LIST_PRICE_CONCURRENCY = 8
 
@@ -186,6 +189,24 @@ def create_app(
             width=info.width,
             height=info.height,
             size=info.size,
+        )
+
+    @app.post(
+        "/api/uploads/direct",
+        status_code=201,
+        response_model=DirectUploadOut,
+        responses=errors(404, 503),
+    )
+    async def direct_upload() -> DirectUploadOut | JSONResponse:
+        """A presigned form for uploading a logo straight to the object store (S3 only)."""
+        offered = service.direct_upload(expires_seconds=DIRECT_UPLOAD_SECONDS)
+        if offered is None:
+            return error_response(
+                404, "direct uploads need the aws backend; POST the file to /api/uploads instead"
+            )
+        upload_id, form = offered
+        return DirectUploadOut(
+            upload_id=upload_id, url=form.url, fields=dict(form.fields), expires_at=form.expires_at
         )
 
     @app.post(

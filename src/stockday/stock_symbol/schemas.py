@@ -115,6 +115,15 @@ class StockList(BaseModel):
     total: int
 
 
+class DirectUploadOut(BaseModel):
+    """Post the file as the last field of a multipart form with ``fields`` to ``url``."""
+
+    upload_id: str
+    url: str
+    fields: dict[str, str]
+    expires_at: datetime
+
+
 class UploadOut(BaseModel):
     upload_id: str
     content_type: str

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from stockday.domain.messages import LogoRequested, encode
 from stockday.domain.stocks import LogoState, Stock, logo_key, normalize_symbol, upload_key
 from stockday.logos.images import UploadInfo, inspect_upload
-from stockday.objects.base import ObjectStore
+from stockday.objects.base import ObjectStore, PresignedUpload
 from stockday.queues.base import MessageQueue
 from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
 from stockday.tracing import message_attributes
@@ -62,6 +62,18 @@ class StockService:
         upload_id = self._new_id()
         await self.objects.put(upload_key(upload_id), data, content_type=info.content_type)
         return StoredUpload(upload_id=upload_id, info=info)
+
+    def direct_upload(self, *, expires_seconds: int) -> tuple[str, PresignedUpload] | None:
+        """A new upload id and a form to post its file straight to the object store.
+
+        None when the store cannot take browser uploads (the local filesystem); the image is
+        then checked by the resizer instead of here, and refused there (logo ``failed``) if bad.
+        """
+        upload_id = self._new_id()
+        form = self.objects.presigned_upload(
+            upload_key(upload_id), max_bytes=self._max_bytes, expires_seconds=expires_seconds
+        )
+        return None if form is None else (upload_id, form)
 
     async def create(
         self, symbol: str, name: str, upload_id: str | None, request_key: str | None
