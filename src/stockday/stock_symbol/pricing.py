@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 import httpx
+from prometheus_client import Counter, Gauge
 
 from stockday.cache.base import Cache
 from stockday.domain.stocks import Price, Stock, utcnow
@@ -27,6 +28,20 @@ MAX_SERIES_POINTS = 260
 # After a failed call, skip stock-price for this long: a dead dependency must cost
 # microseconds per page view, not a timeout each time.
 FAILURE_BACKOFF_SECONDS = 5.0
+
+BREAKER_OPEN = Gauge(
+    "stockday_breaker_open",
+    "1 while calls to a dependency are skipped after a failure, else 0.",
+    ["dependency"],
+    multiprocess_mode="livemax",
+)
+BREAKER_SKIPPED = Counter(
+    "stockday_breaker_skipped_calls_total",
+    "Calls to a dependency not made because its breaker was open.",
+    ["dependency"],
+)
+_PRICE_BREAKER_OPEN = BREAKER_OPEN.labels("stock-price")
+_PRICE_SKIPPED = BREAKER_SKIPPED.labels("stock-price")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,17 +163,21 @@ class PriceLookup:
     async def _ask(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET a JSON body from stock-price; None when it has nothing, fails or is skipped."""
         if time.monotonic() < self._unavailable_until:
+            _PRICE_SKIPPED.inc()
             return None
         try:
             response = await self._client.get(path, params=params)
         except httpx.HTTPError as exc:
-            self._unavailable_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
+            self._open_breaker()
             log.warning("stock-price unreachable for %s: %s", path, type(exc).__name__)
             return None
+        if response.status_code in (200, 404) and self._unavailable_until:
+            self._unavailable_until = 0.0  # it answers again: close the breaker
+            _PRICE_BREAKER_OPEN.set(0)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            self._unavailable_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
+            self._open_breaker()
             log.warning("stock-price answered %s for %s", response.status_code, path)
             return None
         try:
@@ -166,6 +185,10 @@ class PriceLookup:
         except ValueError:
             log.warning("stock-price answered unreadable JSON for %s", path)
             return None
+
+    def _open_breaker(self) -> None:
+        self._unavailable_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
+        _PRICE_BREAKER_OPEN.set(1)
 
     async def _remember(self, stock: Stock, price: Price) -> None:
         """Store the price on the stock as the stale fallback, at most once per interval."""
