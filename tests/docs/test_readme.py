@@ -12,7 +12,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_configuration_table_matches_settings() -> None:
-    rows = dict(re.findall(r"^\| `(STOCKDAY_[A-Z_]+)` \| `([^`]*)` \|", README, re.MULTILINE))
+    rows = dict(re.findall(r"^\| `(STOCKDAY_[A-Z0-9_]+)` \| `([^`]*)` \|", README, re.MULTILINE))
     expected = {}
     for name, field in Settings.model_fields.items():
         default = field.default
