@@ -1,0 +1,591 @@
+"""What every benchmark shares: a stack on free loopback ports, a hello-world reference server,
+wrk and its output, the processes of a stack read from /proc, and the results file.
+
+The benchmark scripts import this module by name (``python bench/<script>.py`` puts ``bench/``
+on the path); the tests import it as ``bench.harness``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from stockday.stack import APP_FACTORIES, CONSUMER_PORT_OFFSETS, PORT_OFFSETS
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+HOST = "127.0.0.1"
+READY_LINE = "Stock-of-the-Day is at"
+READY_IN = re.compile(r"ready in ([0-9.]+)\s*s")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+LOAD_AT_START = os.getloadavg()  # the benchmarks import this module first thing
+
+
+# --- ports ---------------------------------------------------------------------------------
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def free_port_base(replicas: int) -> int:
+    """A port base N whose every port of a stack (N+0..2, N+10+i, N+20+i) is free."""
+    offsets = list(PORT_OFFSETS.values())
+    for first in CONSUMER_PORT_OFFSETS.values():
+        offsets += [first + i for i in range(replicas)]
+    # Below the ephemeral range, where outgoing connections could take a port at any moment.
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10_000, min(low, 32_768) - 100, 50)
+        if all(_port_is_free(base + offset) for offset in offsets):
+            return base
+    raise RuntimeError(f"no free port range on {HOST}")
+
+
+def wait_for_http(url: str, timeout: float, *, alive: Callable[[], bool] | None = None) -> None:
+    """Poll ``url`` until it answers 200, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if alive is not None and not alive():
+                raise RuntimeError(f"the server behind {url} exited")
+            try:
+                if client.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.02)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f}s")
+
+
+# --- processes, from /proc -----------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name (field 3 onwards)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def parent_of(pid: int) -> int:
+    return int(_stat_fields(pid)[1])
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid``, read from /proc (every thread's children file)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found.update(int(p) for p in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (all its threads) so far."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size (VmRSS) in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def pss_kb(pid: int) -> int | None:
+    """Proportional set size in kB (shared pages divided among their users), if readable."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return None
+
+
+@dataclass(frozen=True)
+class StackProcess:
+    """One process of a running stack: which service it belongs to and what it is there."""
+
+    pid: int
+    service: str
+    role: str  # "master" (uvicorn supervisor), "worker" (HTTP replica), "consumer", "helper"
+    command: str
+
+    @property
+    def is_replica(self) -> bool:
+        return self.role in {"worker", "consumer"}
+
+
+def _service_of(command: str) -> str | None:
+    for service, factory in APP_FACTORIES.items():
+        if factory in command:
+            return service
+    for service in CONSUMER_PORT_OFFSETS:
+        if f"stockday.{service.replace('-', '_')}" in command:
+            return service
+    return None
+
+
+def stack_processes(root_pid: int) -> list[StackProcess]:
+    """Every process below ``stockday up``: uvicorn masters, their workers, the consumers."""
+    found: list[StackProcess] = []
+    for child in children_of(root_pid):
+        try:
+            command = cmdline(child)
+        except OSError:
+            continue
+        service = _service_of(command) or "other"
+        below = []
+        for grandchild in children_of(child):
+            try:
+                sub = cmdline(grandchild)
+            except OSError:
+                continue
+            # uvicorn's workers are multiprocessing "spawn" children of the master; anything
+            # else under it (multiprocessing's resource tracker) is a helper.
+            role = "worker" if "spawn_main" in sub else "helper"
+            below.append(StackProcess(grandchild, service, role, sub))
+        if "uvicorn" not in command:
+            role = "consumer"
+        elif any(p.role == "worker" for p in below):
+            role = "master"
+        else:
+            role = "worker"  # `--workers 1`: uvicorn serves in its own process, no supervisor
+        found += [StackProcess(child, service, role, command), *below]
+    return found
+
+
+# --- the stack ----------------------------------------------------------------------------
+
+
+class RunningStack:
+    """``python -m stockday up`` as a subprocess on free ports, with a data directory of its own.
+
+    Records when it was launched and when its "ready" line appeared, and what ``up`` itself
+    printed as its time to ready.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        replicas: int = 2,
+        port_base: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.replicas = replicas
+        self.port_base = port_base if port_base is not None else free_port_base(replicas)
+        self.frontend_url = f"http://{HOST}:{self.port_base}"
+        self.symbol_url = f"http://{HOST}:{self.port_base + 1}"
+        self.env = {
+            **os.environ,
+            "STOCKDAY_BACKEND": "local",
+            # rich wraps at 80 columns when not on a terminal: keep the ready line on one line.
+            "COLUMNS": "200",
+            **(env or {}),
+        }
+        self.output_path = data_dir.parent / f"stockday-up-{self.port_base}.out"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.launched_at = 0.0
+        self.ready_line_seconds = 0.0  # from launch to the ready line, as seen from outside
+        self.printed_ready_seconds: float | None = None  # what `up` printed ("ready in X s")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.output_path.read_text() if self.output_path.exists() else ""
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "stockday",
+            "up",
+            "--port-base",
+            str(self.port_base),
+            "--data-dir",
+            str(self.data_dir),
+            "--replicas",
+            str(self.replicas),
+        ]
+        with open(self.output_path, "wb") as out:
+            self.launched_at = time.monotonic()
+            self.process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+            )
+        deadline = self.launched_at + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"stockday up exited early:\n{self.output()}")
+            text = self.output()
+            if READY_LINE in text:
+                self.ready_line_seconds = time.monotonic() - self.launched_at
+                printed = READY_IN.search(text)
+                self.printed_ready_seconds = float(printed.group(1)) if printed else None
+                return
+            time.sleep(0.01)
+        self.stop()
+        raise TimeoutError(f"stack not ready after {timeout:.0f}s:\n{self.output()}")
+
+    def seed(self) -> None:
+        """Add the demo stocks through ``stockday seed``, as the README says."""
+        subprocess.run(
+            [sys.executable, "-m", "stockday", "seed", "--port-base", str(self.port_base)],
+            check=True,
+            capture_output=True,
+            env=self.env,
+            timeout=120,
+        )
+
+    def processes(self) -> list[StackProcess]:
+        return stack_processes(self.pid)
+
+    def pids_of(self, service: str, role: str | None = None) -> list[int]:
+        return [
+            p.pid
+            for p in self.processes()
+            if p.service == service and (role is None or p.role == role)
+        ]
+
+    def consumer_pids(self, service: str) -> list[int]:
+        """Consumer replicas' pids, as each one reports it on its health port's /api/ping."""
+        first = self.port_base + CONSUMER_PORT_OFFSETS[service]
+        with httpx.Client(timeout=5.0) as client:
+            return [
+                int(client.get(f"http://{HOST}:{first + i}/api/ping").json()["pid"])
+                for i in range(self.replicas)
+            ]
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class HelloWorldServer:
+    """The reference: ``bench/hello_app.py`` on the same server software and worker count."""
+
+    def __init__(self, *, workers: int, port: int | None = None) -> None:
+        self.workers = workers
+        self.port = port if port is not None else free_port()
+        self.url = f"http://{HOST}:{self.port}/"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.startup_seconds = 0.0  # from launch to the first 200
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 60.0) -> None:
+        # The same uvicorn options as the stack's services (see stockday.stack.uvicorn_args).
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(BENCH_DIR),
+            "hello_app:app",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        launched = time.monotonic()
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        process = self.process
+        wait_for_http(self.url, timeout, alive=lambda: process.poll() is None)
+        self.startup_seconds = time.monotonic() - launched
+
+    def worker_pids(self) -> list[int]:
+        if self.workers == 1:  # uvicorn serves in its own process, no supervisor
+            return [self.pid]
+        return [p for p in children_of(self.pid) if "spawn_main" in cmdline(p)]
+
+    def wait_for_workers(self, timeout: float = 30.0) -> list[int]:
+        """The workers' pids, once all of them have started."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pids = self.worker_pids()
+            if len(pids) >= self.workers:
+                return pids
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.workers} hello-world workers did not start")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --- wrk -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_second: float
+    latency_ms: dict[str, float]  # percentile ("50", "75", "90", "99") -> milliseconds
+    requests: int
+    seconds: float
+    bytes_per_response: float = 0.0
+    non_2xx_3xx: int = 0
+    socket_errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def p50_ms(self) -> float:
+        return self.latency_ms["50"]
+
+    @property
+    def p99_ms(self) -> float:
+        return self.latency_ms["99"]
+
+    @property
+    def errors(self) -> int:
+        return self.non_2xx_3xx + sum(self.socket_errors.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "p50_ms": self.p50_ms, "p99_ms": self.p99_ms, "errors": self.errors}
+
+
+_TO_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+_PERCENTILE = re.compile(r"^\s*(\d+(?:\.\d+)?)%\s+([0-9.]+)(us|ms|s|m|h)\s*$", re.MULTILINE)
+_RATE = re.compile(r"^Requests/sec:\s+([0-9.]+)", re.MULTILINE)
+_TOTAL = re.compile(
+    r"^\s*(\d+) requests in ([0-9.]+)(us|ms|s|m|h), ([0-9.]+)([KMGT]?B) read", re.MULTILINE
+)
+_BYTES = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+_SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+
+
+def parse_wrk(text: str) -> WrkResult:
+    """Read throughput, the latency distribution (``--latency``) and errors from wrk's output."""
+    rate = _RATE.search(text)
+    total = _TOTAL.search(text)
+    percentiles = {
+        match.group(1).removesuffix(".000").removesuffix(".0"): float(match.group(2))
+        * _TO_MS[match.group(3)]
+        for match in _PERCENTILE.finditer(text)
+    }
+    if rate is None or total is None or not {"50", "99"} <= percentiles.keys():
+        raise ValueError(f"cannot read wrk's output (was --latency given?):\n{text}")
+    errors = _SOCKET_ERRORS.search(text)
+    non_2xx = _NON_2XX.search(text)
+    return WrkResult(
+        requests_per_second=float(rate.group(1)),
+        latency_ms=percentiles,
+        requests=int(total.group(1)),
+        seconds=float(total.group(2)) * _TO_MS[total.group(3)] / 1e3,
+        bytes_per_response=(
+            float(total.group(4)) * _BYTES[total.group(5)] / max(1, int(total.group(1)))
+        ),
+        non_2xx_3xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=(
+            dict(
+                zip(("connect", "read", "write", "timeout"), map(int, errors.groups()), strict=True)
+            )
+            if errors
+            else {}
+        ),
+    )
+
+
+def wrk_command() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    return found
+
+
+def run_wrk(url: str, *, threads: int, connections: int, seconds: float) -> WrkResult:
+    """One wrk run at a fixed number of connections, with its latency distribution."""
+    command = [
+        wrk_command(),
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        url,
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60)
+    return parse_wrk(run.stdout)
+
+
+# --- numbers and reports -------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation between the closest ranks."""
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def target(
+    name: str, measured: float, comparison: str, limit: float, unit: str = ""
+) -> dict[str, Any]:
+    """A target and whether the measured value meets it (``comparison`` is "<", "<=" or ">=")."""
+    checks: dict[str, Callable[[float, float], bool]] = {
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">=": lambda a, b: a >= b,
+    }
+    return {
+        "name": name,
+        "measured": measured,
+        "target": f"{comparison} {limit:g}{unit}",
+        "pass": checks[comparison](measured, limit),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on, including how busy it was."""
+    return {
+        "cpus": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in LOAD_AT_START],
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def warn_if_busy() -> None:
+    load = LOAD_AT_START[0]
+    cpus = os.cpu_count() or 1
+    if load > cpus / 2:
+        print(
+            f"note: load average {load:.1f} on {cpus} CPUs before the run: other work shares "
+            "this machine, so absolute numbers are noisy (the ratios less so)"
+        )
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def print_targets(targets: Sequence[dict[str, Any]]) -> None:
+    rows = [
+        (t["name"], f"{t['measured']:.3g}", t["target"], "PASS" if t["pass"] else "FAIL")
+        for t in targets
+    ]
+    print(format_table(("target", "measured", "wanted", ""), rows))
+
+
+def write_report(name: str, report: dict[str, Any], output: Path) -> dict[str, Any]:
+    """Write the results JSON (with when and where it was measured) and say where it went."""
+    full = {
+        "benchmark": name,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        **report,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(full, indent=2) + "\n")
+    print(f"results written to {output}")
+    return full
