@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive
 
+from stockday.cache.memory import BoundedMap
 from stockday.frontend import security
 from stockday.frontend.chart import (
     DEFAULT_INTERVAL,
@@ -129,15 +130,27 @@ class ChartTab:
     current: bool
 
 
+def chart_of(stock: StockView, interval: Interval) -> Chart | None:
+    """The chart of the series that came with the stock (None when none came)."""
+    if stock.series is None or stock.series.interval != interval:
+        return None
+    return build_chart(interval, [(p.date, p.close) for p in stock.series.points])
+
+
 def chart_context(
-    stock: StockView, interval: Interval, link: Callable[[Interval], str]
+    chart: Chart | None, interval: Interval, link: Callable[[Interval], str]
 ) -> dict[str, Any]:
-    """What the chart partial needs: the chart (None when no series came) and its tabs."""
-    chart: Chart | None = None
-    if stock.series is not None and stock.series.interval == interval:
-        chart = build_chart(interval, [(p.date, p.close) for p in stock.series.points])
+    """What the chart partial needs: the chart (None when there is none) and its tabs."""
     tabs = [ChartTab(i, INTERVAL_LABELS[i], link(i), i == interval) for i in INTERVALS]
     return {"chart": chart, "chart_tabs": tabs, "interval": interval}
+
+
+# The home page's charts, per worker: a series changes once a day, so the page view asks
+# stock-symbol for the (small) stock alone, and for its series only when the chart is not here.
+# Parsing and drawing 100 points was the largest own cost of a page view (py-spy).
+CHART_TTL_SECONDS = 300.0
+MISSING_CHART_TTL_SECONDS = 10.0  # no series (stock-price down): ask again soon, not every view
+MAX_CHARTS = 4096
 
 
 def sort_stocks(items: Sequence[StockView], key: SortKey, descending: bool) -> list[StockView]:
@@ -386,6 +399,18 @@ def create_app(
             return error_page(request, 404, "Page not found", "There is no page at this address.")
         return error_page(request, exc.status_code, "Request not handled", str(exc.detail))
 
+    charts: BoundedMap[tuple[str, Interval], tuple[Chart | None]] = BoundedMap(MAX_CHARTS)
+
+    async def cached_chart(symbol: str, interval: Interval) -> Chart | None:
+        cached = charts.get((symbol, interval))
+        if cached is not None:
+            return cached[0]
+        with_series = await symbols.get_stock(symbol, series=interval)
+        chart = chart_of(with_series, interval) if with_series is not None else None
+        ttl = CHART_TTL_SECONDS if chart is not None else MISSING_CHART_TTL_SECONDS
+        charts.put((symbol, interval), (chart,), ttl)
+        return chart
+
     @app.get("/", response_class=HTMLResponse)
     async def home(request: Request, interval: str = "", symbol: str = "") -> Response:
         """A random stock with its chart, or an invitation to add the first one.
@@ -393,19 +418,20 @@ def create_app(
         ``symbol`` keeps the stock on screen while the visitor switches the chart's interval.
         """
         chosen = parse_interval(interval)
-        stock = await symbols.get_stock(symbol[:32], series=chosen) if symbol.strip() else None
+        stock = await symbols.get_stock(symbol[:32]) if symbol.strip() else None
         if stock is None:
-            stock = await symbols.random_stock(series=chosen)
+            stock = await symbols.random_stock()
         if stock is None:
             return page(request, "empty.html", {"nav": "home"})
         shown = stock
+        chart = await cached_chart(stock.symbol, chosen)
 
         def link(other: Interval) -> str:
             return "/?" + urlencode({"symbol": shown.symbol, "interval": other}) + "#chart"
 
         another = "/" if chosen == DEFAULT_INTERVAL else "/?" + urlencode({"interval": chosen})
         context = {"stock": stock, "nav": "home", "another": another}
-        return page(request, "home.html", context | chart_context(stock, chosen, link))
+        return page(request, "home.html", context | chart_context(chart, chosen, link))
 
     @app.get("/stocks/new", response_class=HTMLResponse)
     async def new_stock(request: Request, symbol: str = "") -> Response:
@@ -583,7 +609,8 @@ def create_app(
         def link(other: Interval) -> str:
             return f"{path}?{urlencode({'interval': other})}#chart"
 
-        context = {"stock": stock, "nav": ""} | chart_context(stock, chosen, link)
+        chart = chart_of(stock, chosen)
+        context = {"stock": stock, "nav": ""} | chart_context(chart, chosen, link)
         return page_with_flash(request, "stock.html", context, path)
 
     @app.get("/stocks/{symbol}/logo-state")
