@@ -87,10 +87,12 @@ class ServerProcess:
 
 
 @contextmanager
-def moto_server() -> Iterator[ServerProcess]:
+def moto_server(command: list[str] | None = None) -> Iterator[ServerProcess]:
+    """moto in server mode; ``command`` (given the port as its last argument) replaces it."""
     port = free_port()
+    argv = [*command, str(port)] if command else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        argv or [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **EMULATOR_ENV},

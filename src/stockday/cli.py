@@ -192,28 +192,32 @@ def up(
             stop_process(helper)
 
 
+class StopSignal:
+    """Turns SIGTERM and SIGINT into a flag that the command's loop checks."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._request)
+        signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+
 def _run_stack(stack: Stack, ready_timeout: float) -> None:
-
-    stop_requested = False
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stop_requested
-        stop_requested = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = StopSignal()
     started = time.monotonic()
     stack.start()
     console.print(f"starting {len(stack.children)} processes, data in {stack.data_dir}")
     deadline = started + ready_timeout
     ready = False
-    while not stop_requested and time.monotonic() < deadline:
+    while not stop.requested and time.monotonic() < deadline:
         stack.supervise_once()
         if all(stack.readiness().values()):
             ready = True
             break
         time.sleep(0.1)
-    if stop_requested:
+    if stop.requested:
         stack.stop()
         return
     _print_status(stack)
@@ -226,7 +230,7 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
             f"Stock-of-the-Day is at [bold]{stack.url}[/bold]  (Ctrl-C stops)"
         )
     try:
-        while not stop_requested:
+        while not stop.requested:
             stack.supervise_once()
             time.sleep(0.2)
     finally:
@@ -378,15 +382,8 @@ def emulator(
             f"  STOCKDAY_AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=emulator "
             "AWS_SECRET_ACCESS_KEY=emulator stockday up --backend aws"
         )
-        stopped = False
-
-        def request_stop(signum: int, frame: FrameType | None) -> None:
-            nonlocal stopped
-            stopped = True
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
-        while not stopped and process.poll() is None:
+        stop = StopSignal()
+        while not stop.requested and process.poll() is None:
             time.sleep(0.2)
     finally:
         stop_process(process)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,7 @@ import httpx
 
 from stockday.settings import Settings
 from stockday.stack import CONSUMER_PORT_OFFSETS, PORT_OFFSETS
-
-
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+from tests.servers import port_is_free
 
 
 def free_port_base(replicas: int = 2) -> int:
@@ -36,7 +26,7 @@ def free_port_base(replicas: int = 2) -> int:
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(10_000, min(low, 32_768) - 100, 50)
-        if all(_free(base + offset) for offset in offsets):
+        if all(port_is_free(base + offset) for offset in offsets):
             return base
     raise RuntimeError("no free port range on 127.0.0.1")
 

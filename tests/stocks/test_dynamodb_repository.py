@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
 import sys
 import time
 import uuid
@@ -20,7 +18,7 @@ from stockday.domain.stocks import Stock
 from stockday.errors import BackendUnavailable
 from stockday.stocks.base import StockExists
 from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
-from tests.servers import EMULATOR_ENV, ServerProcess, free_port, stop, wait_for_port
+from tests.servers import EMULATOR_ENV, ServerProcess, free_port, moto_server
 
 pytestmark = pytest.mark.anyio
 
@@ -43,18 +41,8 @@ run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=False, request_handler=M
 
 @pytest.fixture(scope="module")
 def serial_moto() -> Iterator[ServerProcess]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERIAL_MOTO, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **EMULATOR_ENV},
-    )
-    try:
-        wait_for_port(port, process)
-        yield ServerProcess(port, process)
-    finally:
-        stop(process)
+    with moto_server([sys.executable, "-c", SERIAL_MOTO]) as server:
+        yield server
 
 
 @pytest.fixture
