@@ -10,6 +10,7 @@ from pathlib import Path
 
 from stockday.errors import BackendUnavailable
 
+MMAP_BYTES = 256 * 1024 * 1024
 BUSY_TIMEOUT_MS = 10_000
 OPEN_ATTEMPTS = 20
 
@@ -34,6 +35,9 @@ def open_shared_database(path: Path, schema: str) -> sqlite3.Connection:
             db.execute("PRAGMA journal_mode=WAL")
             # Survives process crashes; a power cut may lose the last commits (local use).
             db.execute("PRAGMA synchronous=NORMAL")
+            # Reads through a memory map instead of a read() per page: a random pick on a
+            # million stocks then costs what it costs on a thousand (bench/random_pick.py).
+            db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             db.executescript(f"BEGIN IMMEDIATE; {schema} COMMIT;")
             return db
         except sqlite3.OperationalError as exc:
