@@ -283,7 +283,10 @@ def create_app(
     http = symbol_client or httpx.AsyncClient(
         base_url=settings.symbol_url,
         timeout=settings.http_timeout_seconds,
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        # A small pool: httpcore checks every pooled connection on every request (py-spy showed
+        # it near the top of a page view with a pool grown to the load's 32 connections), and
+        # stock-symbol answers in about a millisecond, so eight in flight per worker suffice.
+        limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
     )
     symbols = SymbolClient(http, timeout_seconds=settings.http_timeout_seconds)
     logo_origins = image_origins(settings)
