@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     logo_jobs_queue: str = Field(default="logo-jobs", description="Queue of resize jobs.")
     logo_events_queue: str = Field(default="logo-events", description="Queue of logo results.")
 
+    upload_retention_seconds: int = Field(
+        default=30 * 24 * 3600,
+        ge=60,
+        description="Age after which a raw upload that no stock needs any more is deleted.",
+    )
+    janitor_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often queue-worker looks for expired raw uploads."
+    )
     aws_region: str = Field(
         default="us-east-1", description="AWS region of the table, queues and bucket (aws backend)."
     )
