@@ -10,6 +10,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from stockday.resilience import Breaker, BreakerOpen, retry_idempotent
+
 # Form fields of the add-stock form that an API error can be attached to ("" = the whole form).
 FORM_FIELDS = ("symbol", "name", "upload_id")
 GENERAL = ""
@@ -186,6 +188,20 @@ def _unexpected(response: httpx.Response) -> SymbolServiceUnavailable:
     )
 
 
+# Five failures in a row open the breaker for five seconds: pages then answer "unavailable" at
+# once instead of each waiting for a timeout.
+BREAKER_THRESHOLD = 5
+BREAKER_SECONDS = 5.0
+
+
+class _ServerError(Exception):
+    """stock-symbol answered 5xx: a failure for its breaker."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
 class SymbolClient:
     """Calls stock-symbol with a timeout on every request; raises instead of answering 5xx."""
 
@@ -193,20 +209,40 @@ class SymbolClient:
         self._http = http
         # Passed on every call, so an injected client honours the configured timeout too.
         self._timeout = httpx.Timeout(timeout_seconds)
+        self._breaker = Breaker(
+            "stock-symbol", threshold=BREAKER_THRESHOLD, ttl_seconds=BREAKER_SECONDS
+        )
 
-    async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def _call(
+        self, method: str, url: str, *, idempotent: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        """One call under the breaker; an idempotent one is tried once more if the connection
+        failed (a replica killed mid-request): GET, DELETE, and creates, which carry an
+        Idempotency-Key. Uploads are not retried: a repeat would store a second copy.
+        """
+
+        async def once() -> httpx.Response:
+            return await self._http.request(method, url, timeout=self._timeout, **kwargs)
+
         try:
-            response = await self._http.request(method, url, timeout=self._timeout, **kwargs)
+            async with self._breaker.guard():
+                response = await (retry_idempotent(once) if idempotent else once())
+                if response.status_code >= 500:
+                    raise _ServerError(response)
+        except BreakerOpen as exc:
+            raise SymbolServiceUnavailable(
+                f"stock-symbol {method} {url} not called: {exc}"
+            ) from exc
         except httpx.HTTPError as exc:  # refused, reset, timed out, protocol error
             raise SymbolServiceUnavailable(
                 f"stock-symbol {method} {url} failed: {type(exc).__name__}"
             ) from exc
-        if response.status_code >= 500:
-            detail = _detail_of(response)
+        except _ServerError as error:
+            detail = _detail_of(error.response)
             raise SymbolServiceUnavailable(
-                f"stock-symbol {method} {url} answered {response.status_code}",
+                f"stock-symbol {method} {url} answered {error.response.status_code}",
                 detail=detail if isinstance(detail, str) else None,
-            )
+            ) from None
         return response
 
     async def ping(self) -> None:
@@ -305,13 +341,17 @@ class SymbolClient:
     async def forward_upload(self, body: bytes, content_type: str) -> httpx.Response:
         """Send a browser's multipart body to ``POST /api/uploads`` unchanged; any 2xx-4xx back."""
         return await self._call(
-            "POST", "/api/uploads", content=body, headers={"Content-Type": content_type}
+            "POST",
+            "/api/uploads",
+            idempotent=False,
+            content=body,
+            headers={"Content-Type": content_type},
         )
 
     async def upload_file(self, filename: str, data: bytes, content_type: str) -> str:
         """Upload one logo file and return its upload id; raises Refused when it is rejected."""
         response = await self._call(
-            "POST", "/api/uploads", files={"file": (filename, data, content_type)}
+            "POST", "/api/uploads", idempotent=False, files={"file": (filename, data, content_type)}
         )
         if response.status_code == 201:
             return _parse(UploadView, response).upload_id

@@ -6,17 +6,16 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 import httpx
-from prometheus_client import Counter, Gauge
 
 from stockday.cache.base import Cache
 from stockday.domain.stocks import Price, Stock, utcnow
 from stockday.marketdata.base import Interval
+from stockday.resilience import Breaker, BreakerOpen
 from stockday.stocks.base import StockNotFound, StockRepository, VersionConflict
 
 log = logging.getLogger("stockday.stock_symbol.pricing")
@@ -29,19 +28,9 @@ MAX_SERIES_POINTS = 260
 # microseconds per page view, not a timeout each time.
 FAILURE_BACKOFF_SECONDS = 5.0
 
-BREAKER_OPEN = Gauge(
-    "stockday_breaker_open",
-    "1 while calls to a dependency are skipped after a failure, else 0.",
-    ["dependency"],
-    multiprocess_mode="livemax",
-)
-BREAKER_SKIPPED = Counter(
-    "stockday_breaker_skipped_calls_total",
-    "Calls to a dependency not made because its breaker was open.",
-    ["dependency"],
-)
-_PRICE_BREAKER_OPEN = BREAKER_OPEN.labels("stock-price")
-_PRICE_SKIPPED = BREAKER_SKIPPED.labels("stock-price")
+
+class UnhealthyAnswer(Exception):
+    """stock-price answered, but with an error status: a failure for its breaker."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +90,8 @@ class PriceLookup:
         self._repository = repository
         self._ttl = ttl_seconds
         self._persist_interval = persist_interval_seconds
-        self._unavailable_until = 0.0
+        # One failure opens it: the page must not wait on a dead stock-price twice in a row.
+        self._breaker = Breaker("stock-price", threshold=1, ttl_seconds=FAILURE_BACKOFF_SECONDS)
 
     async def price_for(self, stock: Stock) -> Price | None:
         cached = await self._cache.get(CACHE_KEY_PREFIX + stock.symbol)
@@ -162,33 +152,26 @@ class PriceLookup:
 
     async def _ask(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET a JSON body from stock-price; None when it has nothing, fails or is skipped."""
-        if time.monotonic() < self._unavailable_until:
-            _PRICE_SKIPPED.inc()
-            return None
         try:
-            response = await self._client.get(path, params=params)
+            async with self._breaker.guard():
+                response = await self._client.get(path, params=params)
+                if response.status_code not in (200, 404):
+                    raise UnhealthyAnswer(f"answered {response.status_code}")
+        except BreakerOpen:
+            return None
         except httpx.HTTPError as exc:
-            self._open_breaker()
             log.warning("stock-price unreachable for %s: %s", path, type(exc).__name__)
             return None
-        if response.status_code in (200, 404) and self._unavailable_until:
-            self._unavailable_until = 0.0  # it answers again: close the breaker
-            _PRICE_BREAKER_OPEN.set(0)
-        if response.status_code == 404:
+        except UnhealthyAnswer as exc:
+            log.warning("stock-price %s for %s", exc, path)
             return None
-        if response.status_code != 200:
-            self._open_breaker()
-            log.warning("stock-price answered %s for %s", response.status_code, path)
+        if response.status_code == 404:
             return None
         try:
             return response.json()
         except ValueError:
             log.warning("stock-price answered unreadable JSON for %s", path)
             return None
-
-    def _open_breaker(self) -> None:
-        self._unavailable_until = time.monotonic() + FAILURE_BACKOFF_SECONDS
-        _PRICE_BREAKER_OPEN.set(1)
 
     async def _remember(self, stock: Stock, price: Price) -> None:
         """Store the price on the stock as the stale fallback, at most once per interval."""

@@ -1,0 +1,121 @@
+"""Breakers open after repeated failures and skip calls; retries only for connection failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from stockday.frontend.symbol_client import BREAKER_THRESHOLD, SymbolClient
+from stockday.resilience import BREAKER_OPEN, Breaker, BreakerOpen, retry_idempotent
+
+pytestmark = pytest.mark.anyio
+
+
+class Boom(Exception):
+    pass
+
+
+async def fail(breaker: Breaker) -> None:
+    with pytest.raises(Boom):
+        async with breaker.guard():
+            raise Boom
+
+
+async def test_a_breaker_opens_after_its_threshold_and_closes_after_a_good_trial() -> None:
+    breaker = Breaker("test-dependency", threshold=2, ttl_seconds=0.3)
+    gauge = BREAKER_OPEN.labels("test-dependency")
+    await fail(breaker)
+    async with breaker.guard():
+        pass  # a success resets the count
+    await fail(breaker)
+    await fail(breaker)
+    assert gauge._value.get() == 1
+    calls = 0
+    with pytest.raises(BreakerOpen):
+        async with breaker.guard():
+            calls += 1
+    assert calls == 0  # open: not even tried
+    await asyncio.sleep(0.35)
+    async with breaker.guard():
+        calls += 1  # half-open: one trial, which succeeds
+    assert calls == 1
+    assert gauge._value.get() == 0
+
+
+async def test_retries_once_after_a_connection_failure_only() -> None:
+    attempts = 0
+
+    async def flaky() -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise httpx.ConnectError("refused")
+        return "ok"
+
+    assert await retry_idempotent(flaky) == "ok"
+    assert attempts == 2
+
+    attempts = 0
+
+    async def slow() -> str:
+        nonlocal attempts
+        attempts += 1
+        raise httpx.ReadTimeout("too slow")
+
+    with pytest.raises(httpx.ReadTimeout):
+        await retry_idempotent(slow)
+    assert attempts == 1  # never retried: the caller's timeout is the most it waits
+
+
+def client_with(handler: httpx.MockTransport) -> SymbolClient:
+    http = httpx.AsyncClient(transport=handler, base_url="http://symbol")
+    return SymbolClient(http, timeout_seconds=1)
+
+
+async def test_a_get_is_retried_once_when_the_replica_dies_mid_request() -> None:
+    seen = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal seen
+        seen += 1
+        if seen == 1:
+            raise httpx.RemoteProtocolError("server disconnected without a response")
+        return httpx.Response(404, json={"detail": "no stocks"})
+
+    symbols = client_with(httpx.MockTransport(handler))
+    assert await symbols.random_stock() is None
+    assert seen == 2
+
+
+async def test_uploads_are_not_retried() -> None:
+    seen = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal seen
+        seen += 1
+        raise httpx.RemoteProtocolError("server disconnected without a response")
+
+    symbols = client_with(httpx.MockTransport(handler))
+    with pytest.raises(Exception, match="failed"):
+        await symbols.forward_upload(b"--x--", "multipart/form-data; boundary=x")
+    assert seen == 1
+
+
+async def test_a_dead_stock_symbol_is_not_called_once_the_breaker_opens() -> None:
+    seen = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal seen
+        seen += 1
+        return httpx.Response(503, json={"detail": "down"})
+
+    symbols = client_with(httpx.MockTransport(handler))
+    for _ in range(BREAKER_THRESHOLD):
+        with pytest.raises(Exception, match="answered 503"):
+            await symbols.random_stock()
+    assert seen == BREAKER_THRESHOLD
+    with pytest.raises(Exception, match="not called"):
+        await symbols.random_stock()
+    assert seen == BREAKER_THRESHOLD
