@@ -28,6 +28,7 @@ from stockday.aws.emulator import (
 from stockday.settings import Settings, describe_invalid_settings, get_settings
 
 if TYPE_CHECKING:
+    from stockday.queues.base import DeadLetter
     from stockday.stack import Stack
 
 app = typer.Typer(help="Stock-of-the-Day: five services, one command.", no_args_is_help=True)
@@ -424,12 +425,33 @@ def _settings_for(data_dir: Path | None) -> Settings:
     return settings.model_copy(update={"data_dir": data_dir}) if data_dir else settings
 
 
+def dead_letter_reason(letter: DeadLetter, max_receives: int) -> str:
+    """Why a message is dead, derived from its body (SQS cannot annotate a message).
+
+    A body the domain cannot decode is named with the decoder's error; a well-formed message
+    died because its handler kept failing, and the consumer logs say why under its id.
+    """
+    from stockday.domain.messages import MalformedMessage, decode
+
+    try:
+        message = decode(letter.body)
+    except MalformedMessage as exc:
+        return f"malformed: {exc}"
+    # On SQS each look at a dead letter adds one to its receive count; it died after at most
+    # the redrive policy's max receives.
+    failures = min(letter.receive_count, max_receives)
+    return (
+        f"{message.type} for {message.symbol}: handler failed {failures} times "
+        f"(see the consumer logs for message {letter.message_id})"
+    )
+
+
 @dlq_app.command("list")
 def dlq_list(
     data_dir: DataDirOption = None,
     limit: Annotated[int, typer.Option(min=1)] = 20,
 ) -> None:
-    """Dead-letter counts of every queue and the oldest dead letters."""
+    """Dead-letter counts of every queue and the oldest dead letters, with their reasons."""
     from stockday import backends
 
     settings = _settings_for(data_dir)
@@ -446,13 +468,14 @@ def dlq_list(
                 title=f"{queue.name}: {stats.visible} waiting, {stats.in_flight} in flight, "
                 f"{stats.dead_letters} dead"
             )
-            for column in ("message id", "receives", "dead since", "body"):
+            for column in ("message id", "receives", "dead since", "reason", "body"):
                 table.add_column(column)
             for letter in letters:
                 table.add_row(
                     letter.message_id,
                     str(letter.receive_count),
                     letter.dead_at.isoformat(timespec="seconds"),
+                    dead_letter_reason(letter, settings.queue_max_receives),
                     letter.body[:80],
                 )
             console.print(table)

@@ -3,12 +3,16 @@
 HTTP services run under uvicorn's own multi-process supervisor (``--workers``), which restarts
 dead workers and kills hung ones; all replicas of a service share its port. Consumers are
 separate processes. This module restarts any top-level child that exits (a dead uvicorn master
-or a consumer) with a capped backoff: uvicorn has no supervisor for those.
+or a consumer) with a capped backoff, and kills a consumer that is alive but no longer answers
+its liveness probe (stopped, or its event loop blocked) so that the restart replaces it:
+uvicorn has no supervisor for those.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
 import json
 import os
 import shutil
@@ -29,6 +33,19 @@ PORT_OFFSETS = {"frontend": 0, "stock-symbol": 1, "stock-price": 2}
 CONSUMER_PORT_OFFSETS = {"logo-resizer": 10, "queue-worker": 20}
 MAX_RESTART_DELAY = 30.0
 STOP_GRACE_SECONDS = 15.0
+
+# A consumer whose /api/ping has not answered for this long is hung (stopped, or its event loop
+# blocked) and is killed, then restarted like a dead one: the limit uvicorn applies to its own
+# workers (--timeout-worker-healthcheck 10). STOCKDAY_HANG_SECONDS overrides it, for tests that
+# stop consumers on purpose.
+HANG_SECONDS = 10.0
+HANG_SECONDS_VARIABLE = "STOCKDAY_HANG_SECONDS"
+# One probe per consumer at most this often, each given this long to answer.
+PING_INTERVAL_SECONDS = 2.0
+PING_TIMEOUT_SECONDS = 1.0
+# A starting consumer imports its modules, opens its queue and binds its port: until it first
+# answers, the hang limit counts from this long after its start, not from its start.
+START_GRACE_SECONDS = 10.0
 
 
 APP_FACTORIES = {
@@ -76,6 +93,11 @@ class Child:
     next_start: float = 0.0
     backoff: float = 0.5
     env: dict[str, str] = field(default_factory=dict)
+    probe: PingProbe | None = None
+    next_probe: float = 0.0
+    answered_at: float | None = None
+    last_probe_failed: bool = False
+    killed_as_hung: bool = False
 
     @property
     def pid(self) -> int | None:
@@ -84,6 +106,60 @@ class Child:
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+
+class PingProbe:
+    """One ``GET /api/ping`` on a non-blocking socket, advanced a step on each supervisor pass.
+
+    By hand rather than with httpx: the supervisor must never wait on a hung child, and it must
+    not start threads (children are spawned with a ``preexec_fn``, unsafe once threads exist).
+    """
+
+    def __init__(self, host: str, port: int, now: float) -> None:
+        self.started = now
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setblocking(False)
+        request = f"GET /api/ping HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+        self._unsent = request.encode()
+        self._received = b""
+        self._refused = self._socket.connect_ex((host, port)) not in (0, errno.EINPROGRESS)
+
+    def poll(self, now: float) -> bool | None:
+        """True once answered 200; False if refused, broken or late; None while waiting."""
+        if self._refused:
+            return False
+        try:
+            while self._unsent:  # EAGAIN until the connection is established
+                self._unsent = self._unsent[self._socket.send(self._unsent) :]
+            while b"\r\n" not in self._received and len(self._received) < 1024:
+                chunk = self._socket.recv(1024)
+                if not chunk:
+                    break
+                self._received += chunk
+        except BlockingIOError:
+            return None if now - self.started < PING_TIMEOUT_SECONDS else False
+        except OSError:
+            return False
+        status = self._received.split(b"\r\n", 1)[0].split()
+        return len(status) >= 2 and status[0].startswith(b"HTTP/") and status[1] == b"200"
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def hang_limit(env: dict[str, str], say: Callable[[str], None]) -> float:
+    """The hang limit from STOCKDAY_HANG_SECONDS, else HANG_SECONDS."""
+    raw = env.get(HANG_SECONDS_VARIABLE)
+    if raw is None:
+        return HANG_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:  # also refuses NaN
+        say(f"ignoring {HANG_SECONDS_VARIABLE}={raw!r}: not a positive number of seconds")
+        return HANG_SECONDS
+    return seconds
 
 
 def die_with_parent() -> None:
@@ -123,6 +199,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }
+        self.hang_seconds = hang_limit(self.env, say)
         self.children = self._plan()
 
     @property
@@ -180,6 +257,10 @@ class Stack:
                 preexec_fn=die_with_parent,  # safe: `up` is single-threaded
             )
         child.started_at = time.monotonic()
+        self._end_probe(child)
+        child.next_probe = child.started_at + PING_INTERVAL_SECONDS
+        child.answered_at = None
+        child.last_probe_failed = child.killed_as_hung = False
         self._write_state()
 
     @property
@@ -202,8 +283,11 @@ class Stack:
         temporary.replace(self.state_path)
 
     def supervise_once(self) -> None:
-        """Restart children that exited, with a backoff that resets after a healthy minute."""
+        """Kill hung consumers; restart children that exited, with a backoff that resets after a
+        healthy minute. Never waits on a child: a pass costs a few non-blocking socket calls."""
         now = time.monotonic()
+        if not self.stopping:
+            self._kill_hung_consumers(now)
         for child in self.children:
             if self.stopping or child.process is None or child.running:
                 continue
@@ -222,6 +306,52 @@ class Stack:
                 child.restarts += 1
                 self._spawn(child)
 
+    def _kill_hung_consumers(self, now: float) -> None:
+        """Probe each running consumer's /api/ping and SIGKILL one silent for the hang limit.
+
+        HTTP services are left to uvicorn, whose master already kills workers that stop
+        answering its own health pings.
+        """
+        for child in self.children:
+            if child.service not in CONSUMERS or child.process is None or not child.running:
+                self._end_probe(child)
+                continue
+            if child.killed_as_hung:
+                continue
+            if child.probe is None and now >= child.next_probe:
+                child.probe = PingProbe(self.host, child.port, now)
+                child.next_probe = now + PING_INTERVAL_SECONDS
+            if child.probe is not None and (answered := child.probe.poll(now)) is not None:
+                self._end_probe(child)
+                child.last_probe_failed = not answered
+                if answered:
+                    child.answered_at = now
+            if child.answered_at is None:  # still starting
+                silent = now - (child.started_at + START_GRACE_SECONDS)
+                since = f"{now - child.started_at:.1f}s after its start"
+            else:
+                silent = now - child.answered_at
+                since = f"for {silent:.1f}s"
+            # Only a failed probe condemns: after `up` itself was stalled (suspended, stopped),
+            # a long silence is ours, and the next probe decides.
+            if silent < self.hang_seconds or not child.last_probe_failed:
+                continue
+            self.say(
+                f"{child.service}[{child.replica}] (pid {child.pid}) has not answered /api/ping "
+                f"{since}: hung; killing it"
+            )
+            self._end_probe(child)
+            child.killed_as_hung = True
+            # Its own session (start_new_session): the group is it and whatever it started.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+
+    @staticmethod
+    def _end_probe(child: Child) -> None:
+        if child.probe is not None:
+            child.probe.close()
+            child.probe = None
+
     def readiness(self, timeout: float = 1.0) -> dict[tuple[str, int], bool]:
         ready: dict[tuple[str, int], bool] = {}
         with httpx.Client(timeout=timeout) as client:
@@ -236,6 +366,8 @@ class Stack:
     def stop(self) -> None:
         """SIGTERM everything (frontend first), wait for graceful exit, then SIGKILL."""
         self.stopping = True
+        for child in self.children:
+            self._end_probe(child)
         order = ["frontend", "queue-worker", "logo-resizer", "stock-symbol", "stock-price"]
         for service in order:
             for child in self.children:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from stockday import backends
-from stockday.cli import app
+from stockday.cli import app, dead_letter_reason
+from stockday.domain.messages import LogoRequested, LogoResized, encode
+from stockday.queues.base import DeadLetter
 from stockday.settings import Settings
 
 
@@ -44,3 +47,48 @@ def test_list_and_redrive_dead_letters(tmp_path: Path) -> None:
         return result.visible, result.dead_letters
 
     assert asyncio.run(stats()) == (3, 0)
+
+
+async def _dead_letters(settings: Settings, bodies: list[str]) -> list[str]:
+    """Send ``bodies`` and let them die as a consumer that keeps failing would; their ids."""
+    queue = backends.message_queue(settings, settings.logo_jobs_queue)
+    ids = [await queue.send(body) for body in bodies]
+    for _ in range(settings.queue_max_receives + 1):
+        await queue.receive(max_messages=10, wait_seconds=0.2, visibility_timeout=0)
+    await queue.close()
+    return ids
+
+
+def test_list_shows_why_each_letter_died(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, queue_max_receives=2)
+    job = LogoRequested(symbol="POISON", upload_id="f" * 32, upload_key="uploads/" + "f" * 32)
+    bodies = ["poison 0", '{"type": "logo.teleported", "schema_version": 1}', encode(job)]
+    ids = asyncio.run(_dead_letters(settings, bodies))
+    env = {"STOCKDAY_QUEUE_MAX_RECEIVES": "2", "COLUMNS": "400"}
+    listed = CliRunner().invoke(app, ["dlq", "list", "--data-dir", str(tmp_path)], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "reason" in listed.output
+    assert "malformed: body is not JSON" in listed.output
+    assert "malformed: invalid message at body: Input tag 'logo.teleported'" in listed.output
+    assert (
+        f"logo.requested for POISON: handler failed 2 times (see the consumer logs for message "
+        f"{ids[2]})"
+    ) in listed.output
+
+
+def test_a_reason_counts_failures_up_to_the_max_receives() -> None:
+    # On SQS every look at a dead letter adds a receive; it died after max_receives failures.
+    job = LogoResized(symbol="X", upload_id="1", logo_key="logos/X/1.webp", width=1, height=1)
+    now = datetime.now(UTC)
+    letter = DeadLetter(
+        message_id="m-7", body=encode(job), receive_count=9, sent_at=now, dead_at=now
+    )
+    assert dead_letter_reason(letter, max_receives=5) == (
+        "logo.resized for X: handler failed 5 times (see the consumer logs for message m-7)"
+    )
+    schema_two = DeadLetter(
+        message_id="m-8", body='{"schema_version": 2}', receive_count=5, sent_at=now, dead_at=now
+    )
+    assert dead_letter_reason(schema_two, max_receives=5) == (
+        "malformed: unsupported schema_version 2"
+    )

@@ -2,114 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
-
-import httpx
 import pytest
 
-from stockday import backends
-from stockday.consumers.runtime import Consumer
-from stockday.domain.messages import LogoRequested, LogoResized, encode
+from stockday.domain.messages import LogoFailed, LogoRequested, LogoResized, decode, encode
 from stockday.domain.stocks import logo_key, upload_key
-from stockday.logo_resizer.consumer import LogoResizer
-from stockday.objects.base import ObjectStore
-from stockday.queue_worker.consumer import LogoRecorder
-from stockday.queues.base import MessageQueue
-from stockday.settings import Settings
-from stockday.stock_price.app import create_app as create_price_app
-from stockday.stock_symbol.app import create_app as create_symbol_app
-from tests import sample_images
+from tests.consumers.pipeline import (
+    Pipeline,
+    add_stock,
+    drained,
+    logo_state,
+    running,
+    stop,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
-
-
-@dataclass
-class Pipeline:
-    api: httpx.AsyncClient
-    jobs: MessageQueue
-    events: MessageQueue
-    objects: ObjectStore
-    resizer: LogoResizer
-    recorder: LogoRecorder
-    consumers: list[Consumer]
-
-
-@pytest.fixture
-async def pipeline(tmp_path: Path) -> AsyncIterator[Pipeline]:
-    settings = Settings(data_dir=tmp_path, queue_max_receives=3, queue_retry_delay_seconds=0.05)
-    prices = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_price_app(settings)), base_url="http://price"
-    )
-    api = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_symbol_app(settings, price_client=prices)),
-        base_url="http://symbol",
-    )
-    jobs = backends.message_queue(settings, settings.logo_jobs_queue)
-    events = backends.message_queue(settings, settings.logo_events_queue)
-    objects = backends.object_store(settings)
-    resizer = LogoResizer(objects=objects, events=events, max_side=128, max_pixels=25_000_000)
-    recorder = LogoRecorder(client=api, objects=objects)
-
-    def consumer(
-        name: str, queue: MessageQueue, handler: Callable[..., Awaitable[None]]
-    ) -> Consumer:
-        return Consumer(
-            name=name,
-            queue=queue,
-            handler=handler,
-            concurrency=2,
-            wait_seconds=0.2,
-            visibility_timeout=5,
-            retry_delay=0.05,
-        )
-
-    consumers = [
-        consumer("resizer", jobs, resizer.handle),
-        consumer("worker", events, recorder.handle),
-    ]
-    yield Pipeline(api, jobs, events, objects, resizer, recorder, consumers)
-    for c in consumers:
-        c.stop()
-    await api.aclose()
-    await prices.aclose()
-
-
-async def running(pipeline: Pipeline) -> list[asyncio.Task[None]]:
-    return [asyncio.create_task(c.run()) for c in pipeline.consumers]
-
-
-async def stop(pipeline: Pipeline, tasks: list[asyncio.Task[None]]) -> None:
-    for c in pipeline.consumers:
-        c.stop()
-    await asyncio.wait_for(asyncio.gather(*tasks), 10)
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
-async def add_stock(pipeline: Pipeline, symbol: str, image: bytes | None = None) -> str:
-    uploaded = await pipeline.api.post(
-        "/api/uploads", files={"file": ("l.png", image or sample_images.png(400, 200), "image/png")}
-    )
-    upload_id: str = uploaded.json()["upload_id"]
-    created = await pipeline.api.post(
-        "/api/stocks", json={"symbol": symbol, "name": symbol, "upload_id": upload_id}
-    )
-    assert created.status_code == 201
-    return upload_id
-
-
-async def logo_state(pipeline: Pipeline, symbol: str) -> str:
-    return str((await pipeline.api.get(f"/api/stocks/{symbol}")).json()["logo"]["state"])
 
 
 async def test_logo_becomes_ready(pipeline: Pipeline) -> None:
@@ -157,12 +64,7 @@ async def test_a_job_redone_after_a_crash_before_ack_leaves_one_logo(pipeline: P
     await pipeline.resizer.handle(message)
     tasks = await running(pipeline)  # the message becomes visible again and is redone
 
-    async def done() -> bool:
-        stats = await pipeline.jobs.stats()
-        events = await pipeline.events.stats()
-        return stats.visible + stats.in_flight + events.visible + events.in_flight == 0
-
-    await until(done)
+    await until(lambda: drained(pipeline))
     await stop(pipeline, tasks)
     assert await logo_state(pipeline, "TWICE") == "ready"
     logos = await pipeline.objects.list("logos/TWICE/")
@@ -198,6 +100,8 @@ async def test_an_upload_that_is_not_an_image_ends_failed(pipeline: Pipeline) ->
     stock = (await pipeline.api.get("/api/stocks/BAD")).json()
     assert stock["logo"]["error"]
     assert await pipeline.objects.list("logos/") == []
+    # The refused upload stays until the janitor's retention is over.
+    assert await pipeline.objects.exists(upload_key(upload_id))
 
 
 async def test_a_logo_for_a_deleted_stock_is_not_orphaned(pipeline: Pipeline) -> None:
@@ -209,11 +113,7 @@ async def test_a_logo_for_a_deleted_stock_is_not_orphaned(pipeline: Pipeline) ->
     assert (await pipeline.api.delete("/api/stocks/GONE")).status_code == 204
     tasks = await running(pipeline)
 
-    async def drained() -> bool:
-        stats = await pipeline.events.stats()
-        return stats.visible + stats.in_flight == 0
-
-    await until(drained)
+    await until(lambda: drained(pipeline))
     await stop(pipeline, tasks)
     assert await pipeline.objects.list("logos/") == []
 
@@ -228,3 +128,80 @@ async def test_stop_releases_unstarted_messages(pipeline: Pipeline) -> None:
     # Released at once, not after the 60 s visibility timeout.
     again = await pipeline.jobs.receive(max_messages=1, wait_seconds=1)
     assert [m.message_id for m in again] == [message.message_id]
+
+
+async def test_the_raw_upload_is_deleted_once_the_logo_is_ready(pipeline: Pipeline) -> None:
+    tasks = await running(pipeline)
+    upload_id = await add_stock(pipeline, "TIDY")
+    kept = await add_stock(pipeline, "KEPT")  # a second stock: only its own upload may go
+
+    async def upload_gone() -> bool:
+        return not await pipeline.objects.exists(upload_key(upload_id))
+
+    await until(upload_gone)
+    # Deleted only after the ready state was recorded.
+    assert await logo_state(pipeline, "TIDY") == "ready"
+    assert await pipeline.objects.exists(logo_key("TIDY", upload_id))
+    await until(lambda: drained(pipeline))
+    await stop(pipeline, tasks)
+    assert await logo_state(pipeline, "KEPT") == "ready"
+    assert await pipeline.objects.list("uploads/") == []
+    assert {o.key for o in await pipeline.objects.list("logos/")} == {
+        logo_key("TIDY", upload_id),
+        logo_key("KEPT", kept),
+    }
+
+
+async def test_a_duplicate_job_after_ready_leaves_the_logo_ready(pipeline: Pipeline) -> None:
+    tasks = await running(pipeline)
+    upload_id = await add_stock(pipeline, "DUP")
+
+    async def settled() -> bool:
+        # (Reading the stock also stores its first price: one version, before ``before``.)
+        ready = await logo_state(pipeline, "DUP") == "ready"
+        gone = not await pipeline.objects.exists(upload_key(upload_id))
+        return ready and gone and await drained(pipeline)
+
+    await until(settled)
+    before = (await pipeline.api.get("/api/stocks/DUP")).json()
+    # The same job again (a redelivery, a duplicate send): its raw upload is gone by now.
+    job = LogoRequested(symbol="DUP", upload_id=upload_id, upload_key=upload_key(upload_id))
+    await pipeline.jobs.send(encode(job))
+    await until(lambda: drained(pipeline))
+    await stop(pipeline, tasks)
+    after = (await pipeline.api.get("/api/stocks/DUP")).json()
+    assert after["logo"] == before["logo"]
+    assert after["version"] == before["version"]
+    assert await pipeline.objects.exists(logo_key("DUP", upload_id))
+    assert (await pipeline.jobs.stats()).dead_letters == 0
+    assert (await pipeline.events.stats()).dead_letters == 0
+    # What the resizer announces for such a job: the stored logo again, not a failure.
+    await pipeline.jobs.send(encode(job))
+    [message] = await pipeline.jobs.receive(max_messages=1, wait_seconds=1)
+    await pipeline.resizer.handle(message)
+    [event] = await pipeline.events.receive(max_messages=1, wait_seconds=1)
+    announced = decode(event.body)
+    assert isinstance(announced, LogoResized)
+    assert announced.logo_key == logo_key("DUP", upload_id)
+    assert (announced.width, announced.height) == (128, 64)
+
+
+async def test_a_late_failure_after_ready_leaves_the_logo_ready(pipeline: Pipeline) -> None:
+    tasks = await running(pipeline)
+    upload_id = await add_stock(pipeline, "LATE")
+
+    async def ready() -> bool:
+        return await logo_state(pipeline, "LATE") == "ready" and await drained(pipeline)
+
+    await until(ready)
+    before = (await pipeline.api.get("/api/stocks/LATE")).json()
+    # A "failed" for the same upload arriving after "ready" (a resizer replica that found the
+    # upload already deleted, before it learned to re-announce): the state machine refuses it.
+    late = LogoFailed(symbol="LATE", upload_id=upload_id, error="the uploaded file is gone")
+    await pipeline.events.send(encode(late))
+    await until(lambda: drained(pipeline))
+    await stop(pipeline, tasks)
+    after = (await pipeline.api.get("/api/stocks/LATE")).json()
+    assert after["logo"] == before["logo"]
+    assert after["version"] == before["version"]
+    assert (await pipeline.events.stats()).dead_letters == 0

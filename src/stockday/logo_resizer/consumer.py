@@ -3,6 +3,12 @@
 Idempotent by construction: the logo key is a function of (symbol, upload id), so a redelivered
 job overwrites the same object; the "resized" event may be sent twice, and queue-worker treats a
 second one as a no-op.
+
+queue-worker deletes the raw upload once the logo is recorded as ready, so a job delivered again
+after that finds no upload. If the logo it would have made is stored, the job was done: the
+result is announced again (a no-op for queue-worker) rather than a failure. With neither the
+upload nor the logo (the stock was deleted, which deletes both), the job fails for good; a late
+"failed" never undoes a ready logo either, as the stock's state machine refuses it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from stockday.domain.messages import (
     encode,
 )
 from stockday.domain.stocks import logo_key
-from stockday.logos.images import RejectedImage, resize_logo
+from stockday.logos.images import RejectedImage, inspect_upload, resize_logo
 from stockday.objects.base import ObjectStore
 from stockday.queues.base import MessageQueue, ReceivedMessage
 from stockday.settings import Settings
@@ -53,6 +59,8 @@ class LogoResizer:
             raise MalformedMessage(f"logo-resizer does not handle {job.type} messages")
         upload = await self.objects.get(job.upload_key)
         if upload is None:
+            if await self._announce_done(job):
+                return
             await self._announce(
                 LogoFailed(
                     symbol=job.symbol, upload_id=job.upload_id, error="the uploaded file is gone"
@@ -79,6 +87,32 @@ class LogoResizer:
                 height=logo.height,
             )
         )
+
+    async def _announce_done(self, job: LogoRequested) -> bool:
+        """Announce the logo again if this job was done already; False if it was not."""
+        key = logo_key(job.symbol, job.upload_id)
+        stored = await self.objects.get(key)
+        if stored is None:
+            return False
+        try:
+            info = await asyncio.to_thread(
+                inspect_upload,
+                stored.data,
+                max_bytes=max(1, len(stored.data)),
+                max_pixels=self.max_pixels,
+            )
+        except RejectedImage:
+            return False  # not a logo we wrote: treat the job as not done
+        await self._announce(
+            LogoResized(
+                symbol=job.symbol,
+                upload_id=job.upload_id,
+                logo_key=key,
+                width=info.width,
+                height=info.height,
+            )
+        )
+        return True
 
     async def _announce(self, event: LogoResized | LogoFailed) -> None:
         await self.events.send(encode(event), attributes=message_attributes(event.type))

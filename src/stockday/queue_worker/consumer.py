@@ -2,11 +2,14 @@
 
 stock-symbol stays the only writer of stock data. A result for a stock that is gone, or for an
 upload that is no longer the stock's current one, leaves a logo object nobody will use: it is
-deleted here so no object is orphaned.
+deleted here so no object is orphaned. Once a ``logo.resized`` result is recorded, the raw
+upload it was made from is not needed any more and is deleted too; whatever raw uploads remain
+are swept by the upload janitor (``stockday.queue_worker.janitor``), which runs in this process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -14,7 +17,9 @@ import httpx
 from stockday import backends
 from stockday.consumers.runtime import Consumer, serve_consumer
 from stockday.domain.messages import LogoFailed, LogoResized, MalformedMessage, decode
+from stockday.domain.stocks import upload_key
 from stockday.objects.base import ObjectStore
+from stockday.queue_worker.janitor import UploadJanitor
 from stockday.queues.base import ReceivedMessage
 from stockday.settings import Settings
 
@@ -43,26 +48,37 @@ class LogoRecorder:
         response = await self.client.put(f"/api/stocks/{event.symbol}/logo", json=body)
         if response.status_code == 200:
             log.info("recorded %s for %s", event.type, event.symbol)
-            return
-        if response.status_code in (404, 409) and isinstance(event, LogoResized):
-            await self._drop_if_orphan(event)
+            if isinstance(event, LogoResized):
+                # The logo is durably ready: its raw upload is done with. Deleting is
+                # idempotent, and if it fails the message is retried (the PUT is a no-op then).
+                await self.objects.delete(upload_key(event.upload_id))
             return
         if response.status_code in (404, 409):
-            return  # a failure for a stock or upload that no longer matters
+            await self._settle_refused(event)
+            return
         if response.status_code in (400, 422):
             raise MalformedMessage(f"stock-symbol rejected the result: {response.text[:200]}")
         raise UpstreamError(f"stock-symbol answered {response.status_code}")
 
-    async def _drop_if_orphan(self, event: LogoResized) -> None:
+    async def _settle_refused(self, event: LogoResized | LogoFailed) -> None:
+        """Act on a refused result: 404 (the stock is gone) or 409 (the transition does not
+        apply: the logo now comes from another upload, is already settled, or the write lost
+        its races against concurrent changes)."""
         response = await self.client.get(f"/api/stocks/{event.symbol}")
         if response.status_code == 200:
-            current = response.json()["logo"]["upload_id"]
-            if current == event.upload_id:
-                return
+            logo = response.json()["logo"]
+            if logo["upload_id"] == event.upload_id:
+                if logo["state"] == "pending":
+                    # Still waiting for this very result: the 409 was a lost write race
+                    # ("being changed concurrently"), not a refusal. Try again later.
+                    raise UpstreamError(f"stock {event.symbol} is busy; will retry")
+                return  # already ready or failed: a late duplicate changes nothing
         elif response.status_code != 404:
             raise UpstreamError(f"stock-symbol answered {response.status_code}")
-        await self.objects.delete(event.logo_key)
-        log.info("deleted orphaned logo %s", event.logo_key)
+        if isinstance(event, LogoResized):
+            # A logo nobody will show: delete it so that no object is orphaned.
+            await self.objects.delete(event.logo_key)
+            log.info("deleted orphaned logo %s", event.logo_key)
 
 
 async def run(settings: Settings, *, health_port: int | None) -> None:
@@ -72,6 +88,9 @@ async def run(settings: Settings, *, health_port: int | None) -> None:
         base_url=settings.symbol_url, timeout=settings.http_timeout_seconds
     ) as client:
         recorder = LogoRecorder(client=client, objects=objects)
+        janitor = UploadJanitor(
+            objects=objects, retention_seconds=settings.upload_retention_seconds
+        )
         consumer = Consumer(
             name="queue-worker",
             queue=events,
@@ -90,6 +109,9 @@ async def run(settings: Settings, *, health_port: int | None) -> None:
             if response.status_code != 200:
                 raise RuntimeError(f"stock-symbol answered {response.status_code} to ping")
 
+        sweeping = asyncio.create_task(
+            janitor.run(consumer.stopping, interval_seconds=settings.janitor_interval_seconds)
+        )
         try:
             await serve_consumer(
                 consumer,
@@ -98,5 +120,8 @@ async def run(settings: Settings, *, health_port: int | None) -> None:
                 checks=[events.check, objects.check, symbol_reachable],
             )
         finally:
+            sweeping.cancel()
+            # wait() lets a cancellation of our own through, unlike awaiting the task.
+            await asyncio.wait([sweeping])
             await events.close()
             await objects.close()
