@@ -13,6 +13,7 @@ import pytest
 from stockday import backends
 from stockday.domain.messages import LogoRequested, decode
 from stockday.domain.stocks import Price, Stock, logo_key
+from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
@@ -298,3 +299,27 @@ async def test_probes(api: Api) -> None:
     ready = await api.client.get("/api/ready")
     assert ready.status_code == 200, ready.text
     assert (await api.client.get("/metrics")).status_code == 200
+
+
+async def test_retries_stay_safe_after_the_raw_upload_is_cleaned_up(api: Api) -> None:
+    """queue-worker deletes a raw upload once its logo is ready; repeats must still succeed."""
+    upload_id = (await upload(api.client, sample_images.png())).json()["upload_id"]
+    body = {"symbol": "CLNUP", "name": "Cleaned Up", "upload_id": upload_id}
+    first = await api.client.post("/api/stocks", json=body, headers={"Idempotency-Key": "k-9"})
+    assert first.status_code == 201
+    store = FilesystemObjectStore(api.settings.objects_dir)
+    await store.delete(f"uploads/{upload_id}")
+
+    again = await api.client.post("/api/stocks", json=body, headers={"Idempotency-Key": "k-9"})
+    assert again.status_code == 201, again.text
+    assert again.json()["version"] == first.json()["version"]
+    relink = await api.client.put("/api/stocks/CLNUP/logo", json={"upload_id": upload_id})
+    assert relink.status_code == 200, relink.text
+
+    # Without the key, or with another upload, a missing upload is still refused.
+    other = await api.client.post(
+        "/api/stocks", json=body | {"symbol": "OTHER"}, headers={"Idempotency-Key": "k-9"}
+    )
+    assert other.status_code == 422
+    unknown = await api.client.put("/api/stocks/CLNUP/logo", json={"upload_id": "f" * 32})
+    assert unknown.status_code == 422

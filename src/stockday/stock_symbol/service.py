@@ -80,8 +80,13 @@ class StockService:
     ) -> Stock:
         """Create a stock; a retry carrying the same request key returns the stored stock."""
         stock = Stock.new(symbol, name, upload_id=upload_id, request_key=request_key)
-        if upload_id is not None:
-            await self._require_upload(upload_id)
+        if upload_id is not None and not await self._upload_exists(upload_id):
+            # queue-worker deletes a raw upload once its logo is ready: a retried create of
+            # that stock finds it gone, and is still answered as the first one was.
+            retried = await self._retried_create(stock.symbol, request_key, upload_id)
+            if retried is None:
+                raise UnknownUpload(f"upload {upload_id} does not exist (upload the logo first)")
+            return retried
         try:
             await self.repository.add(stock)
         except StockExists as exists:
@@ -96,7 +101,12 @@ class StockService:
         return await self.repository.get(normalize_symbol(symbol))
 
     async def request_logo(self, symbol: str, upload_id: str, if_match: int | None) -> Stock:
-        await self._require_upload(upload_id)
+        if not await self._upload_exists(upload_id):
+            current = await self.repository.get(normalize_symbol(symbol))
+            # Linking the upload the logo already comes from is a no-op, even once the raw
+            # upload is gone (deleted when its logo was ready).
+            if current is None or current.logo.upload_id != upload_id:
+                raise UnknownUpload(f"upload {upload_id} does not exist (upload the logo first)")
         stock = await self._transition(
             symbol, lambda s: s.request_logo(upload_id), if_match=if_match
         )
@@ -144,9 +154,21 @@ class StockService:
             return changed
         raise VersionConflict(symbol, -1)
 
-    async def _require_upload(self, upload_id: str) -> None:
-        if not await self.objects.exists(upload_key(upload_id)):
-            raise UnknownUpload(f"upload {upload_id} does not exist (upload the logo first)")
+    async def _upload_exists(self, upload_id: str) -> bool:
+        return await self.objects.exists(upload_key(upload_id))
+
+    async def _retried_create(
+        self, symbol: str, request_key: str | None, upload_id: str
+    ) -> Stock | None:
+        """The stored stock if this create repeats the one that stored it, else None."""
+        if request_key is None:
+            return None
+        existing = await self.repository.get(symbol)
+        if existing is None or existing.request_key != request_key:
+            return None
+        if existing.logo.upload_id != upload_id:
+            return None
+        return existing
 
     async def _enqueue(self, symbol: str, upload_id: str) -> None:
         job = LogoRequested(symbol=symbol, upload_id=upload_id, upload_key=upload_key(upload_id))
