@@ -27,8 +27,13 @@ from pathlib import Path
 
 import httpx
 
+from stockday.gateway import haproxy_binary, haproxy_config
+
 HTTP_SERVICES = ("stock-price", "stock-symbol", "frontend")
 CONSUMERS = ("logo-resizer", "queue-worker")
+GATEWAY = "gateway"
+# With HAProxy in front, the frontend's own uvicorn listens here (the site stays on N).
+FRONTEND_BEHIND_GATEWAY_OFFSET = 3
 PORT_OFFSETS = {"frontend": 0, "stock-symbol": 1, "stock-price": 2}
 CONSUMER_PORT_OFFSETS = {"logo-resizer": 10, "queue-worker": 20}
 MAX_RESTART_DELAY = 30.0
@@ -210,8 +215,15 @@ class Stack:
         # Each service's own entry point, not the `stockday` CLI: uvicorn's spawned workers
         # re-import the main module, and the CLI's imports would slow every one of them.
         children: list[Child] = []
+        haproxy = haproxy_binary() if os.environ.get("STOCKDAY_GATEWAY", "on") != "off" else None
+        if haproxy:
+            # HAProxy takes the site's port and forwards to the frontend on a port of its own.
+            argv = [haproxy, "-db", "-f", str(self.gateway_config_path)]
+            children.append(Child(GATEWAY, 0, self.port_base + PORT_OFFSETS["frontend"], argv))
         for service in HTTP_SERVICES:
             port = self.port_base + PORT_OFFSETS[service]
+            if service == "frontend" and haproxy:
+                port = self.port_base + FRONTEND_BEHIND_GATEWAY_OFFSET
             argv = [sys.executable, "-m", "uvicorn", *uvicorn_args(service, self.host, port)]
             argv += ["--workers", str(self.replicas)]
             # uvicorn's workers share one metrics view (prometheus_client's multiprocess mode),
@@ -234,9 +246,24 @@ class Stack:
                     busy.append(child.port)
         return busy
 
+    @property
+    def gateway_config_path(self) -> Path:
+        return self.data_dir / "run" / "haproxy.cfg"
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if any(child.service == GATEWAY for child in self.children):
+            self.gateway_config_path.parent.mkdir(parents=True, exist_ok=True)
+            self.gateway_config_path.write_text(
+                haproxy_config(
+                    host=self.host,
+                    port=self.port_base + PORT_OFFSETS["frontend"],
+                    frontend_port=self.port_base + FRONTEND_BEHIND_GATEWAY_OFFSET,
+                )
+            )
+        else:
+            self.say("haproxy is not installed: the frontend is served directly, without retries")
         for child in self.children:
             self._spawn(child)
 
@@ -368,7 +395,7 @@ class Stack:
         self.stopping = True
         for child in self.children:
             self._end_probe(child)
-        order = ["frontend", "queue-worker", "logo-resizer", "stock-symbol", "stock-price"]
+        order = [GATEWAY, "frontend", "queue-worker", "logo-resizer", "stock-symbol", "stock-price"]
         for service in order:
             for child in self.children:
                 if child.service == service and child.running and child.process:

@@ -114,6 +114,9 @@ def scrape(state: dict[str, object], client: httpx.Client) -> list[Row]:
         service, port, pid = child["service"], int(child["port"]), child.get("pid")
         alive = pid_alive(pid)
         ready, reason, traffic = False, "", Traffic()
+        if service == "gateway":  # HAProxy: its port answers for the frontend behind it
+            rows.append(Row(service, "haproxy", pid, port, alive, alive, "", traffic))
+            continue
         try:
             answer = client.get(f"http://127.0.0.1:{port}/api/ready")
             ready = answer.status_code == 200

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 
 from stockday.settings import Settings
-from stockday.stack import CONSUMER_PORT_OFFSETS, PORT_OFFSETS
+from stockday.stack import CONSUMER_PORT_OFFSETS, FRONTEND_BEHIND_GATEWAY_OFFSET, PORT_OFFSETS
 from tests.servers import port_is_free
 
 
 def free_port_base(replicas: int = 2) -> int:
-    offsets = list(PORT_OFFSETS.values())
+    offsets = [*PORT_OFFSETS.values(), FRONTEND_BEHIND_GATEWAY_OFFSET]
     for base in CONSUMER_PORT_OFFSETS.values():
         offsets += [base + i for i in range(replicas)]
     # Stay below the kernel's ephemeral range: an outgoing connection could hold any port in it.
