@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
@@ -162,6 +164,7 @@ class Consumer:
             await self._release(message, self.retry_delay)
             return
         await _stop(keepalive)
+        crash_before_acknowledging(self.name)
         # The work is durable: only now acknowledge.
         await self.queue.delete(message.receipt)
         MESSAGES.labels(self.name, "done").inc()
@@ -204,6 +207,27 @@ async def watch_queue(queue: MessageQueue, stopping: asyncio.Event) -> None:
             QUEUE_OLDEST_AGE.labels(queue.name).set(stats.oldest_age_seconds)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), QUEUE_STATS_INTERVAL_SECONDS)
+
+
+# Fault injection for the failure tests: while the file this names exists and holds a
+# consumer's name, the next replica of that consumer to finish a job removes the file and dies
+# by SIGKILL before acknowledging (once per file). Unset, it costs one dictionary lookup.
+CRASH_BEFORE_ACK_FILE = "STOCKDAY_CRASH_BEFORE_ACK_FILE"
+
+
+def crash_before_acknowledging(consumer: str) -> None:
+    flag = os.environ.get(CRASH_BEFORE_ACK_FILE)
+    if not flag:
+        return
+    try:
+        with open(flag) as armed:
+            if armed.read().strip() != consumer:
+                return
+        os.unlink(flag)  # one replica wins; the others find it gone
+    except FileNotFoundError:
+        return  # already used, or never armed
+    log.warning("fault injection: dying before acknowledging a finished job")
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class HealthServerFailed(Exception):
