@@ -150,7 +150,8 @@ class StackProcess:
 
     pid: int
     service: str
-    role: str  # "master" (uvicorn supervisor), "worker" (HTTP replica), "consumer", "helper"
+    # "master" (uvicorn supervisor), "worker" (HTTP replica), "consumer", "helper", "gateway"
+    role: str
     command: str
 
     @property
@@ -175,6 +176,9 @@ def stack_processes(root_pid: int) -> list[StackProcess]:
         try:
             command = cmdline(child)
         except OSError:
+            continue
+        if "haproxy" in command:  # the local load balancer in front of the frontend
+            found.append(StackProcess(child, "gateway", "gateway", command))
             continue
         service = _service_of(command) or "other"
         below = []
