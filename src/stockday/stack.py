@@ -34,6 +34,7 @@ CONSUMERS = ("logo-resizer", "queue-worker")
 GATEWAY = "gateway"
 # With HAProxy in front, the frontend's own uvicorn listens here (the site stays on N).
 FRONTEND_BEHIND_GATEWAY_OFFSET = 3
+GATEWAY_DRAIN_SECONDS = 10.0
 PORT_OFFSETS = {"frontend": 0, "stock-symbol": 1, "stock-price": 2}
 CONSUMER_PORT_OFFSETS = {"logo-resizer": 10, "queue-worker": 20}
 MAX_RESTART_DELAY = 30.0
@@ -395,7 +396,17 @@ class Stack:
         self.stopping = True
         for child in self.children:
             self._end_probe(child)
-        order = [GATEWAY, "frontend", "queue-worker", "logo-resizer", "stock-symbol", "stock-price"]
+        # The front door first, and wait for it: HAProxy's graceful stop (SIGUSR1; SIGTERM
+        # would cut open requests) stops taking connections and lets the open ones finish, so
+        # no page view is in flight when the frontend stops.
+        for child in self.children:
+            if child.service == GATEWAY and child.running and child.process:
+                child.process.send_signal(signal.SIGUSR1)
+                try:
+                    child.process.wait(timeout=GATEWAY_DRAIN_SECONDS)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+        order = ["frontend", "queue-worker", "logo-resizer", "stock-symbol", "stock-price"]
         for service in order:
             for child in self.children:
                 if child.service == service and child.running and child.process:
