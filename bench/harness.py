@@ -204,7 +204,29 @@ def stack_processes(root_pid: int) -> list[StackProcess]:
 # --- the stack ----------------------------------------------------------------------------
 
 
-class RunningStack:
+class ServerUnderTest:
+    """Started on entering a ``with`` block, stopped on leaving it."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RunningStack(ServerUnderTest):
     """``python -m stockday up`` as a subprocess on free ports, with a data directory of its own.
 
     Records when it was launched and when its "ready" line appeared, and what ``up`` itself
@@ -321,20 +343,8 @@ class RunningStack:
             self.process.kill()
             self.process.wait()
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class HelloWorldServer:
+class HelloWorldServer(ServerUnderTest):
     """The reference: ``bench/hello_app.py`` on the same server software and worker count."""
 
     def __init__(self, *, workers: int, port: int | None = None) -> None:
@@ -400,18 +410,6 @@ class HelloWorldServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # --- wrk -----------------------------------------------------------------------------------

@@ -78,13 +78,14 @@ class LogoResizer:
             return
         key = logo_key(job.symbol, job.upload_id)
         await self.objects.put(key, logo.data, content_type=logo.content_type)
+        await self._announce_resized(job, key, logo.width, logo.height)
+
+    async def _announce_resized(
+        self, job: LogoRequested, key: str, width: int, height: int
+    ) -> None:
         await self._announce(
             LogoResized(
-                symbol=job.symbol,
-                upload_id=job.upload_id,
-                logo_key=key,
-                width=logo.width,
-                height=logo.height,
+                symbol=job.symbol, upload_id=job.upload_id, logo_key=key, width=width, height=height
             )
         )
 
@@ -103,15 +104,7 @@ class LogoResizer:
             )
         except RejectedImage:
             return False  # not a logo we wrote: treat the job as not done
-        await self._announce(
-            LogoResized(
-                symbol=job.symbol,
-                upload_id=job.upload_id,
-                logo_key=key,
-                width=info.width,
-                height=info.height,
-            )
-        )
+        await self._announce_resized(job, key, info.width, info.height)
         return True
 
     async def _announce(self, event: LogoResized | LogoFailed) -> None:
