@@ -49,6 +49,10 @@ def backend_env(backend: str, port_base: int) -> dict[str, str]:
         "STOCKDAY_LOGO_JOBS_QUEUE": f"logo-jobs-{port_base}",
         "STOCKDAY_LOGO_EVENTS_QUEUE": f"logo-events-{port_base}",
         "STOCKDAY_MEMCACHED_SERVERS": shared_memcached().address,
+        # moto answers in milliseconds when idle but can take seconds on a busy CI machine
+        # (one Python process emulating every table, queue and bucket of the session).
+        "STOCKDAY_HTTP_TIMEOUT_SECONDS": "10",
+        "STOCKDAY_AWS_TIMEOUT_SECONDS": "10",
     }
 
 

@@ -79,7 +79,7 @@ def test_add_a_stock_with_a_logo_then_restart(stack: RunningStack) -> None:
     with stack.client(stack.frontend) as site, stack.client(stack.symbol) as symbol_api:
         # Empty store: a friendly home page, not an error.
         empty_home = site.get("/")
-        assert empty_home.status_code == 200
+        assert empty_home.status_code == 200, empty_home.text
 
         # The browser uploads the logo as soon as the file is picked...
         form_page = site.get("/stocks/new")
