@@ -129,6 +129,11 @@ class Settings(BaseSettings):
         return self.max_upload_bytes + MULTIPART_FRAMING_BYTES
 
     @property
+    def readiness_timeout_seconds(self) -> float:
+        """How long /api/ready waits for a check: longer than the calls the checks make."""
+        return max(2.0, self.aws_timeout_seconds + 0.5, self.http_timeout_seconds + 0.5)
+
+    @property
     def database_path(self) -> Path:
         return self.data_dir / "stocks.sqlite3"
 

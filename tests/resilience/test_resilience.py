@@ -119,3 +119,23 @@ async def test_a_dead_stock_symbol_is_not_called_once_the_breaker_opens() -> Non
     with pytest.raises(Exception, match="not called"):
         await symbols.random_stock()
     assert seen == BREAKER_THRESHOLD
+
+
+async def test_failed_readiness_probes_do_not_open_the_breaker() -> None:
+    """At start-up stock-symbol is not listening yet: probes fail, page views must not."""
+    up = False
+    seen = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal seen
+        seen += 1
+        if not up:
+            raise httpx.ConnectError("refused")
+        return httpx.Response(404, json={"detail": "no stocks"})
+
+    symbols = client_with(httpx.MockTransport(handler))
+    for _ in range(BREAKER_THRESHOLD + 2):
+        with pytest.raises(Exception, match="failed"):
+            await symbols.ping()
+    up = True
+    assert await symbols.random_stock() is None  # called, not refused by an open breaker

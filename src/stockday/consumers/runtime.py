@@ -26,7 +26,11 @@ from stockday.domain.messages import MalformedMessage
 from stockday.logging_setup import request_id
 from stockday.queues.base import MessageQueue, ReceivedMessage
 from stockday.tracing import consuming
-from stockday.web.observability import ReadinessCheck, install_observability
+from stockday.web.observability import (
+    READINESS_TIMEOUT_SECONDS,
+    ReadinessCheck,
+    install_observability,
+)
 
 log = logging.getLogger("stockday.consumer")
 
@@ -242,7 +246,12 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def health_app(consumer: Consumer, service: str, checks: Sequence[ReadinessCheck]) -> FastAPI:
+def health_app(
+    consumer: Consumer,
+    service: str,
+    checks: Sequence[ReadinessCheck],
+    readiness_timeout: float = READINESS_TIMEOUT_SECONDS,
+) -> FastAPI:
     """Liveness, readiness and metrics endpoints of a consumer process."""
     app = FastAPI(title=service, docs_url=None, redoc_url=None, openapi_url=None)
     stall_limit = consumer.wait_seconds + consumer.visibility_timeout + 30
@@ -251,7 +260,12 @@ def health_app(consumer: Consumer, service: str, checks: Sequence[ReadinessCheck
         if time.monotonic() - consumer.last_poll > stall_limit:
             raise RuntimeError(f"{service} has not polled its queue for {stall_limit:.0f} s")
 
-    install_observability(app, service=service, readiness_checks=[*checks, polling])
+    install_observability(
+        app,
+        service=service,
+        readiness_checks=[*checks, polling],
+        readiness_timeout=readiness_timeout,
+    )
     return app
 
 
@@ -262,6 +276,7 @@ async def serve_consumer(
     health_port: int | None,
     checks: Sequence[ReadinessCheck],
     host: str = "127.0.0.1",
+    readiness_timeout: float = READINESS_TIMEOUT_SECONDS,
 ) -> None:
     """Run a consumer (and its health server when a port is given) until SIGTERM or SIGINT."""
     import signal
@@ -270,7 +285,7 @@ async def serve_consumer(
     server: uvicorn.Server | None = None
     if health_port is not None:
         config = uvicorn.Config(
-            health_app(consumer, service, checks),
+            health_app(consumer, service, checks, readiness_timeout),
             host=host,
             port=health_port,
             log_level="warning",

@@ -309,7 +309,12 @@ def create_app(
         openapi_url=None,
     )
 
-    install_observability(app, service="frontend", readiness_checks=[symbols.ping])
+    install_observability(
+        app,
+        service="frontend",
+        readiness_checks=[symbols.ping],
+        readiness_timeout=settings.readiness_timeout_seconds,
+    )
     app.add_middleware(security.SecurityHeaders, headers=security.security_headers(logo_origins))
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
 

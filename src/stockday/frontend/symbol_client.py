@@ -246,8 +246,18 @@ class SymbolClient:
         return response
 
     async def ping(self) -> None:
-        """Raise unless stock-symbol answers its liveness probe."""
-        response = await self._call("GET", "/api/ping")
+        """Raise unless stock-symbol answers its liveness probe.
+
+        Outside the breaker: readiness must see stock-symbol as it is, and the failed probes
+        of a start-up (stock-symbol not listening yet) must not open the breaker for the
+        first page views.
+        """
+        try:
+            response = await self._http.get("/api/ping", timeout=self._timeout)
+        except httpx.HTTPError as exc:
+            raise SymbolServiceUnavailable(
+                f"stock-symbol GET /api/ping failed: {type(exc).__name__}"
+            ) from exc
         if response.status_code != 200:
             raise _unexpected(response)
 

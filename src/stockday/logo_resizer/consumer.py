@@ -137,6 +137,7 @@ async def run(settings: Settings, *, health_port: int | None) -> None:
             service="logo-resizer",
             health_port=health_port,
             checks=[jobs.check, events.check, objects.check],
+            readiness_timeout=settings.readiness_timeout_seconds,
         )
     finally:
         await jobs.close()

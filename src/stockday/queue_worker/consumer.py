@@ -118,6 +118,7 @@ async def run(settings: Settings, *, health_port: int | None) -> None:
                 service="queue-worker",
                 health_port=health_port,
                 checks=[events.check, objects.check, symbol_reachable],
+                readiness_timeout=settings.readiness_timeout_seconds,
             )
         finally:
             sweeping.cancel()

@@ -177,7 +177,12 @@ def create_app(
     app.state.provider = market
     # The provider is deliberately not a readiness check: when it fails, every replica would
     # leave rotation at once; answering 503 quickly lets callers fall back instead.
-    install_observability(app, service="stock-price", readiness_checks=[])
+    install_observability(
+        app,
+        service="stock-price",
+        readiness_checks=[],
+        readiness_timeout=settings.readiness_timeout_seconds,
+    )
     install_error_handlers(app)
 
     @app.exception_handler(InvalidStock)

@@ -111,6 +111,7 @@ def create_app(
         app,
         service="stock-symbol",
         readiness_checks=[repository.check, jobs.check, objects.check],
+        readiness_timeout=settings.readiness_timeout_seconds,
     )
     install_error_handlers(app)
 

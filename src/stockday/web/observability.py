@@ -101,7 +101,11 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 
 def install_observability(
-    app: FastAPI, *, service: str, readiness_checks: Sequence[ReadinessCheck] = ()
+    app: FastAPI,
+    *,
+    service: str,
+    readiness_checks: Sequence[ReadinessCheck] = (),
+    readiness_timeout: float = READINESS_TIMEOUT_SECONDS,
 ) -> None:
     """Add ``/api/ping`` (liveness), ``/api/ready`` (readiness) and ``/metrics`` to an app.
 
@@ -117,7 +121,7 @@ def install_observability(
 
     @app.get("/api/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
-        reasons = await run_readiness_checks(readiness_checks)
+        reasons = await run_readiness_checks(readiness_checks, readiness_timeout)
         reporter.record(reasons)
         if reasons:
             return JSONResponse(
@@ -154,12 +158,14 @@ class ReadinessLog:
         self.ready = not current
 
 
-async def run_readiness_checks(checks: Sequence[ReadinessCheck]) -> list[str]:
+async def run_readiness_checks(
+    checks: Sequence[ReadinessCheck], seconds_each: float = READINESS_TIMEOUT_SECONDS
+) -> list[str]:
     """Run checks concurrently; return one reason per failed check (empty when ready)."""
 
     async def one(check: ReadinessCheck) -> str | None:
         try:
-            await asyncio.wait_for(check(), READINESS_TIMEOUT_SECONDS)
+            await asyncio.wait_for(check(), seconds_each)
         except TimeoutError:
             return f"{getattr(check, '__qualname__', 'check')} timed out"
         except Exception as exc:
