@@ -11,7 +11,7 @@ import pytest
 from stockday.domain.messages import LogoFailed, LogoResized, encode
 from stockday.domain.stocks import logo_key, upload_key
 from stockday.objects.filesystem import FilesystemObjectStore
-from stockday.queue_worker.consumer import LogoRecorder, UpstreamError
+from stockday.queue_worker.consumer import LogoRecorder, StockBusy
 from stockday.queues.base import ReceivedMessage
 
 pytestmark = pytest.mark.anyio
@@ -64,7 +64,7 @@ async def test_a_conflict_on_a_logo_still_pending_is_retried(
     # still waiting for this result, so acknowledging the message would lose it.
     pending = {"state": "pending", "upload_id": UPLOAD}
     recorder, store = await recorder_with(tmp_path, symbol_service(409, pending))
-    with pytest.raises(UpstreamError):
+    with pytest.raises(StockBusy):
         await recorder.handle(message(event))
     assert await store.exists(RESIZED.logo_key)
     assert await store.exists(upload_key(UPLOAD))

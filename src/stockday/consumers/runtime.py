@@ -61,6 +61,14 @@ JOB_SECONDS = Histogram(
 )
 
 
+FIRST_DEPENDENCY_PAUSE_SECONDS = 1.0
+MAX_DEPENDENCY_PAUSE_SECONDS = 30.0
+
+
+class DependencyUnavailable(Exception):
+    """A handler's dependency is down: not the message's fault, so the consumer pauses."""
+
+
 class Consumer:
     def __init__(
         self,
@@ -82,6 +90,11 @@ class Consumer:
         self.retry_delay = retry_delay
         self.stopping = asyncio.Event()
         self.last_poll = time.monotonic()
+        # While a dependency is down the consumer stops taking messages (longer each time, up
+        # to a limit): retrying at full speed would use up every message's receives and send
+        # them all to the dead-letter queue during an outage of a few seconds.
+        self.paused_until = 0.0
+        self.dependency_failures = 0
 
     def stop(self) -> None:
         self.stopping.set()
@@ -90,6 +103,10 @@ class Consumer:
         log.info("%s consuming %s", self.name, self.queue.name)
         receive_failure: str | None = None
         while not self.stopping.is_set():
+            if (wait := self.paused_until - time.monotonic()) > 0:
+                self.last_poll = time.monotonic()  # paused on purpose, not stalled
+                await self._pause(wait)
+                continue
             try:
                 batch = await self.queue.receive(
                     max_messages=min(10, self.concurrency * 2),
@@ -150,6 +167,24 @@ class Consumer:
         try:
             with consuming(self.queue.name, message.attributes, message.message_id):
                 await self.handler(message)
+        except DependencyUnavailable as exc:
+            MESSAGES.labels(self.name, "retried").inc()
+            self.dependency_failures += 1
+            pause = min(
+                MAX_DEPENDENCY_PAUSE_SECONDS,
+                FIRST_DEPENDENCY_PAUSE_SECONDS * 2 ** (self.dependency_failures - 1),
+            )
+            self.paused_until = max(self.paused_until, time.monotonic() + pause)
+            log.warning(
+                "%s: %s; message %s released, taking no messages for %.1f s",
+                self.name,
+                exc,
+                message.message_id,
+                pause,
+            )
+            await _stop(keepalive)
+            await self._release(message, max(self.retry_delay, pause))
+            return
         except Exception as exc:
             # Not acknowledged: visible again after the retry delay, dead-lettered by the
             # queue after its max receives (where a malformed message ends up).
@@ -168,6 +203,7 @@ class Consumer:
             await self._release(message, self.retry_delay)
             return
         await _stop(keepalive)
+        self.dependency_failures = 0
         crash_before_acknowledging(self.name)
         # The work is durable: only now acknowledge.
         await self.queue.delete(message.receipt)

@@ -15,7 +15,7 @@ import logging
 import httpx
 
 from stockday import backends
-from stockday.consumers.runtime import Consumer, serve_consumer
+from stockday.consumers.runtime import Consumer, DependencyUnavailable, serve_consumer
 from stockday.domain.messages import LogoFailed, LogoResized, MalformedMessage, decode
 from stockday.domain.stocks import upload_key
 from stockday.objects.base import ObjectStore
@@ -28,8 +28,12 @@ log = logging.getLogger("stockday.queue_worker")
 CONCURRENCY = 8
 
 
-class UpstreamError(Exception):
-    """stock-symbol could not take the result now; the message will be retried."""
+class UpstreamError(DependencyUnavailable):
+    """stock-symbol is unreachable or failing; the message is retried once it is back."""
+
+
+class StockBusy(Exception):
+    """The stock changed under the write (a lost race); the message is retried soon."""
 
 
 class LogoRecorder:
@@ -45,7 +49,10 @@ class LogoRecorder:
             body = {"upload_id": event.upload_id, "state": "failed", "error": event.error}
         else:
             raise MalformedMessage(f"queue-worker does not handle {event.type} messages")
-        response = await self.client.put(f"/api/stocks/{event.symbol}/logo", json=body)
+        try:
+            response = await self.client.put(f"/api/stocks/{event.symbol}/logo", json=body)
+        except httpx.TransportError as exc:  # refused, reset, timed out
+            raise UpstreamError(f"stock-symbol unreachable: {type(exc).__name__}") from exc
         if response.status_code == 200:
             log.info("recorded %s for %s", event.type, event.symbol)
             if isinstance(event, LogoResized):
@@ -64,14 +71,17 @@ class LogoRecorder:
         """Act on a refused result: 404 (the stock is gone) or 409 (the transition does not
         apply: the logo now comes from another upload, is already settled, or the write lost
         its races against concurrent changes)."""
-        response = await self.client.get(f"/api/stocks/{event.symbol}")
+        try:
+            response = await self.client.get(f"/api/stocks/{event.symbol}")
+        except httpx.TransportError as exc:
+            raise UpstreamError(f"stock-symbol unreachable: {type(exc).__name__}") from exc
         if response.status_code == 200:
             logo = response.json()["logo"]
             if logo["upload_id"] == event.upload_id:
                 if logo["state"] == "pending":
                     # Still waiting for this very result: the 409 was a lost write race
                     # ("being changed concurrently"), not a refusal. Try again later.
-                    raise UpstreamError(f"stock {event.symbol} is busy; will retry")
+                    raise StockBusy(f"stock {event.symbol} is busy; will retry")
                 return  # already ready or failed: a late duplicate changes nothing
         elif response.status_code != 404:
             raise UpstreamError(f"stock-symbol answered {response.status_code}")
