@@ -90,10 +90,7 @@ class Consumer:
         self.retry_delay = retry_delay
         self.stopping = asyncio.Event()
         self.last_poll = time.monotonic()
-        # While a dependency is down the consumer stops taking messages (longer each time, up
-        # to a limit): retrying at full speed would use up every message's receives and send
-        # them all to the dead-letter queue during an outage of a few seconds.
-        self.paused_until = 0.0
+        # Consecutive handler calls that found a dependency down (see DependencyUnavailable).
         self.dependency_failures = 0
 
     def stop(self) -> None:
@@ -103,10 +100,6 @@ class Consumer:
         log.info("%s consuming %s", self.name, self.queue.name)
         receive_failure: str | None = None
         while not self.stopping.is_set():
-            if (wait := self.paused_until - time.monotonic()) > 0:
-                self.last_poll = time.monotonic()  # paused on purpose, not stalled
-                await self._pause(wait)
-                continue
             try:
                 batch = await self.queue.receive(
                     max_messages=min(10, self.concurrency * 2),
@@ -165,26 +158,32 @@ class Consumer:
     async def _handle(self, message: ReceivedMessage, keepalive: asyncio.Task[None]) -> None:
         started = time.perf_counter()
         try:
-            with consuming(self.queue.name, message.attributes, message.message_id):
-                await self.handler(message)
-        except DependencyUnavailable as exc:
-            MESSAGES.labels(self.name, "retried").inc()
-            self.dependency_failures += 1
-            pause = min(
-                MAX_DEPENDENCY_PAUSE_SECONDS,
-                FIRST_DEPENDENCY_PAUSE_SECONDS * 2 ** (self.dependency_failures - 1),
-            )
-            self.paused_until = max(self.paused_until, time.monotonic() + pause)
-            log.warning(
-                "%s: %s; message %s released, taking no messages for %.1f s",
-                self.name,
-                exc,
-                message.message_id,
-                pause,
-            )
-            await _stop(keepalive)
-            await self._release(message, max(self.retry_delay, pause))
-            return
+            while True:
+                try:
+                    with consuming(self.queue.name, message.attributes, message.message_id):
+                        await self.handler(message)
+                    break
+                except DependencyUnavailable as exc:
+                    # Not the message's fault: keep holding it (the keepalive keeps it
+                    # invisible) and try it again here after a pause, 1 s doubling to 30 s,
+                    # instead of spending its receives on an outage and dead-lettering it.
+                    self.dependency_failures += 1
+                    pause = min(
+                        MAX_DEPENDENCY_PAUSE_SECONDS,
+                        FIRST_DEPENDENCY_PAUSE_SECONDS * 2 ** (self.dependency_failures - 1),
+                    )
+                    log.warning(
+                        "%s: %s; holding message %s, trying again in %.1f s",
+                        self.name,
+                        exc,
+                        message.message_id,
+                        pause,
+                    )
+                    await self._pause(pause)
+                    if self.stopping.is_set():
+                        await _stop(keepalive)
+                        await self._release(message, 0)  # another replica takes it over
+                        return
         except Exception as exc:
             # Not acknowledged: visible again after the retry delay, dead-lettered by the
             # queue after its max receives (where a malformed message ends up).
