@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from stockday.aws.emulator import memcached_command
+
 # Fake credentials for the emulator, set once for the whole test session: moto accepts any.
 EMULATOR_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -116,9 +118,7 @@ def memcached_server() -> Iterator[ServerProcess]:
     if binary is None:
         pytest.fail("memcached is not installed (Debian package memcached; .ci/run installs it)")
     port = free_port()
-    command = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64"]
-    if os.geteuid() == 0:
-        command += ["-u", "root"]  # memcached refuses to run as root without it
+    command = [*memcached_command(binary, port), "-m", "64"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, process)

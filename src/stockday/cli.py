@@ -22,6 +22,7 @@ from rich.table import Table
 from stockday.aws.emulator import (
     EMULATOR_CREDENTIALS,
     EmulatorUnavailable,
+    memcached_command,
     start_emulator,
     stop_process,
 )
@@ -96,9 +97,7 @@ def _start_emulator(
     memcached = shutil.which("memcached")
     if memcached:
         address = f"127.0.0.1:{port_base + MEMCACHED_PORT_OFFSET}"
-        command = [memcached, "-l", "127.0.0.1", "-p", address.split(":")[1], "-U", "0"]
-        if os.geteuid() == 0:
-            command += ["-u", "root"]
+        command = memcached_command(memcached, port_base + MEMCACHED_PORT_OFFSET)
         helpers.append(
             subprocess.Popen(
                 command,

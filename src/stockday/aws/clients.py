@@ -24,6 +24,8 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
+from stockday.errors import BackendUnavailable
+
 if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient
     from types_boto3_s3 import S3Client
@@ -55,6 +57,21 @@ class AwsCalls:
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def run_guarded(
+        self,
+        resource: str,
+        setting: str,
+        fn: Callable[P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``run``, with any AWS failure raised as BackendUnavailable naming the resource."""
+        try:
+            return await self.run(fn, *args, **kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise BackendUnavailable(describe_failure(exc, resource, setting)) from exc
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

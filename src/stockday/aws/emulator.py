@@ -54,6 +54,14 @@ def start_emulator(
     raise EmulatorUnavailable(f"moto server did not listen on {host}:{port} in {timeout:.0f}s")
 
 
+def memcached_command(binary: str, port: int, host: str = "127.0.0.1") -> list[str]:
+    """A memcached server on ``host:port`` without UDP (it refuses to run as root unasked)."""
+    command = [binary, "-l", host, "-p", str(port), "-U", "0"]
+    if os.geteuid() == 0:
+        command += ["-u", "root"]
+    return command
+
+
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     if process.poll() is None:
         process.terminate()

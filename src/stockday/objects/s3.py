@@ -186,10 +186,8 @@ class S3ObjectStore:
 
     async def _run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking call on the AWS pool; AWS failures become BackendUnavailable."""
-        try:
-            return await self._calls.run(fn, *args, **kwargs)
-        except (BotoCoreError, ClientError) as exc:
-            raise self._unavailable(exc) from exc
+        resource = f"S3 bucket {self._bucket!r}"
+        return await self._calls.run_guarded(resource, self._setting, fn, *args, **kwargs)
 
     def _unavailable(self, exc: BaseException) -> BackendUnavailable:
         return BackendUnavailable(

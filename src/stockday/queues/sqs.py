@@ -490,10 +490,8 @@ class SqsQueue:
 
     async def _aws(self, name: str, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run one boto3 call; any AWS failure becomes BackendUnavailable naming queue ``name``."""
-        try:
-            return await self._calls.run(fn, *args, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._unavailable(exc, name) from exc
+        resource = f"SQS queue {name!r}"
+        return await self._calls.run_guarded(resource, self._setting, fn, *args, **kwargs)
 
     async def _receipt_call(
         self, fn: Callable[P, object], /, *args: P.args, **kwargs: P.kwargs
