@@ -506,3 +506,89 @@ def dlq_redrive(
 
 def main() -> None:
     app()
+
+
+canary_app = typer.Typer(help="Judge a canary release from its metrics.", no_args_is_help=True)
+app.add_typer(canary_app, name="canary")
+
+
+def _read_exposition(source: str, timeout: float) -> str:
+    """A Prometheus text exposition from a /metrics URL or a saved file."""
+    if source.startswith(("http://", "https://")):
+        response = httpx.get(source, timeout=timeout)
+        response.raise_for_status()
+        return response.text
+    return Path(source).read_text(encoding="utf-8")
+
+
+@canary_app.command("analyze")
+def canary_analyze(
+    stable: Annotated[
+        list[str], typer.Option(help="Metrics of a stable replica: a /metrics URL or a file")
+    ],
+    canary: Annotated[
+        list[str], typer.Option(help="Metrics of a canary replica: a /metrics URL or a file")
+    ],
+    window: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds between two reads of every URL; only requests in between count "
+            "(0: the totals as read, for files)",
+        ),
+    ] = 60.0,
+    service: Annotated[
+        str | None, typer.Option(help="Count only this service's requests (label 'service')")
+    ] = None,
+    min_requests: Annotated[int, typer.Option(min=1)] = 100,
+    max_error_rate_increase: Annotated[float, typer.Option(min=0, max=1)] = 0.01,
+    max_latency_ratio: Annotated[float, typer.Option(min=1)] = 1.5,
+    latency_slack_ms: Annotated[float, typer.Option(min=0)] = 25.0,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON")] = False,
+) -> None:
+    """Compare canary and stable error rate and p99 latency; exit 0 to promote, 1 to roll back."""
+    import json
+
+    from stockday.canary import Decision, Thresholds, Traffic, analyze, combine, parse_traffic
+
+    def read_all(sources: list[str]) -> Traffic:
+        try:
+            return combine(parse_traffic(_read_exposition(s, 5.0), service) for s in sources)
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            console.print(f"[red]cannot read metrics: {exc}[/red]")
+            raise typer.Exit(2) from None
+
+    stable_before, canary_before = read_all(stable), read_all(canary)
+    if window > 0:
+        time.sleep(window)
+        stable_traffic = read_all(stable) - stable_before
+        canary_traffic = read_all(canary) - canary_before
+    else:
+        stable_traffic, canary_traffic = stable_before, canary_before
+    verdict = analyze(
+        stable_traffic,
+        canary_traffic,
+        Thresholds(
+            min_requests=min_requests,
+            max_error_rate_increase=max_error_rate_increase,
+            max_latency_ratio=max_latency_ratio,
+            latency_slack_seconds=latency_slack_ms / 1000,
+        ),
+    )
+    if json_output:
+        print(
+            json.dumps(
+                {
+                    "decision": verdict.decision.value,
+                    "reasons": verdict.reasons,
+                    "stable": verdict.stable,
+                    "canary": verdict.canary,
+                }
+            )
+        )
+    else:
+        colour = "green" if verdict.decision is Decision.PROMOTE else "red"
+        console.print(f"[bold {colour}]{verdict.decision.value}[/bold {colour}]")
+        for reason in verdict.reasons:
+            console.print(f"  - {reason}")
+    raise typer.Exit(0 if verdict.decision is Decision.PROMOTE else 1)

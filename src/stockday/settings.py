@@ -122,6 +122,13 @@ class Settings(BaseSettings):
         description="Log lines as JSON objects (with request and trace ids) or text.",
     )
     log_level: str = Field(default="INFO", description="Log level of every service.")
+    fault_error_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Fail this share of an HTTP service's requests (not probes) with 500: fault "
+        "injection for release checks. Never set in production.",
+    )
 
     @property
     def max_upload_request_bytes(self) -> int:

@@ -314,6 +314,7 @@ def create_app(
         service="frontend",
         readiness_checks=[symbols.ping],
         readiness_timeout=settings.readiness_timeout_seconds,
+        fault_error_rate=settings.fault_error_rate,
     )
     app.add_middleware(security.SecurityHeaders, headers=security.security_headers(logo_origins))
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")

@@ -182,6 +182,7 @@ def create_app(
         service="stock-price",
         readiness_checks=[],
         readiness_timeout=settings.readiness_timeout_seconds,
+        fault_error_rate=settings.fault_error_rate,
     )
     install_error_handlers(app)
 

@@ -112,6 +112,7 @@ def create_app(
         service="stock-symbol",
         readiness_checks=[repository.check, jobs.check, objects.check],
         readiness_timeout=settings.readiness_timeout_seconds,
+        fault_error_rate=settings.fault_error_rate,
     )
     install_error_handlers(app)
 

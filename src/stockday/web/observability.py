@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import re
 import time
 import uuid
@@ -23,6 +24,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockday.logging_setup import request_id
+from stockday.web.faults import FaultInjection
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 
@@ -106,11 +108,13 @@ def install_observability(
     service: str,
     readiness_checks: Sequence[ReadinessCheck] = (),
     readiness_timeout: float = READINESS_TIMEOUT_SECONDS,
+    fault_error_rate: float = 0.0,
 ) -> None:
     """Add ``/api/ping`` (liveness), ``/api/ready`` (readiness) and ``/metrics`` to an app.
 
     Liveness says only that the process answers; it never looks at dependencies, so a slow
     database cannot get healthy replicas killed. Readiness runs every check with a timeout.
+    A ``fault_error_rate`` above 0 fails that share of the other requests (release checks only).
     """
 
     @app.get("/api/ping", include_in_schema=False)
@@ -133,6 +137,11 @@ def install_observability(
     async def metrics() -> Response:
         return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
+    if fault_error_rate > 0:
+        # Inside the metrics middleware, so the injected errors are counted like real ones.
+        app.add_middleware(
+            FaultInjection, rate=fault_error_rate, spared_paths=PROBE_PATHS, rng=random.Random()
+        )
     app.add_middleware(RequestMetrics, service=service)
 
 
