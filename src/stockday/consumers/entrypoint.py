@@ -22,12 +22,17 @@ def main(service: str, run: Runner, argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--health-port", type=int, default=None, help="serve /api/ping, /api/ready, /metrics here"
     )
+    parser.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        help="address of the health server (0.0.0.0 in a container, for the kubelet's probes)",
+    )
     args = parser.parse_args(argv)
     settings = load_settings_or_exit()
     configure_logging(settings, service)
     configure_tracing(settings, service)
     try:
-        asyncio.run(run(settings, health_port=args.health_port))
+        asyncio.run(run(settings, health_port=args.health_port, health_host=args.health_host))
     finally:
         shutdown_tracing()
 

@@ -112,7 +112,9 @@ class LogoResizer:
         log.info("%s %s (upload %s)", event.type, event.symbol, event.upload_id)
 
 
-async def run(settings: Settings, *, health_port: int | None) -> None:
+async def run(
+    settings: Settings, *, health_port: int | None, health_host: str = "127.0.0.1"
+) -> None:
     jobs = backends.message_queue(settings, settings.logo_jobs_queue)
     events = backends.message_queue(settings, settings.logo_events_queue)
     objects = backends.object_store(settings)
@@ -136,6 +138,7 @@ async def run(settings: Settings, *, health_port: int | None) -> None:
             consumer,
             service="logo-resizer",
             health_port=health_port,
+            host=health_host,
             checks=[jobs.check, events.check, objects.check],
             readiness_timeout=settings.readiness_timeout_seconds,
         )

@@ -91,7 +91,9 @@ class LogoRecorder:
             log.info("deleted orphaned logo %s", event.logo_key)
 
 
-async def run(settings: Settings, *, health_port: int | None) -> None:
+async def run(
+    settings: Settings, *, health_port: int | None, health_host: str = "127.0.0.1"
+) -> None:
     events = backends.message_queue(settings, settings.logo_events_queue)
     objects = backends.object_store(settings)
     async with httpx.AsyncClient(
@@ -127,6 +129,7 @@ async def run(settings: Settings, *, health_port: int | None) -> None:
                 consumer,
                 service="queue-worker",
                 health_port=health_port,
+                host=health_host,
                 checks=[events.check, objects.check, symbol_reachable],
                 readiness_timeout=settings.readiness_timeout_seconds,
             )

@@ -1,0 +1,178 @@
+"""The container image, checked without a Docker engine: lint, structure, and its environment run.
+
+No image can be built here, so the tests check what can be checked: hadolint on the Dockerfile,
+the rules of the final stage (non-root, no build tools, the entry point), the build context, and
+the environment the Dockerfile builds (the same `uv sync --frozen --no-dev --no-editable`),
+from which every service is started through the image's entry point and probed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stockday.container import DEFAULT_PORT, SERVICES
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def stages(text: str) -> list[str]:
+    """The Dockerfile's stages, each from its FROM line to the next."""
+    return re.split(r"(?m)^(?=FROM )", text)[1:]
+
+
+def test_hadolint_passes_with_no_rule_ignored() -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), "--failure-threshold", "info", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hadolint ignore" not in DOCKERFILE.read_text()
+
+
+def test_final_stage_is_slim_non_root_and_runs_the_entry_point() -> None:
+    text = DOCKERFILE.read_text()
+    build, final = stages(text)
+    assert " AS build" in build.splitlines()[0]
+    assert final.startswith("FROM ${PYTHON_IMAGE}\n")
+    assert "slim" in re.search(r"ARG PYTHON_IMAGE=(\S+)", text).group(1)  # type: ignore[union-attr]
+    # Only the built environment crosses over: no uv, compilers or sources in the final stage.
+    assert re.findall(r"(?m)^COPY .*", final) == ["COPY --from=build /opt/stockday /opt/stockday"]
+    for tool in ("uv ", "apt-get", "gcc", "build-essential", "pip "):
+        assert tool not in final
+    assert re.search(r"(?m)^USER 10001:10001$", final)
+    assert 'ENTRYPOINT ["python", "-m", "stockday.container"]' in final
+    assert f"EXPOSE {DEFAULT_PORT}" in final
+    assert "--no-dev" in build and "--frozen" in build
+
+
+def test_build_context_holds_only_what_the_image_needs() -> None:
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ignore[ignore.index("*")] == "*"
+    allowed = {line[1:] for line in ignore if line.startswith("!")}
+    assert allowed == {"pyproject.toml", "uv.lock", "README.md", "src/"}
+    copied = re.findall(r"(?m)^COPY (?!--from)(.+) \S+$", DOCKERFILE.read_text())
+    assert {name for line in copied for name in line.split()} == {
+        "pyproject.toml",
+        "uv.lock",
+        "README.md",
+        "src",
+    }
+
+
+@pytest.fixture(scope="module")
+def image_environment(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The virtual environment the Dockerfile's build stage makes, made the same way here."""
+    venv = tmp_path_factory.mktemp("image") / "stockday"
+    uv = os.environ.get("UV") or shutil.which("uv") or str(Path.home() / ".local/bin/uv")
+    env = {
+        **os.environ,
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_LINK_MODE": "copy",
+    }
+    env.pop("VIRTUAL_ENV", None)
+    subprocess.run(
+        [
+            uv,
+            "sync",
+            "--frozen",
+            "--no-dev",
+            "--no-editable",
+            "--quiet",
+            "--python",
+            sys.executable,
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=600,
+    )
+    return venv
+
+
+def test_image_environment_has_no_development_packages(image_environment: Path) -> None:
+    python = image_environment / "bin" / "python"
+    probe = (
+        "import importlib.util as u, json; "
+        "print(json.dumps({m: u.find_spec(m) is not None for m in "
+        "['stockday', 'uvicorn', 'boto3', 'pytest', 'moto', 'aws_cdk', 'mypy', 'playwright']}))"
+    )
+    found = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, check=True, cwd="/"
+    ).stdout
+    assert found.strip() == (
+        '{"stockday": true, "uvicorn": true, "boto3": true, "pytest": false, "moto": false, '
+        '"aws_cdk": false, "mypy": false, "playwright": false}'
+    )
+    # Installed as a package, not as a link back to this checkout.
+    assert not list(image_environment.glob("lib/python*/site-packages/*.pth")) or all(
+        str(ROOT) not in pth.read_text()
+        for pth in image_environment.glob("lib/python*/site-packages/*.pth")
+    )
+
+
+@pytest.fixture
+def container_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STOCKDAY_", "PROMETHEUS_"))}
+    # The image defaults to the aws backend; here the services run on the embedded one.
+    env.update({"STOCKDAY_BACKEND": "local", "STOCKDAY_DATA_DIR": str(tmp_path / "data")})
+    yield env
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_starts_through_the_entry_point_and_stops_on_sigterm(
+    service: str, image_environment: Path, container_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**container_env, "PORT": str(port)}
+    # Nothing answers there: the services that call stock-symbol start, but are not ready.
+    env["STOCKDAY_SYMBOL_URL"] = f"http://127.0.0.1:{free_port()}"
+    needs_symbol = service in ("frontend", "queue-worker")
+    log = tmp_path / f"{service}.log"
+    python = str(image_environment / "bin" / "python")
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [python, "-m", "stockday.container", service, "--host", "127.0.0.1"],
+            env=env,
+            cwd="/",
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        ping = None
+        while time.monotonic() < deadline and ping is None:
+            assert process.poll() is None, log.read_text()
+            try:
+                ping = httpx.get(f"http://127.0.0.1:{port}/api/ping", timeout=2)
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert ping is not None and ping.status_code == 200, log.read_text()
+        # exec, not a child: the pid answering is the one the container runtime signals.
+        assert ping.json()["pid"] == process.pid
+        ready = httpx.get(f"http://127.0.0.1:{port}/api/ready", timeout=10)
+        assert ready.status_code == (503 if needs_symbol else 200), ready.text
+        if needs_symbol:
+            assert "stock-symbol" in ready.text
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert metrics.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        # uvicorn re-raises the signal once it has drained, so it may end "killed by SIGTERM".
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM), log.read_text()
+        assert "Traceback" not in log.read_text()
