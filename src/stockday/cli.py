@@ -545,6 +545,7 @@ def canary_analyze(
     max_latency_ratio: Annotated[float, typer.Option(min=1)] = 1.5,
     latency_slack_ms: Annotated[float, typer.Option(min=0)] = 25.0,
     json_output: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON")] = False,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for a /metrics")] = 10.0,
 ) -> None:
     """Compare canary and stable error rate and p99 latency; exit 0 to promote, 1 to roll back."""
     import json
@@ -553,7 +554,7 @@ def canary_analyze(
 
     def read_all(sources: list[str]) -> Traffic:
         try:
-            return combine(parse_traffic(_read_exposition(s, 5.0), service) for s in sources)
+            return combine(parse_traffic(_read_exposition(s, timeout), service) for s in sources)
         except (httpx.HTTPError, OSError, ValueError) as exc:
             console.print(f"[red]cannot read metrics: {exc}[/red]")
             raise typer.Exit(2) from None
@@ -592,3 +593,52 @@ def canary_analyze(
         for reason in verdict.reasons:
             console.print(f"  - {reason}")
     raise typer.Exit(0 if verdict.decision is Decision.PROMOTE else 1)
+
+
+SMOKE_CHECKS = (
+    ("/api/ready", "ready", "readiness: the frontend reaches stock-symbol"),
+    ("/", "Stock of the Day", "home page with a random stock"),
+    ("/watchlist", "Watchlist", "watchlist page"),
+    ("/stocks/new", "csrf", "add-stock form with its CSRF token"),
+)
+
+
+@app.command()
+def smoke(
+    url: Annotated[str, typer.Argument(help="The site's base URL, e.g. https://staging.example")],
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for the site to become ready")
+    ] = 60.0,
+) -> None:
+    """Read-only smoke test of a deployed site (the pipeline runs it after each deploy)."""
+    base = url.rstrip("/")
+    deadline = time.monotonic() + wait
+    with httpx.Client(timeout=10.0, follow_redirects=False) as client:
+        while True:
+            try:
+                if client.get(f"{base}/api/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)
+        table = Table("check", "status", "ms", "result")
+        failed = False
+        for path, marker, what in SMOKE_CHECKS:
+            started = time.perf_counter()
+            try:
+                response = client.get(f"{base}{path}")
+                status, body = str(response.status_code), response.text
+                csp = response.headers.get("content-security-policy", "")
+                ok = response.status_code == 200 and marker in body
+                if ok and path != "/api/ready" and "default-src" not in csp:
+                    ok, body = False, "no Content-Security-Policy header"
+            except httpx.HTTPError as exc:
+                status, body, ok = "-", f"{type(exc).__name__}: {exc}", False
+            elapsed = f"{(time.perf_counter() - started) * 1000:.0f}"
+            result = "[green]ok[/green]" if ok else f"[red]failed[/red] {body[:80]}"
+            table.add_row(f"{what} ({path})", status, elapsed, result)
+            failed = failed or not ok
+    console.print(table)
+    raise typer.Exit(1 if failed else 0)

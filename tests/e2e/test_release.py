@@ -1,4 +1,6 @@
-"""Canary analysis on the running stack: a canary that fails 20 % of requests is rolled back.
+"""The release checks of the pipeline, on the running stack: smoke test and canary analysis.
+
+`stockday smoke` passes on a healthy site and fails where no site answers.
 
 The stack runs as the README starts it; a canary frontend (one more uvicorn process of the same
 code, beside the stable workers, as one canary pod beside the stable ones) takes about 30 % of
@@ -78,6 +80,12 @@ class CanaryFrontend:
         self.log.close()
 
 
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stockday", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
 def analyze_under_traffic(stack: RunningStack, canary: CanaryFrontend) -> dict[str, object]:
     """Page views split 70/30 while `stockday canary analyze` watches one window of them."""
     stop = threading.Event()
@@ -91,37 +99,31 @@ def analyze_under_traffic(stack: RunningStack, canary: CanaryFrontend) -> dict[s
                 client.get(f"{canary.url if side == 'canary' else stack.frontend}/")
                 served[side] += 1
 
-    visitors = [threading.Thread(target=visitor, args=(seed,)) for seed in range(3)]
+    visitors = [threading.Thread(target=visitor, args=(seed,)) for seed in range(2)]
     for thread in visitors:
         thread.start()
     try:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "stockday",
-                "canary",
-                "analyze",
-                "--stable",
-                f"{stack.frontend}/metrics",
-                "--canary",
-                f"{canary.url}/metrics",
-                "--service",
-                "frontend",
-                "--window",
-                str(WINDOW_SECONDS),
-                "--min-requests",
-                "50",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
+        result = run_cli(
+            "canary",
+            "analyze",
+            "--stable",
+            f"{stack.frontend}/metrics",
+            "--canary",
+            f"{canary.url}/metrics",
+            "--service",
+            "frontend",
+            "--window",
+            str(WINDOW_SECONDS),
+            "--min-requests",
+            "50",
+            "--json",
             timeout=WINDOW_SECONDS + 60,
         )
     finally:
         stop.set()
         for thread in visitors:
             thread.join()
+    assert result.stdout.startswith("{"), result.stdout + result.stderr
     verdict: dict[str, object] = json.loads(result.stdout)
     verdict["exit_code"] = result.returncode
     print(f"served {served}; verdict {verdict}")
@@ -163,3 +165,16 @@ def test_healthy_canary_is_promoted(stack: RunningStack, tmp_path: Path) -> None
     # The split reached both sides in about the intended proportion.
     share = canary_figures["requests"] / (canary_figures["requests"] + stable_figures["requests"])
     assert 0.2 <= share <= 0.4
+
+
+def test_smoke_passes_on_the_running_site(stack: RunningStack) -> None:
+    result = run_cli("smoke", stack.frontend, "--wait", "10")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("ok") >= 4
+    assert "failed" not in result.stdout
+
+
+def test_smoke_fails_where_no_site_answers() -> None:
+    result = run_cli("smoke", f"http://127.0.0.1:{free_port()}", "--wait", "0")
+    assert result.returncode == 1
+    assert "ConnectError" in result.stdout
