@@ -151,3 +151,45 @@ def shared_memcached() -> ServerProcess:
 def stop_shared_servers() -> None:
     _shared_servers.clear()
     _shared_stack.close()
+
+
+def local_service_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a service process on the embedded backends, free of the caller's
+    STOCKDAY_* settings and metrics directory."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STOCKDAY_", "PROMETHEUS_"))}
+    env.update({"STOCKDAY_BACKEND": "local", "STOCKDAY_DATA_DIR": str(data_dir)})
+    return env
+
+
+@contextmanager
+def container_service(
+    python: str, args: list[str], port: int, env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """One service started as its container starts it (``python -m stockday.container ARGS``),
+    on 127.0.0.1:``port``; yields once it answers /api/ping, stops it with SIGTERM after."""
+    import httpx
+
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [python, "-m", "stockday.container", *args, "--host", "127.0.0.1"],
+            env={**env, "PORT": str(port)},
+            cwd="/",
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"no answer on {port}:\n{log.read_text()}"
+            time.sleep(0.1)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)

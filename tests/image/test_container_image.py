@@ -14,15 +14,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from stockday.container import DEFAULT_PORT, SERVICES
-from tests.servers import free_port
+from tests.servers import container_service, free_port, local_service_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -126,43 +124,19 @@ def test_image_environment_has_no_development_packages(image_environment: Path) 
     )
 
 
-@pytest.fixture
-def container_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STOCKDAY_", "PROMETHEUS_"))}
-    # The image defaults to the aws backend; here the services run on the embedded one.
-    env.update({"STOCKDAY_BACKEND": "local", "STOCKDAY_DATA_DIR": str(tmp_path / "data")})
-    yield env
-
-
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_service_starts_through_the_entry_point_and_stops_on_sigterm(
-    service: str, image_environment: Path, container_env: dict[str, str], tmp_path: Path
+    service: str, image_environment: Path, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {**container_env, "PORT": str(port)}
+    env = local_service_env(tmp_path / "data")  # the image defaults to aws; embedded here
     # Nothing answers there: the services that call stock-symbol start, but are not ready.
     env["STOCKDAY_SYMBOL_URL"] = f"http://127.0.0.1:{free_port()}"
     needs_symbol = service in ("frontend", "queue-worker")
     log = tmp_path / f"{service}.log"
     python = str(image_environment / "bin" / "python")
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [python, "-m", "stockday.container", service, "--host", "127.0.0.1"],
-            env=env,
-            cwd="/",
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        ping = None
-        while time.monotonic() < deadline and ping is None:
-            assert process.poll() is None, log.read_text()
-            try:
-                ping = httpx.get(f"http://127.0.0.1:{port}/api/ping", timeout=2)
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        assert ping is not None and ping.status_code == 200, log.read_text()
+    with container_service(python, [service], port, env, log) as process:
+        ping = httpx.get(f"http://127.0.0.1:{port}/api/ping", timeout=5)
         # exec, not a child: the pid answering is the one the container runtime signals.
         assert ping.json()["pid"] == process.pid
         ready = httpx.get(f"http://127.0.0.1:{port}/api/ready", timeout=10)
@@ -171,8 +145,7 @@ def test_every_service_starts_through_the_entry_point_and_stops_on_sigterm(
             assert "stock-symbol" in ready.text
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert metrics.status_code == 200
-    finally:
         process.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal once it has drained, so it may end "killed by SIGTERM".
         assert process.wait(timeout=20) in (0, -signal.SIGTERM), log.read_text()
-        assert "Traceback" not in log.read_text()
+    assert "Traceback" not in log.read_text()
