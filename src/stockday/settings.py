@@ -35,6 +35,17 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(
         default=2.0, gt=0, description="Timeout of every service-to-service HTTP call."
     )
+    random_pick_batch: int = Field(
+        default=64,
+        ge=1,
+        le=100,
+        description="Random picks a frontend worker asks stock-symbol for in one call, at most.",
+    )
+    random_pick_max_age_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds a prefetched random pick may be shown after it was drawn; 0: none.",
+    )
     price_cache_ttl_seconds: int = Field(
         default=900, ge=1, description="How long stock-symbol caches a quote."
     )

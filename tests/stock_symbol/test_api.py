@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from scipy.stats import chisquare
 
 from stockday import backends
 from stockday.domain.messages import LogoRequested, decode
@@ -120,6 +123,35 @@ async def test_random_on_empty_store_is_404_with_a_clear_body(api: Api) -> None:
     response = await api.client.get("/api/stocks/random")
     assert response.status_code == 404
     assert "no stocks yet" in response.json()["detail"]
+
+
+async def test_random_picks_are_independent_uniform_draws_with_prices(api: Api) -> None:
+    symbols = ("PA", "PB", "PC", "PD", "PE")
+    for symbol in symbols:
+        await api.client.post("/api/stocks", json={"symbol": symbol, "name": f"Stock {symbol}"})
+    drawn: list[str] = []
+    for _ in range(30):
+        response = await api.client.get("/api/stocks/random-picks", params={"count": 100})
+        assert response.status_code == 200
+        items = response.json()["items"]
+        assert len(items) == 100
+        assert all(item["price"]["value"] > 0 for item in items)
+        drawn += [item["symbol"] for item in items]
+    counts = Counter(drawn)
+    assert chisquare([counts[s] for s in symbols]).pvalue > 0.001, counts
+    # Independent draws, not a shuffled deck: a stock follows itself as often as any other.
+    pairs = Counter((a == b) for a, b in itertools.pairwise(drawn))
+    same = pairs[True] / (pairs[True] + pairs[False])
+    assert abs(same - 1 / len(symbols)) < 0.03, same
+
+
+async def test_random_picks_of_no_stocks_are_empty_and_the_count_is_bounded(api: Api) -> None:
+    empty = await api.client.get("/api/stocks/random-picks", params={"count": 5})
+    assert empty.status_code == 200
+    assert empty.json() == {"items": []}
+    for count in ("0", "101", "x"):
+        refused = await api.client.get("/api/stocks/random-picks", params={"count": count})
+        assert refused.status_code == 422, count
 
 
 async def test_random_returns_a_priced_stock(api: Api) -> None:

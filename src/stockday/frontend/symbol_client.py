@@ -121,6 +121,10 @@ class StockView(_View):
         return "".join(ch for ch in self.symbol if ch.isalnum())[:2] or "?"
 
 
+class RandomPicksView(_View):
+    items: list[StockView]
+
+
 class StockPage(_View):
     items: list[StockView]
     next_cursor: str | None = None
@@ -270,6 +274,13 @@ class SymbolClient:
         if response.status_code != 200:
             raise _unexpected(response)
         return _parse(StockView, response)
+
+    async def random_picks(self, count: int) -> list[StockView]:
+        """``count`` independent uniformly random stocks with prices; empty when there are none."""
+        response = await self._call("GET", "/api/stocks/random-picks", params={"count": count})
+        if response.status_code != 200:
+            raise _unexpected(response)
+        return _parse(RandomPicksView, response).items
 
     async def get_stock(self, symbol: str, *, series: str | None = None) -> StockView | None:
         """One stock (with the ``series`` interval, if given), or None when there is none.

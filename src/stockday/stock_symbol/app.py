@@ -21,6 +21,7 @@ from stockday.stock_symbol.pricing import PriceLookup, PriceSeries
 from stockday.stock_symbol.schemas import (
     DirectUploadOut,
     LogoUpdate,
+    RandomPicks,
     StockCreate,
     StockList,
     StockOut,
@@ -43,6 +44,8 @@ UPLOAD_CHUNK = 64 * 1024
 DIRECT_UPLOAD_SECONDS = 900
 # Prices of one listing page are looked up with bounded concurrency.
 LIST_PRICE_CONCURRENCY = 8
+# Most random picks one call answers (the frontend prefetches a small batch per worker).
+MAX_RANDOM_PICKS = 100
 
 
 ERROR_MEANINGS = {
@@ -257,6 +260,28 @@ def create_app(
         if stock is None:
             return error_response(404, "no stocks yet: add one with POST /api/stocks")
         return await present_with_series(stock, series)
+
+    @app.get("/api/stocks/random-picks", response_model=RandomPicks, responses=errors(422))
+    async def random_picks(
+        count: Annotated[int, Query(ge=1, le=MAX_RANDOM_PICKS)] = 1,
+    ) -> JSONResponse:
+        """``count`` independent uniformly random picks, each with its price (no series).
+
+        The same stock may come more than once: each item is a draw of its own, so a caller
+        may serve them one by one as separate random picks. Empty when there are no stocks.
+        """
+        draws = await asyncio.gather(*(repository.random() for _ in range(count)))
+        # One price lookup per distinct stock of the batch, not per draw.
+        distinct = {(s.symbol, s.version): s for s in draws if s is not None}
+        gate = asyncio.Semaphore(LIST_PRICE_CONCURRENCY)
+
+        async def one(stock: Stock) -> dict[str, Any]:
+            async with gate:
+                return (await present(stock)).model_dump(mode="json")
+
+        shown = dict(zip(distinct, await asyncio.gather(*map(one, distinct.values())), strict=True))
+        items = [shown[(s.symbol, s.version)] for s in draws if s is not None]
+        return JSONResponse({"items": items})
 
     @app.get("/api/stocks/{symbol}", response_model=StockWithSeriesOut, responses=errors(404, 422))
     async def get_stock(symbol: str, series: SeriesQuery = None) -> JSONResponse:

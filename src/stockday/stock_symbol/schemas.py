@@ -109,6 +109,15 @@ class StockWithSeriesOut(StockOut):
     )
 
 
+class RandomPicks(BaseModel):
+    """Independent uniform draws over all stocks (a stock may come more than once)."""
+
+    items: list[StockOut] = Field(
+        description="Each item an independent uniformly random stock with its price; "
+        "empty when there are no stocks."
+    )
+
+
 class StockList(BaseModel):
     items: list[StockOut]
     next_cursor: str | None

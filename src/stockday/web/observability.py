@@ -52,6 +52,20 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        # Each (method, route, status class)'s counter and histogram, looked up once: labels()
+        # takes a lock and builds its key on every call.
+        self._series: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+    def _metrics_of(self, method: str, route: str, status: str) -> tuple[Counter, Histogram]:
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = (
+                REQUESTS.labels(self.service, method, route, status),
+                LATENCY.labels(self.service, method, route),
+            )
+            self._series[key] = series
+        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
@@ -75,9 +89,9 @@ class RequestMetrics:
             request_id.reset(token)
             # The router records the matched route in the (shared) scope: no second matching.
             route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
-            REQUESTS.labels(self.service, method, route, f"{status // 100}xx").inc()
-            LATENCY.labels(self.service, method, route).observe(time.perf_counter() - started)
+            requests, latency = self._metrics_of(scope["method"], route, f"{status // 100}xx")
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
 
 
 def metrics_text() -> bytes:
