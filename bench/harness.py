@@ -27,7 +27,12 @@ from typing import Any, Self
 
 import httpx
 
-from stockday.stack import APP_FACTORIES, CONSUMER_PORT_OFFSETS, PORT_OFFSETS
+from stockday.stack import (
+    APP_FACTORIES,
+    CONSUMER_PORT_OFFSETS,
+    FRONTEND_BEHIND_GATEWAY_OFFSET,
+    PORT_OFFSETS,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -263,6 +268,16 @@ class RunningStack(ServerUnderTest):
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+    @property
+    def frontend_server_url(self) -> str:
+        """The frontend's uvicorn itself: behind HAProxy when it holds the site's port."""
+        url = f"http://{HOST}:{self.port_base + FRONTEND_BEHIND_GATEWAY_OFFSET}"
+        try:
+            httpx.get(f"{url}/api/ping", timeout=2.0).raise_for_status()
+        except httpx.HTTPError:
+            return self.frontend_url  # no gateway: the frontend serves the site's port
+        return url
 
     def output(self) -> str:
         return self.output_path.read_text() if self.output_path.exists() else ""
