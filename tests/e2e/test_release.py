@@ -76,8 +76,14 @@ class CanaryFrontend:
 
     def stop(self) -> None:
         self.process.terminate()
-        self.process.wait(timeout=20)
-        self.log.close()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # never leave a replica behind, even a stuck one
+            self.process.wait()
+            raise
+        finally:
+            self.log.close()
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
