@@ -192,4 +192,9 @@ def container_service(
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=20)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()  # never leave a stuck service behind
+                process.wait()
+                raise
