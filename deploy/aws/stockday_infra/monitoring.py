@@ -102,18 +102,26 @@ class Monitoring(Construct):
             self.alarms.append(created)
             return created
 
-        for work in queues:
+        def on_any(construct_id: str, description: str, metric: cloudwatch.IMetric) -> None:
+            """An alarm on the first occurrence: one or more in one period."""
             alarm(
-                f"DeadLetters-{work.dead_letters.node.id}",
-                f"A message was dead-lettered in {work.dead_letters.queue_name}: see it with "
-                "`stockday dlq list`, redrive it with `stockday dlq redrive`.",
-                metric=work.dead_letters.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(1), statistic="Maximum"
-                ),
+                construct_id,
+                description,
+                metric=metric,
                 threshold=1,
                 evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+
+        for work in queues:
+            on_any(
+                f"DeadLetters-{work.dead_letters.node.id}",
+                f"A message was dead-lettered in {work.dead_letters.queue_name}: see it with "
+                "`stockday dlq list`, redrive it with `stockday dlq redrive`.",
+                work.dead_letters.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(1), statistic="Maximum"
+                ),
             )
         alarm(
             "OldestLogoJob",
@@ -130,26 +138,14 @@ class Monitoring(Construct):
         throttles = table.metric_throttled_requests_for_operations(
             operations=list(TABLE_OPERATIONS), period=Duration.minutes(5)
         )
-        alarm(
-            "TableThrottles",
-            f"Requests to {table.table_name} were throttled.",
-            metric=throttles,
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
+        on_any("TableThrottles", f"Requests to {table.table_name} were throttled.", throttles)
         system_errors = table.metric_system_errors_for_operations(
             operations=list(TABLE_OPERATIONS), period=Duration.minutes(5)
         )
-        alarm(
+        on_any(
             "TableSystemErrors",
             f"DynamoDB answered {table.table_name} requests with server errors.",
-            metric=system_errors,
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            system_errors,
         )
         cache_cpu = _per_node_max(cache, cache_nodes, "CPUUtilization", "Maximum")
         alarm(
