@@ -8,6 +8,7 @@ from which every service is started through the image's entry point and probed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -70,6 +71,15 @@ def test_build_context_holds_only_what_the_image_needs() -> None:
         "README.md",
         "src",
     }
+
+
+def healthcheck_command() -> list[str]:
+    """The exec-form command of the Dockerfile's HEALTHCHECK."""
+    found = re.search(r"HEALTHCHECK [^\n]*\\\n\s+CMD (\[.*\])", DOCKERFILE.read_text())
+    assert found, "no HEALTHCHECK ... CMD [...] in the Dockerfile"
+    command: list[str] = json.loads(found.group(1))
+    assert command[0] == "python"
+    return command
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +155,11 @@ def test_every_service_starts_through_the_entry_point_and_stops_on_sigterm(
             assert "stock-symbol" in ready.text
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert metrics.status_code == 200
+        # The image's HEALTHCHECK, run as Docker would run it inside the container.
+        check = subprocess.run(
+            [python, *healthcheck_command()[1:]], env={**env, "PORT": str(port)}, timeout=10
+        )
+        assert check.returncode == 0
         process.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal once it has drained, so it may end "killed by SIGTERM".
         assert process.wait(timeout=20) in (0, -signal.SIGTERM), log.read_text()
