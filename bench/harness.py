@@ -13,7 +13,6 @@ import platform
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from typing import Any, Self
 
 import httpx
 
+from stockday import procfs
+from stockday.aws.emulator import stop_process
 from stockday.stack import (
     APP_FACTORIES,
     CONSUMER_PORT_OFFSETS,
@@ -65,8 +66,8 @@ def free_port() -> int:
 
 
 def free_port_base(replicas: int) -> int:
-    """A port base N whose every port of a stack (N+0..2, N+10+i, N+20+i) is free."""
-    offsets = list(PORT_OFFSETS.values())
+    """A port base N whose every port of a stack (N+0..3, N+10+i, N+20+i) is free."""
+    offsets = [*PORT_OFFSETS.values(), FRONTEND_BEHIND_GATEWAY_OFFSET]
     for first in CONSUMER_PORT_OFFSETS.values():
         offsets += [first + i for i in range(replicas)]
     # Below the ephemeral range, where outgoing connections could take a port at any moment.
@@ -98,34 +99,19 @@ def wait_for_http(url: str, timeout: float, *, alive: Callable[[], bool] | None 
 # --- processes, from /proc -----------------------------------------------------------------
 
 
-def _stat_fields(pid: int) -> list[str]:
-    """Fields of /proc/<pid>/stat after the command name (field 3 onwards)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2 :].split()
-
-
-def parent_of(pid: int) -> int:
-    return int(_stat_fields(pid)[1])
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid``, read from /proc (every thread's children file)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found.update(int(p) for p in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return sorted(found)
-
-
 def cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    """The command line as one string; OSError if the process is gone."""
+    raw = procfs.command_line(pid)
+    if not raw:
+        raise ProcessLookupError(pid)
+    return raw.replace(b"\0", b" ").decode().strip()
 
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process (all its threads) so far."""
-    fields = _stat_fields(pid)
+    fields = procfs.stat_fields(pid)
+    if fields is None:
+        raise ProcessLookupError(pid)
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
@@ -177,7 +163,7 @@ def _service_of(command: str) -> str | None:
 def stack_processes(root_pid: int) -> list[StackProcess]:
     """Every process below ``stockday up``: uvicorn masters, their workers, the consumers."""
     found: list[StackProcess] = []
-    for child in children_of(root_pid):
+    for child in procfs.children(root_pid):
         try:
             command = cmdline(child)
         except OSError:
@@ -187,7 +173,7 @@ def stack_processes(root_pid: int) -> list[StackProcess]:
             continue
         service = _service_of(command) or "other"
         below = []
-        for grandchild in children_of(child):
+        for grandchild in procfs.children(child):
             try:
                 sub = cmdline(grandchild)
             except OSError:
@@ -349,14 +335,8 @@ class RunningStack(ServerUnderTest):
             ]
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)
 
 
 class HelloWorldServer(ServerUnderTest):
@@ -404,7 +384,7 @@ class HelloWorldServer(ServerUnderTest):
     def worker_pids(self) -> list[int]:
         if self.workers == 1:  # uvicorn serves in its own process, no supervisor
             return [self.pid]
-        return [p for p in children_of(self.pid) if "spawn_main" in cmdline(p)]
+        return sorted(procfs.uvicorn_workers(self.pid))
 
     def wait_for_workers(self, timeout: float = 30.0) -> list[int]:
         """The workers' pids, once all of them have started."""
@@ -417,14 +397,8 @@ class HelloWorldServer(ServerUnderTest):
         raise TimeoutError(f"{self.workers} hello-world workers did not start")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=20)
 
 
 # --- wrk -----------------------------------------------------------------------------------

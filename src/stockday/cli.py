@@ -96,11 +96,11 @@ def _start_emulator(
     console.print(f"AWS emulator (moto) at {endpoint}")
     memcached = shutil.which("memcached")
     if memcached:
-        address = f"127.0.0.1:{port_base + MEMCACHED_PORT_OFFSET}"
-        command = memcached_command(memcached, port_base + MEMCACHED_PORT_OFFSET)
+        memcached_port = port_base + MEMCACHED_PORT_OFFSET
+        address = f"127.0.0.1:{memcached_port}"
         helpers.append(
             subprocess.Popen(
-                command,
+                memcached_command(memcached, memcached_port),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -550,7 +550,8 @@ def canary_analyze(
     """Compare canary and stable error rate and p99 latency; exit 0 to promote, 1 to roll back."""
     import json
 
-    from stockday.canary import Decision, Thresholds, Traffic, analyze, combine, parse_traffic
+    from stockday.canary import Decision, Thresholds, analyze
+    from stockday.traffic import Traffic, combine, parse_traffic
 
     def read_all(sources: list[str]) -> Traffic:
         try:
@@ -562,8 +563,8 @@ def canary_analyze(
     stable_before, canary_before = read_all(stable), read_all(canary)
     if window > 0:
         time.sleep(window)
-        stable_traffic = read_all(stable) - stable_before
-        canary_traffic = read_all(canary) - canary_before
+        stable_traffic = read_all(stable).since(stable_before)
+        canary_traffic = read_all(canary).since(canary_before)
     else:
         stable_traffic, canary_traffic = stable_before, canary_before
     verdict = analyze(

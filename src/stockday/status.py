@@ -9,64 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
-
-@dataclass
-class Traffic:
-    """Cumulative counters of one scrape of one service."""
-
-    requests: float = 0.0
-    errors: float = 0.0  # 5xx answers, or messages a consumer failed to handle
-    buckets: dict[float, float] = field(default_factory=dict)  # latency upper bound -> count
-
-    def since(self, earlier: Traffic | None) -> Traffic:
-        if earlier is None:
-            return self
-        return Traffic(
-            requests=self.requests - earlier.requests,
-            errors=self.errors - earlier.errors,
-            buckets={b: n - earlier.buckets.get(b, 0.0) for b, n in self.buckets.items()},
-        )
-
-    def quantile(self, q: float) -> float | None:
-        """The q-quantile of latency in seconds (a bucket's upper bound), None without traffic."""
-        total = self.buckets.get(math.inf, 0.0)
-        if total <= 0:
-            return None
-        rank = q * total
-        for bound in sorted(self.buckets):
-            if self.buckets[bound] >= rank:
-                return bound
-        return None
-
-
-def parse_traffic(text: str) -> Traffic:
-    """Requests, errors and the latency histogram of one service's /metrics answer."""
-    traffic = Traffic()
-    buckets: dict[float, float] = defaultdict(float)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "stockday_http_requests_total":
-                traffic.requests += sample.value
-                if sample.labels.get("status") == "5xx":
-                    traffic.errors += sample.value
-            elif sample.name == "stockday_http_request_duration_seconds_bucket":
-                buckets[float(sample.labels["le"])] += sample.value
-            elif sample.name == "stockday_consumer_messages_total":
-                traffic.requests += sample.value
-                if sample.labels.get("outcome") == "retried":
-                    traffic.errors += sample.value
-            elif sample.name == "stockday_consumer_job_duration_seconds_bucket":
-                buckets[float(sample.labels["le"])] += sample.value
-    traffic.buckets = dict(buckets)
-    return traffic
+from stockday.procfs import uvicorn_workers
+from stockday.traffic import Traffic, parse_traffic
 
 
 @dataclass
@@ -90,16 +40,8 @@ def load_state(data_dir: Path) -> dict[str, object]:
 
 
 def worker_count(master: int) -> int:
-    """uvicorn workers of a master process: its children started by multiprocessing's spawn."""
-    count = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == master and b"spawn" in (stat.parent / "cmdline").read_bytes():
-                count += 1
-        except (OSError, IndexError, ValueError):
-            continue
-    return count
+    """uvicorn workers of a master process."""
+    return len(uvicorn_workers(master))
 
 
 def pid_alive(pid: int | None) -> bool:

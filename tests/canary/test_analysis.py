@@ -7,7 +7,8 @@ import math
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from stockday.canary import Decision, Thresholds, Traffic, analyze, combine, parse_traffic
+from stockday.canary import Decision, Thresholds, analyze
+from stockday.traffic import Traffic, combine, parse_traffic
 from stockday.web.observability import LATENCY, REQUESTS
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -56,19 +57,19 @@ def test_parse_keeps_only_the_named_service() -> None:
 def test_quantile_interpolates_within_the_bucket_like_prometheus() -> None:
     # 100 observations, all in the (0.005, 0.01] bucket: the median is its middle.
     parsed = traffic(100, 0, 0.007)
-    assert parsed.quantile(0.5) == pytest.approx(0.0075)
-    assert parsed.quantile(0.99) == pytest.approx(0.00995)
-    assert Traffic().quantile(0.99) is None
+    assert parsed.interpolated_quantile(0.5) == pytest.approx(0.0075)
+    assert parsed.interpolated_quantile(0.99) == pytest.approx(0.00995)
+    assert Traffic().interpolated_quantile(0.99) is None
 
 
 def test_quantile_beyond_the_last_bucket_is_its_bound() -> None:
-    assert traffic(10, 0, 30.0).quantile(0.99) == 5
+    assert traffic(10, 0, 30.0).interpolated_quantile(0.99) == 5
 
 
 def test_window_subtracts_earlier_reads_and_combines_replicas() -> None:
     before = traffic(100, 0, 0.003)
     after = traffic(300, 20, 0.003)
-    window = after - before
+    window = after.since(before)
     assert (window.requests, window.errors) == (200, 20)
     assert window.buckets[0.005] == 200
     both = combine([window, traffic(50, 0, 0.003)])
@@ -78,7 +79,7 @@ def test_window_subtracts_earlier_reads_and_combines_replicas() -> None:
 def test_a_restarted_replica_counts_from_zero() -> None:
     before = traffic(1000, 5, 0.003)
     restarted = traffic(120, 0, 0.003)
-    assert (restarted - before).requests == 120
+    assert restarted.since(before).requests == 120
 
 
 def test_healthy_canary_is_promoted_with_its_reasons() -> None:

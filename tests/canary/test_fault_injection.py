@@ -7,9 +7,9 @@ from collections import Counter
 import httpx
 import pytest
 
-from stockday.canary import parse_traffic
 from stockday.settings import Settings
 from stockday.stock_price.app import create_app
+from stockday.traffic import parse_traffic
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +38,7 @@ async def test_a_fifth_fail_at_rate_point_two_and_metrics_count_them() -> None:
     assert set(statuses) == {200, 500}
     # Binomial(1000, 0.2): mean 200, sd 12.6; 140..260 is beyond 4.7 sd either way.
     assert 140 <= statuses[500] <= 260
-    window = after - before
+    window = after.since(before)
     assert window.requests == 1000
     assert window.errors == statuses[500]
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from stockday.procfs import parent, uvicorn_workers
 from stockday.queues.base import MessageQueue
 from tests import sample_images
 from tests.e2e.stack_process import RunningStack, free_port_base
@@ -148,29 +149,6 @@ def test_every_service_reports_live_and_ready(shared_stack: RunningStack) -> Non
                 assert client.get(f"http://127.0.0.1:{port}/metrics").status_code == 200
 
 
-def _children(parent: int) -> set[int]:
-    """uvicorn workers of a master: its spawned children (not multiprocessing's tracker)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) != parent or fields[0] == "Z":
-            continue
-        try:
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline:
-            found.add(int(stat.parent.name))
-    return found
-
-
-def _ppid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
 def test_a_killed_replica_is_replaced(stack: RunningStack) -> None:
     import os
     import signal
@@ -190,8 +168,9 @@ def test_a_killed_replica_is_replaced(stack: RunningStack) -> None:
         consumer_pid = pid_at(consumer_port)
         worker_pid = pid_at(symbol_port)
         assert consumer_pid and worker_pid
-        master = _ppid(worker_pid)
-        workers_before = _children(master)
+        master = parent(worker_pid)
+        assert master is not None
+        workers_before = uvicorn_workers(master)
         assert worker_pid in workers_before
         assert len(workers_before) == stack.replicas
         os.kill(consumer_pid, signal.SIGKILL)
@@ -205,12 +184,12 @@ def test_a_killed_replica_is_replaced(stack: RunningStack) -> None:
         assert pid_at(consumer_port) not in (None, consumer_pid)
         # uvicorn's supervisor replaced the killed stock-symbol worker.
         while time.monotonic() < deadline:
-            now = _children(master)
+            now = uvicorn_workers(master)
             if worker_pid not in now and len(now) == len(workers_before):
                 break
             time.sleep(0.1)
-        assert worker_pid not in _children(master)
-        assert len(_children(master)) == len(workers_before)
+        assert worker_pid not in uvicorn_workers(master)
+        assert len(uvicorn_workers(master)) == len(workers_before)
         assert client.get(f"http://127.0.0.1:{symbol_port}/api/ready").status_code == 200
 
 

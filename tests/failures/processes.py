@@ -14,38 +14,13 @@ from pathlib import Path
 
 import httpx
 
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (state first), or None if gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def state(pid: int) -> str | None:
-    """The process state letter (R, S, T for stopped, Z for zombie...), None if it is gone."""
-    fields = _stat_fields(pid)
-    return fields[0] if fields else None
-
-
-def alive(pid: int) -> bool:
-    """Running or stopped: neither gone nor a zombie waiting to be reaped."""
-    return state(pid) not in (None, "Z", "X")
-
-
-def parent(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return int(fields[1]) if fields else None
+from stockday import procfs
+from stockday.procfs import alive, stat_fields, state
 
 
 def children(pid: int) -> set[int]:
-    """Direct children of a single-threaded process that are alive."""
-    try:
-        listed = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return set()
-    return {int(p) for p in listed if alive(int(p))}
+    """Direct children of ``pid`` that are alive."""
+    return {p for p in procfs.children(pid) if alive(p)}
 
 
 def descendants(pid: int) -> set[int]:
@@ -54,7 +29,7 @@ def descendants(pid: int) -> set[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        fields = _stat_fields(int(entry.name))
+        fields = stat_fields(int(entry.name))
         if fields and fields[0] not in ("Z", "X"):
             below.setdefault(int(fields[1]), []).append(int(entry.name))
     found: set[int] = set()
@@ -65,18 +40,6 @@ def descendants(pid: int) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found
-
-
-def command_line(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def uvicorn_workers(master: int) -> set[int]:
-    """A uvicorn master's spawned workers (not multiprocessing's resource tracker)."""
-    return {p for p in children(master) if b"spawn_main" in command_line(p)}
 
 
 def ping_pid(client: httpx.Client, port: int) -> int | None:

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from stockday import stack as stack_module
+from stockday.procfs import alive
 from stockday.stack import Child, Stack
-from tests.failures.processes import alive, ping_pid
+from tests.failures.processes import ping_pid
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]

@@ -7,10 +7,11 @@ import time
 import httpx
 import pytest
 
+from stockday.procfs import alive, parent, uvicorn_workers
 from stockday.stack import health_ports
 from tests import sample_images
 from tests.failures.conftest import StartStack
-from tests.failures.processes import Signals, alive, parent, ping_pid, uvicorn_workers
+from tests.failures.processes import Signals, ping_pid
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

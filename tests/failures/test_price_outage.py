@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from stockday import backends
+from stockday.procfs import alive, command_line, uvicorn_workers
 from tests.e2e.stack_process import RunningStack
 from tests.failures.conftest import StartStack
-from tests.failures.processes import alive, children, command_line, send, uvicorn_workers
+from tests.failures.processes import children, send
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
