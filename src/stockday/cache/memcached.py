@@ -64,6 +64,10 @@ log = logging.getLogger("stockday.cache.memcached")
 T = TypeVar("T")
 
 BACKEND: Final = "memcached"
+# Bound once: labels() is a locked lookup, not worth paying on every call.
+_HITS = CACHE_HITS.labels(BACKEND)
+_MISSES = CACHE_MISSES.labels(BACKEND)
+_ERRORS = CACHE_ERRORS.labels(BACKEND)
 DEFAULT_PORT = 11211
 # memcached's default item limit is 1 MiB including the key and an item header.
 DEFAULT_MAX_VALUE_BYTES = 1_000_000
@@ -215,10 +219,10 @@ class MemcachedCache:
         value = await self._call(wire_key, lambda client: client.get(wire_key))
         if value is None:
             self.misses += 1
-            CACHE_MISSES.labels(BACKEND).inc()
+            _MISSES.inc()
             return None
         self.hits += 1
-        CACHE_HITS.labels(BACKEND).inc()
+        _HITS.inc()
         return value
 
     async def set(self, key: str, value: bytes, *, ttl_seconds: int) -> None:
@@ -298,7 +302,7 @@ class MemcachedCache:
 
     def _count_error(self) -> None:
         self.errors += 1
-        CACHE_ERRORS.labels(BACKEND).inc()
+        _ERRORS.inc()
 
 
 def memcached_exptime(ttl_seconds: int) -> int:

@@ -124,8 +124,7 @@ class Consumer:
         log.info("%s stopped", self.name)
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), seconds)
+        await stopped_within(self.stopping, seconds)
 
     async def _process_batch(self, batch: Sequence[ReceivedMessage]) -> None:
         gate = asyncio.Semaphore(self.concurrency)
@@ -138,12 +137,12 @@ class Consumer:
                 async with gate:
                     if self.stopping.is_set():
                         # Not started: hand it back now rather than after the visibility timeout.
-                        await _stop(keepalive)
+                        await cancel_and_wait(keepalive)
                         await self._release(message, 0)
                         return
                     await self._process(message, keepalive)
             finally:
-                await _stop(keepalive)
+                await cancel_and_wait(keepalive)
 
         await asyncio.gather(*(one(m) for m in batch))
 
@@ -181,7 +180,7 @@ class Consumer:
                     )
                     await self._pause(pause)
                     if self.stopping.is_set():
-                        await _stop(keepalive)
+                        await cancel_and_wait(keepalive)
                         await self._release(message, 0)  # another replica takes it over
                         return
         except Exception as exc:
@@ -198,10 +197,10 @@ class Consumer:
                 exc,
             )
             # Stopped first, so that no late extension undoes the release.
-            await _stop(keepalive)
+            await cancel_and_wait(keepalive)
             await self._release(message, self.retry_delay)
             return
-        await _stop(keepalive)
+        await cancel_and_wait(keepalive)
         self.dependency_failures = 0
         crash_before_acknowledging(self.name)
         # The work is durable: only now acknowledge.
@@ -225,11 +224,18 @@ class Consumer:
             log.warning("%s: cannot release message %s: %s", self.name, message.message_id, exc)
 
 
-async def _stop(task: asyncio.Task[None]) -> None:
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
     """Cancel ``task`` and wait until it has stopped (a no-op once it has)."""
     task.cancel()
     # wait() does not re-raise the task's cancellation, yet lets our own propagate.
     await asyncio.wait([task])
+
+
+async def stopped_within(stopping: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds``; True as soon as ``stopping`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+    return stopping.is_set()
 
 
 async def watch_queue(queue: MessageQueue, stopping: asyncio.Event) -> None:
@@ -244,8 +250,7 @@ async def watch_queue(queue: MessageQueue, stopping: asyncio.Event) -> None:
             QUEUE_MESSAGES.labels(queue.name, "in_flight").set(stats.in_flight)
             QUEUE_MESSAGES.labels(queue.name, "dead").set(stats.dead_letters)
             QUEUE_OLDEST_AGE.labels(queue.name).set(stats.oldest_age_seconds)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), QUEUE_STATS_INTERVAL_SECONDS)
+        await stopped_within(stopping, QUEUE_STATS_INTERVAL_SECONDS)
 
 
 # Fault injection for the failure tests: while the file this names exists and holds a
@@ -314,8 +319,6 @@ async def serve_consumer(
     readiness_timeout: float = READINESS_TIMEOUT_SECONDS,
 ) -> None:
     """Run a consumer (and its health server when a port is given) until SIGTERM or SIGINT."""
-    import signal
-
     loop = asyncio.get_running_loop()
     server: uvicorn.Server | None = None
     if health_port is not None:
@@ -360,8 +363,6 @@ async def serve_consumer(
             if isinstance(outcome, BaseException):
                 raise outcome
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await cancel_and_wait(watcher)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

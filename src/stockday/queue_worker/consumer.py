@@ -15,7 +15,12 @@ import logging
 import httpx
 
 from stockday import backends
-from stockday.consumers.runtime import Consumer, DependencyUnavailable, serve_consumer
+from stockday.consumers.runtime import (
+    Consumer,
+    DependencyUnavailable,
+    cancel_and_wait,
+    serve_consumer,
+)
 from stockday.domain.messages import LogoFailed, LogoResized, MalformedMessage, decode
 from stockday.domain.stocks import upload_key
 from stockday.objects.base import ObjectStore
@@ -134,8 +139,6 @@ async def run(
                 readiness_timeout=settings.readiness_timeout_seconds,
             )
         finally:
-            sweeping.cancel()
-            # wait() lets a cancellation of our own through, unlike awaiting the task.
-            await asyncio.wait([sweeping])
+            await cancel_and_wait(sweeping)
             await events.close()
             await objects.close()

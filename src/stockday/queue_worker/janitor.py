@@ -28,7 +28,6 @@ logo then ends ``failed`` ("the uploaded file is gone"), as for any upload that 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
+from stockday.consumers.runtime import stopped_within
 from stockday.domain.stocks import upload_key, utcnow
 from stockday.objects.base import ObjectStore
 
@@ -102,7 +102,7 @@ class UploadJanitor:
     ) -> None:
         """Sweep shortly after the start, then every ``interval_seconds``, until ``stopping``."""
         wait = min(first_sweep_seconds, interval_seconds)
-        while not await _stopped_within(stopping, _jittered(wait)):
+        while not await stopped_within(stopping, _jittered(wait)):
             try:
                 await self.sweep()
             except Exception as exc:
@@ -113,10 +113,3 @@ class UploadJanitor:
 
 def _jittered(seconds: float) -> float:
     return seconds * random.uniform(1 - JITTER, 1 + JITTER)
-
-
-async def _stopped_within(stopping: asyncio.Event, seconds: float) -> bool:
-    """Wait up to ``seconds``; True as soon as ``stopping`` is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), seconds)
-    return stopping.is_set()

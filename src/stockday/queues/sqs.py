@@ -95,6 +95,12 @@ _SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
     "ApproximateReceiveCount",
     "ApproximateFirstReceiveTimestamp",
 ]
+# A queue's message counts: visible, in flight, delayed.
+_COUNT_ATTRIBUTES: list[QueueAttributeNameType] = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
 # Letters, digits, "_", "-" and "." (not first, last or doubled), at most 256 characters.
 _ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)")
 _RESERVED_PREFIXES = ("aws.", "amazon.")
@@ -219,23 +225,9 @@ class SqsQueue:
         """
         main, dead = await asyncio.gather(
             self._attributes(
-                self.name,
-                [
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                    "CreatedTimestamp",
-                    "MessageRetentionPeriod",
-                ],
+                self.name, [*_COUNT_ATTRIBUTES, "CreatedTimestamp", "MessageRetentionPeriod"]
             ),
-            self._attributes(
-                self.dead_letter_name,
-                [
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                ],
-            ),
+            self._attributes(self.dead_letter_name, _COUNT_ATTRIBUTES),
         )
         now = time.time()
         visible = _count(main, "ApproximateNumberOfMessages")
@@ -257,14 +249,7 @@ class SqsQueue:
             visible=visible,
             in_flight=in_flight,
             oldest_age_seconds=max(0.0, oldest),
-            dead_letters=sum(
-                _count(dead, key)
-                for key in (
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                )
-            ),
+            dead_letters=sum(_count(dead, key) for key in _COUNT_ATTRIBUTES),
         )
 
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:

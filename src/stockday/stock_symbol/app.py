@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -42,7 +42,7 @@ from stockday.web.observability import install_observability
 UPLOAD_CHUNK = 64 * 1024
 # Long enough to pick a file on a slow connection, short enough not to be worth stealing.
 DIRECT_UPLOAD_SECONDS = 900
-# Prices of one listing page are looked up with bounded concurrency.
+# Prices of one listing page (or batch of random picks) are looked up with bounded concurrency.
 LIST_PRICE_CONCURRENCY = 8
 # Most random picks one call answers (the frontend prefetches a small batch per worker).
 MAX_RANDOM_PICKS = 100
@@ -123,6 +123,16 @@ def create_app(
         price = await prices.price_for(stock) if with_price else stock.last_price
         url = objects.url_for(stock.logo.key) if stock.logo.key else None
         return StockOut.of(stock, price, url)
+
+    async def present_many(stocks: Sequence[Stock]) -> list[StockOut]:
+        """Each stock presented with its price, with bounded concurrency."""
+        gate = asyncio.Semaphore(LIST_PRICE_CONCURRENCY)
+
+        async def one(stock: Stock) -> StockOut:
+            async with gate:
+                return await present(stock)
+
+        return list(await asyncio.gather(*map(one, stocks)))
 
     async def present_with_series(stock: Stock, interval: Interval | None) -> JSONResponse:
         """The stock with its price and, when asked for, a series: one call for a page view.
@@ -242,16 +252,8 @@ def create_app(
         cursor: Annotated[str | None, Query(max_length=32)] = None,
     ) -> StockList:
         page = await repository.list(limit=limit, cursor=cursor)
-        gate = asyncio.Semaphore(LIST_PRICE_CONCURRENCY)
-
-        async def one(stock: Stock) -> StockOut:
-            async with gate:
-                return await present(stock)
-
-        items = await asyncio.gather(*(one(s) for s in page.items))
-        return StockList(
-            items=list(items), next_cursor=page.next_cursor, total=await repository.count()
-        )
+        items = await present_many(page.items)
+        return StockList(items=items, next_cursor=page.next_cursor, total=await repository.count())
 
     @app.get("/api/stocks/random", response_model=StockWithSeriesOut, responses=errors(404, 422))
     async def random_stock(series: SeriesQuery = None) -> JSONResponse:
@@ -273,13 +275,10 @@ def create_app(
         draws = await asyncio.gather(*(repository.random() for _ in range(count)))
         # One price lookup per distinct stock of the batch, not per draw.
         distinct = {(s.symbol, s.version): s for s in draws if s is not None}
-        gate = asyncio.Semaphore(LIST_PRICE_CONCURRENCY)
-
-        async def one(stock: Stock) -> dict[str, Any]:
-            async with gate:
-                return (await present(stock)).model_dump(mode="json")
-
-        shown = dict(zip(distinct, await asyncio.gather(*map(one, distinct.values())), strict=True))
+        presented = await present_many(list(distinct.values()))
+        shown = {
+            key: out.model_dump(mode="json") for key, out in zip(distinct, presented, strict=True)
+        }
         items = [shown[(s.symbol, s.version)] for s in draws if s is not None]
         return JSONResponse({"items": items})
 
