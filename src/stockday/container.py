@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from stockday.stack import CONSUMERS, HTTP_SERVICES, uvicorn_args
+from stockday.stack import CONSUMERS, HTTP_SERVICES, consumer_args, uvicorn_args
 
 SERVICES = (*HTTP_SERVICES, *CONSUMERS)
 DEFAULT_PORT = 8080
@@ -22,8 +22,7 @@ def service_command(service: str, host: str, port: int) -> list[str]:
     if service in HTTP_SERVICES:
         return [sys.executable, "-m", "uvicorn", *uvicorn_args(service, host, port)]
     if service in CONSUMERS:
-        module = f"stockday.{service.replace('-', '_')}"
-        return [sys.executable, "-m", module, "--health-port", str(port), "--health-host", host]
+        return [sys.executable, *consumer_args(service, host, port)]
     raise ValueError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
 
 

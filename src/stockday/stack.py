@@ -80,6 +80,12 @@ def uvicorn_args(service: str, host: str, port: int) -> list[str]:
     ]
 
 
+def consumer_args(service: str, host: str, port: int) -> list[str]:
+    """Interpreter arguments that run one consumer replica, its health server on host:port."""
+    module = f"stockday.{service.replace('-', '_')}"
+    return ["-m", module, "--health-port", str(port), "--health-host", host]
+
+
 def health_ports(service: str, port_base: int, replicas: int) -> list[int]:
     """Ports where a service answers /api/ping: one per consumer replica, one per HTTP service."""
     if service in PORT_OFFSETS:
@@ -233,9 +239,8 @@ class Stack:
             env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
             children.append(Child(service, 0, port, argv, env=env))
         for service in CONSUMERS:
-            module = f"stockday.{service.replace('-', '_')}"
             for replica, port in enumerate(health_ports(service, self.port_base, self.replicas)):
-                argv = [sys.executable, "-m", module, "--health-port", str(port)]
+                argv = [sys.executable, *consumer_args(service, self.host, port)]
                 children.append(Child(service, replica, port, argv))
         return children
 
@@ -267,6 +272,7 @@ class Stack:
             self.say("haproxy is not installed: the frontend is served directly, without retries")
         for child in self.children:
             self._spawn(child)
+        self._write_state()
 
     def _spawn(self, child: Child) -> None:
         log_path = self.log_dir / f"{child.service}-{child.replica}.log"
@@ -289,7 +295,6 @@ class Stack:
         child.next_probe = child.started_at + PING_INTERVAL_SECONDS
         child.answered_at = None
         child.last_probe_failed = child.killed_as_hung = False
-        self._write_state()
 
     @property
     def state_path(self) -> Path:
@@ -333,6 +338,7 @@ class Stack:
                 child.next_start = 0.0
                 child.restarts += 1
                 self._spawn(child)
+                self._write_state()
 
     def _kill_hung_consumers(self, now: float) -> None:
         """Probe each running consumer's /api/ping and SIGKILL one silent for the hang limit.

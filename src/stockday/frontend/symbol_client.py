@@ -10,6 +10,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from stockday.frontend.chart import Interval
 from stockday.resilience import Breaker, BreakerOpen, retry_idempotent
 
 # Form fields of the add-stock form that an API error can be attached to ("" = the whole form).
@@ -101,7 +102,7 @@ class SeriesPointView(_View):
 
 
 class SeriesView(_View):
-    interval: Literal["daily", "weekly", "monthly"]
+    interval: Interval
     source: str
     points: list[SeriesPointView]
 
@@ -265,10 +266,9 @@ class SymbolClient:
         if response.status_code != 200:
             raise _unexpected(response)
 
-    async def random_stock(self, *, series: str | None = None) -> StockView | None:
-        """A random stock (with the ``series`` interval, if given), or None when there are none."""
-        params = {"series": series} if series else None
-        response = await self._call("GET", "/api/stocks/random", params=params)
+    async def random_stock(self) -> StockView | None:
+        """A random stock, or None when there are none."""
+        response = await self._call("GET", "/api/stocks/random")
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -282,7 +282,7 @@ class SymbolClient:
             raise _unexpected(response)
         return _parse(RandomPicksView, response).items
 
-    async def get_stock(self, symbol: str, *, series: str | None = None) -> StockView | None:
+    async def get_stock(self, symbol: str, *, series: Interval | None = None) -> StockView | None:
         """One stock (with the ``series`` interval, if given), or None when there is none.
 
         None too when the symbol cannot be a ticker.

@@ -7,12 +7,13 @@ release passes its health checks, and only its users' requests show the fault, a
 
 from __future__ import annotations
 
-import json
 import random
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-INJECTED_FAULT_BODY = json.dumps({"detail": "injected fault (STOCKDAY_FAULT_ERROR_RATE)"}).encode()
+from stockday.web.errors import error_response
+
+INJECTED_FAULT_DETAIL = "injected fault (STOCKDAY_FAULT_ERROR_RATE)"
 
 
 class FaultInjection:
@@ -34,14 +35,4 @@ class FaultInjection:
         ):
             await self.app(scope, receive, send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(INJECTED_FAULT_BODY)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": INJECTED_FAULT_BODY})
+        await error_response(500, INJECTED_FAULT_DETAIL)(scope, receive, send)
