@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from stockday.aws.emulator import memcached_command
+from stockday.aws.emulator import memcached_command, stop_process
 
 # Fake credentials for the emulator, set once for the whole test session: moto accepts any.
 EMULATOR_ENV = {
@@ -65,13 +65,7 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, timeout=10)
 
 
 @dataclass
@@ -92,9 +86,9 @@ class ServerProcess:
 def moto_server(command: list[str] | None = None) -> Iterator[ServerProcess]:
     """moto in server mode; ``command`` (given the port as its last argument) replaces it."""
     port = free_port()
-    argv = [*command, str(port)] if command else None
+    argv = [*(command or [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p"]), str(port)]
     process = subprocess.Popen(
-        argv or [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        argv,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **EMULATOR_ENV},

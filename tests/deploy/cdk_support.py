@@ -61,17 +61,6 @@ def synthesized() -> dict[str, Template]:
     return templates
 
 
-def env_file(stage: str) -> dict[str, str]:
-    """The stage's env file read here independently of the infrastructure's own reader."""
-    values = {}
-    path = REPO / "deploy" / "k8s" / "overlays" / stage / "stockday.env"
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, _, value = line.partition("=")
-            values[name.strip()] = value
-    return values
-
-
 def resources(template: Template, kind: str) -> dict[str, dict[str, Any]]:
     return {
         logical_id: resource

@@ -23,13 +23,13 @@ from tests.deploy.cdk_support import (
     Template,
     as_list,
     documented_permissions,
-    env_file,
     import_infra,
     only,
     policy_grants,
     resources,
     synthesized,
 )
+from tests.deploy.overlays import env_file
 
 stages = pytest.mark.parametrize("stage", STAGES)
 

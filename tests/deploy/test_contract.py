@@ -8,8 +8,6 @@ ports of the manifests are the ones the services serve, started as their contain
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -21,10 +19,10 @@ import yaml
 
 from stockday.container import DEFAULT_PORT
 from stockday.settings import Settings
-from tests.deploy.cdk_support import Template, env_file, resources, synthesized
+from tests.deploy.cdk_support import Template, resources, synthesized
+from tests.deploy.overlays import env_file, render
 from tests.servers import container_service, free_port, local_service_env
 
-ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("staging", "production")
 
 # The settings that name AWS resources, found by what they are called, so that a new one
@@ -65,18 +63,10 @@ def test_the_resource_settings_are_the_expected_ones() -> None:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict[str, Any]]]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is needed to render deploy/k8s"
-    out = {}
-    for overlay in (*STAGES, "production-canary"):
-        text = subprocess.run(
-            [kubectl, "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        out[overlay] = [doc for doc in yaml.safe_load_all(text) if doc]
-    return out
+    return {
+        overlay: [doc for doc in yaml.safe_load_all(render(overlay)) if doc]
+        for overlay in (*STAGES, "production-canary")
+    }
 
 
 def config_map(documents: list[dict[str, Any]]) -> dict[str, str]:

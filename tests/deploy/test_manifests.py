@@ -25,9 +25,9 @@ import pytest
 import yaml
 
 from stockday.settings import Settings
+from tests.deploy.overlays import env_file, render
 
 ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.35"  # the EKS clusters (deploy/aws)
 
 STAGES = {"staging": 2, "production": 3}  # stage -> pods per service
@@ -57,31 +57,12 @@ ALLOWED_SKIPS = {
 Manifest = dict[str, Any]
 
 
-def read_env_file(stage: str) -> dict[str, str]:
-    lines = (K8S / "overlays" / stage / "stockday.env").read_text().splitlines()
-    pairs = (line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
-    return {key.strip(): value.strip() for key, value in pairs}
-
-
 def stage_settings(stage: str) -> Settings:
     """The settings a pod of this stage gets: its env file, nothing else."""
-    env = read_env_file(stage)
+    env = env_file(stage)
     fields = {name.removeprefix("STOCKDAY_").lower(): value for name, value in env.items()}
     assert set(fields) <= set(Settings.model_fields), "unknown STOCKDAY_* key"
     return Settings(**fields)
-
-
-def render(overlay: str) -> str:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl (with its built-in kustomize) is needed to render deploy/k8s"
-    result = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 @pytest.fixture(scope="module")
@@ -593,7 +574,7 @@ def test_configmap_is_the_env_file_and_every_deployment_reads_it(
     docs = manifests[overlay]
     (configmap,) = objects(docs, "ConfigMap").values()
     assert configmap["metadata"]["name"].startswith("stockday-config-")  # content-hashed
-    assert configmap["data"] == read_env_file(OVERLAYS[overlay])
+    assert configmap["data"] == env_file(OVERLAYS[overlay])
     for name, deployment in objects(docs, "Deployment").items():
         sources = container(deployment)["envFrom"]
         assert sources == [{"configMapRef": {"name": configmap["metadata"]["name"]}}], name
