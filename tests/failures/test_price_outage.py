@@ -15,6 +15,7 @@ import pytest
 
 from stockday import backends
 from stockday.procfs import alive, command_line, uvicorn_workers
+from stockday.settings import Settings
 from tests.e2e.stack_process import RunningStack
 from tests.failures.conftest import StartStack
 from tests.failures.processes import children, send
@@ -181,6 +182,9 @@ def test_pages_show_the_last_known_price_while_stock_price_is_down(
                 api.get(f"/api/stocks/{s}").json()["price"]["stale"] is False for s in SYMBOLS
             )
         fresh_after = time.monotonic() - resumed
+        # Each frontend worker may still show a random pick drawn before the prices were fresh,
+        # for at most the pick's documented lifetime (frontend/picks.py): wait that bound out.
+        time.sleep(Settings().random_pick_max_age_seconds)
         pages = [timed_get(site, "/") for _ in range(NORMAL_SAMPLES)]
         print(
             f"fresh prices again {fresh_after:.1f}s after the killing stopped; then "
