@@ -37,5 +37,5 @@ USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=2 \
     CMD ["python", "-c", "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/api/ping' % os.environ.get('PORT', '8080'); sys.exit(urllib.request.urlopen(url, timeout=2).status != 200)"]
-ENTRYPOINT ["python", "-m", "stockday.container"]
+ENTRYPOINT ["python", "-m", "stockday.runtime.container"]
 CMD ["frontend"]

@@ -27,8 +27,8 @@ from typing import Any, Self
 import httpx
 
 from stockday import procfs
-from stockday.aws.emulator import stop_process
-from stockday.stack import (
+from stockday.devstack.emulator import stop_process
+from stockday.devstack.supervisor import (
     APP_FACTORIES,
     CONSUMER_PORT_OFFSETS,
     FRONTEND_BEHIND_GATEWAY_OFFSET,
@@ -355,7 +355,7 @@ class HelloWorldServer(ServerUnderTest):
         return self.process.pid
 
     def start(self, timeout: float = 60.0) -> None:
-        # The same uvicorn options as the stack's services (see stockday.stack.uvicorn_args).
+        # The same uvicorn options as the stack's services (stockday.devstack.supervisor).
         command = [
             sys.executable,
             "-m",

@@ -42,10 +42,10 @@ from harness import (
     write_report,
 )
 
+from stockday.devstack.supervisor import CONSUMER_PORT_OFFSETS
 from stockday.logos.demo import demo_logo_png
 from stockday.logos.images import resize_logo
-from stockday.settings import Settings
-from stockday.stack import CONSUMER_PORT_OFFSETS
+from stockday.runtime.settings import Settings
 
 RESULTS = RESULTS_DIR / "logo_pipeline.json"
 MIN_PER_CORE_RATIO = 0.70

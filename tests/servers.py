@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from stockday.aws.emulator import memcached_command, stop_process
+from stockday.devstack.emulator import memcached_command, stop_process
 
 # Fake credentials for the emulator, set once for the whole test session: moto accepts any.
 EMULATOR_ENV = {
@@ -159,13 +159,13 @@ def local_service_env(data_dir: Path) -> dict[str, str]:
 def container_service(
     python: str, args: list[str], port: int, env: dict[str, str], log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """One service started as its container starts it (``python -m stockday.container ARGS``),
+    """One service started as its container starts it (``python -m stockday.runtime.container``),
     on 127.0.0.1:``port``; yields once it answers /api/ping, stops it with SIGTERM after."""
     import httpx
 
     with log.open("w") as out:
         process = subprocess.Popen(
-            [python, "-m", "stockday.container", *args, "--host", "127.0.0.1"],
+            [python, "-m", "stockday.runtime.container", *args, "--host", "127.0.0.1"],
             env={**env, "PORT": str(port)},
             cwd="/",
             stdout=out,

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from stockday.aws.provision import provision
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from tests.servers import ServerProcess, free_port
 
 PROBES = 5

@@ -7,9 +7,9 @@ import math
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from stockday.canary import Decision, Thresholds, analyze
-from stockday.traffic import Traffic, combine, parse_traffic
-from stockday.web.observability import LATENCY, REQUESTS
+from stockday.release.canary import Decision, Thresholds, analyze
+from stockday.release.traffic import Traffic, combine, parse_traffic
+from stockday.runtime.web.observability import LATENCY, REQUESTS
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 

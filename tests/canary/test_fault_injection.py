@@ -7,9 +7,9 @@ from collections import Counter
 import httpx
 import pytest
 
-from stockday.settings import Settings
+from stockday.release.traffic import parse_traffic
+from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app
-from stockday.traffic import parse_traffic
 
 pytestmark = pytest.mark.anyio
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from stockday import backends
-from stockday.cli import app, dead_letter_reason
-from stockday.domain.messages import LogoRequested, LogoResized, encode
+from stockday.cli.app import app, dead_letter_reason
+from stockday.contracts.messages import LogoRequested, LogoResized, encode
 from stockday.queues.base import DeadLetter
-from stockday.settings import Settings
+from stockday.runtime import composition
+from stockday.runtime.settings import Settings
 
 
 async def _poison(settings: Settings, count: int) -> None:
-    queue = backends.message_queue(settings, settings.logo_jobs_queue)
+    queue = composition.message_queue(settings, settings.logo_jobs_queue)
     for i in range(count):
         await queue.send(f"poison {i}")
     # Receive each more than max_receives times without deleting: SQS-style redrive to the DLQ.
@@ -41,7 +41,7 @@ def test_list_and_redrive_dead_letters(tmp_path: Path) -> None:
     assert "re-drove 3" in redriven.output
 
     async def stats() -> tuple[int, int]:
-        queue = backends.message_queue(settings, settings.logo_jobs_queue)
+        queue = composition.message_queue(settings, settings.logo_jobs_queue)
         result = await queue.stats()
         await queue.close()
         return result.visible, result.dead_letters
@@ -51,7 +51,7 @@ def test_list_and_redrive_dead_letters(tmp_path: Path) -> None:
 
 async def _dead_letters(settings: Settings, bodies: list[str]) -> list[str]:
     """Send ``bodies`` and let them die as a consumer that keeps failing would; their ids."""
-    queue = backends.message_queue(settings, settings.logo_jobs_queue)
+    queue = composition.message_queue(settings, settings.logo_jobs_queue)
     ids = [await queue.send(body) for body in bodies]
     for _ in range(settings.queue_max_receives + 1):
         await queue.receive(max_messages=10, wait_seconds=0.2, visibility_timeout=0)

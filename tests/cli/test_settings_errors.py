@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from stockday.cli import app
-from stockday.settings import get_settings
+from stockday.cli.app import app
+from stockday.runtime.settings import get_settings
 
 
 @pytest.mark.parametrize(

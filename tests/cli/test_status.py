@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from stockday.traffic import Traffic, parse_traffic
+from stockday.release.traffic import Traffic, parse_traffic
 
 METRICS = """\
 # TYPE stockday_http_requests_total counter

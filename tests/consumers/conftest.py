@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from tests.consumers.pipeline import Pipeline, open_pipeline
 
 

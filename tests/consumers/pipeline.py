@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import httpx
 
-from stockday import backends
-from stockday.consumers.runtime import Consumer
 from stockday.logo_resizer.consumer import LogoResizer
 from stockday.objects.base import ObjectStore
 from stockday.queue_worker.consumer import LogoRecorder
 from stockday.queues.base import MessageQueue
-from stockday.settings import Settings
+from stockday.runtime import composition
+from stockday.runtime.consumer import Consumer
+from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
 from tests import sample_images
@@ -47,9 +47,9 @@ async def open_pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         transport=httpx.ASGITransport(app=create_symbol_app(settings, price_client=prices)),
         base_url="http://symbol",
     )
-    jobs = backends.message_queue(settings, settings.logo_jobs_queue)
-    events = backends.message_queue(settings, settings.logo_events_queue)
-    objects = backends.object_store(settings)
+    jobs = composition.message_queue(settings, settings.logo_jobs_queue)
+    events = composition.message_queue(settings, settings.logo_events_queue)
+    objects = composition.object_store(settings)
     resizer = LogoResizer(objects=objects, events=events, max_side=128, max_pixels=25_000_000)
     recorder = LogoRecorder(client=api, objects=objects)
 

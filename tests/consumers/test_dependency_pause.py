@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from stockday.consumers.runtime import Consumer, DependencyUnavailable
 from stockday.queues.base import ReceivedMessage
 from stockday.queues.sqlite import SqliteQueue
+from stockday.runtime.consumer import Consumer, DependencyUnavailable
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stockday.domain.messages import LogoFailed, LogoRequested, LogoResized, decode, encode
+from stockday.contracts.messages import LogoFailed, LogoRequested, LogoResized, decode, encode
 from stockday.domain.stocks import logo_key, upload_key
 from tests.consumers.pipeline import (
     Pipeline,

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday.domain.messages import LogoFailed, LogoResized, encode
+from stockday.contracts.messages import LogoFailed, LogoResized, encode
 from stockday.domain.stocks import logo_key, upload_key
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.queue_worker.consumer import LogoRecorder, StockBusy

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from stockday.domain.stocks import upload_key
 from stockday.objects.filesystem import FilesystemObjectStore
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 
 
 def test_queue_worker_sweeps_expired_uploads_and_stops_cleanly(tmp_path: Path) -> None:

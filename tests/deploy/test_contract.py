@@ -17,8 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from stockday.container import DEFAULT_PORT
-from stockday.settings import Settings
+from stockday.runtime.container import DEFAULT_PORT
+from stockday.runtime.settings import Settings
 from tests.deploy.cdk_support import Template, resources, synthesized
 from tests.deploy.overlays import env_file, render
 from tests.servers import container_service, free_port, local_service_env

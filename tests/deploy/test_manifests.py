@@ -24,7 +24,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from tests.deploy.overlays import env_file, render
 
 ROOT = Path(__file__).resolve().parents[2]

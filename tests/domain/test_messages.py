@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockday.domain.messages import (
+from stockday.contracts.messages import (
     LogoFailed,
     LogoRequested,
     LogoResized,

@@ -12,8 +12,12 @@ from pathlib import Path
 
 import httpx
 
-from stockday.settings import Settings
-from stockday.stack import CONSUMER_PORT_OFFSETS, FRONTEND_BEHIND_GATEWAY_OFFSET, PORT_OFFSETS
+from stockday.devstack.supervisor import (
+    CONSUMER_PORT_OFFSETS,
+    FRONTEND_BEHIND_GATEWAY_OFFSET,
+    PORT_OFFSETS,
+)
+from stockday.runtime.settings import Settings
 from tests.servers import port_is_free
 
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
 
-from stockday.stack import health_ports
+from stockday.devstack.supervisor import health_ports
 from tests import sample_images
 from tests.e2e.stack_process import RunningStack, free_port_base
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from stockday.procfs import parent, uvicorn_workers
+from stockday.devstack.processes import parent, uvicorn_workers
 from stockday.queues.base import MessageQueue
 from tests import sample_images
 from tests.e2e.stack_process import RunningStack, free_port_base
@@ -49,10 +49,10 @@ def shared_stack(
 def stored_uploads(stack: RunningStack) -> set[str]:
     import asyncio
 
-    from stockday import backends
+    from stockday.runtime import composition
 
     async def keys() -> set[str]:
-        store = backends.object_store(stack.settings)
+        store = composition.object_store(stack.settings)
         try:
             return {info.key for info in await store.list("uploads/")}
         finally:
@@ -135,7 +135,7 @@ def test_add_a_stock_with_a_logo_then_restart(stack: RunningStack) -> None:
 
 def test_every_service_reports_live_and_ready(shared_stack: RunningStack) -> None:
     stack = shared_stack
-    from stockday.stack import health_ports
+    from stockday.devstack.supervisor import health_ports
 
     output = stack.output()
     for service in ("frontend", "stock-symbol", "stock-price", "logo-resizer", "queue-worker"):
@@ -153,7 +153,7 @@ def test_a_killed_replica_is_replaced(stack: RunningStack) -> None:
     import os
     import signal
 
-    from stockday.stack import health_ports
+    from stockday.devstack.supervisor import health_ports
 
     consumer_port = health_ports("logo-resizer", stack.port_base, stack.replicas)[0]
     symbol_port = stack.port_base + 1
@@ -198,7 +198,7 @@ def test_seed_adds_demo_stocks_whose_logos_become_ready(shared_stack: RunningSta
     import subprocess
     import sys
 
-    from stockday.cli import DEMO_STOCKS
+    from stockday.cli.app import DEMO_STOCKS
 
     seed = [sys.executable, "-m", "stockday", "seed", "--port-base", str(stack.port_base)]
     first = subprocess.run(seed, capture_output=True, text=True, timeout=60, check=True)
@@ -245,14 +245,14 @@ def test_poison_messages_are_dead_lettered_while_good_ones_flow(
 ) -> None:
     import asyncio
 
-    from stockday import backends
+    from stockday.runtime import composition
 
     settings = shared_stack.settings
 
     def open_queues() -> tuple[MessageQueue, MessageQueue]:
         return (
-            backends.message_queue(settings, settings.logo_jobs_queue),
-            backends.message_queue(settings, settings.logo_events_queue),
+            composition.message_queue(settings, settings.logo_jobs_queue),
+            composition.message_queue(settings, settings.logo_events_queue),
         )
 
     async def send_poison() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from stockday import procfs
-from stockday.procfs import alive, stat_fields, state
+from stockday.devstack.processes import alive, stat_fields, state
 
 
 def children(pid: int) -> set[int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday import backends
+from stockday.runtime import composition
 from tests import sample_images
 from tests.e2e.stack_process import RunningStack
 from tests.failures.conftest import StartStack
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
 def logo_keys(stack: RunningStack) -> list[str]:
     async def read() -> list[str]:
-        store = backends.object_store(stack.settings)
+        store = composition.object_store(stack.settings)
         try:
             return sorted(info.key for info in await store.list("logos/"))
         finally:

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from stockday import backends
+from stockday.runtime import composition
 from tests.e2e.stack_process import RunningStack
 from tests.failures.conftest import StartStack
 from tests.failures.processes import descendants, send, wait_until_gone
@@ -127,7 +127,7 @@ def stored_symbols(stack: RunningStack) -> set[str]:
     """Every symbol in the stack's stock store, read page by page."""
 
     async def read() -> set[str]:
-        repository = backends.stock_repository(stack.settings)
+        repository = composition.stock_repository(stack.settings)
         symbols: set[str] = set()
         cursor = None
         try:

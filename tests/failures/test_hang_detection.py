@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from stockday import stack as stack_module
-from stockday.procfs import alive
-from stockday.stack import Child, Stack
+from stockday.devstack.processes import alive
+from stockday.devstack.supervisor import Child, Stack
 from tests.failures.processes import ping_pid
 from tests.servers import free_port
 

@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
-from stockday.procfs import alive, parent, uvicorn_workers
-from stockday.stack import health_ports
+from stockday.devstack.processes import alive, parent, uvicorn_workers
+from stockday.devstack.supervisor import health_ports
 from tests import sample_images
 from tests.failures.conftest import StartStack
 from tests.failures.processes import Signals, ping_pid

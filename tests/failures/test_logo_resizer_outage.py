@@ -9,9 +9,9 @@ import time
 import httpx
 import pytest
 
-from stockday import backends
+from stockday.devstack.supervisor import health_ports
 from stockday.domain.stocks import Stock
-from stockday.stack import health_ports
+from stockday.runtime import composition
 from tests import sample_images
 from tests.e2e.stack_process import RunningStack
 from tests.failures.conftest import StartStack
@@ -30,8 +30,8 @@ def stored(stack: RunningStack) -> tuple[dict[str, Stock | None], list[str]]:
     """The stocks as stored, and every key under the object store's logos/ prefix."""
 
     async def read() -> tuple[dict[str, Stock | None], list[str]]:
-        repository = backends.stock_repository(stack.settings)
-        store = backends.object_store(stack.settings)
+        repository = composition.stock_repository(stack.settings)
+        store = composition.object_store(stack.settings)
         try:
             stocks = {symbol: await repository.get(symbol) for symbol in SYMBOLS}
             return stocks, [info.key for info in await store.list("logos/")]

@@ -25,9 +25,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from stockday import backends
 from stockday.domain.stocks import upload_key
-from stockday.settings import Settings
+from stockday.runtime import composition
+from stockday.runtime.settings import Settings
 from tests import sample_images
 from tests.e2e.stack_process import MAX_RECEIVES, RunningStack
 from tests.failures.conftest import StartStack
@@ -52,7 +52,7 @@ def on_store(settings: Settings, action: str, key: str) -> bool:
     """Put, delete or look for one object through the ObjectStore port."""
 
     async def run() -> bool:
-        store = backends.object_store(settings)
+        store = composition.object_store(settings)
         try:
             if action == "put":
                 await store.put(key, b"in the way", content_type="text/plain")
@@ -71,7 +71,7 @@ def queue_counts(settings: Settings) -> dict[str, tuple[int, int]]:
     async def run() -> dict[str, tuple[int, int]]:
         counts = {}
         for name in (settings.logo_jobs_queue, settings.logo_events_queue):
-            queue = backends.message_queue(settings, name)
+            queue = composition.message_queue(settings, name)
             try:
                 stats = await queue.stats()
             finally:

@@ -13,9 +13,9 @@ import time
 import httpx
 import pytest
 
-from stockday import backends
-from stockday.procfs import alive, command_line, uvicorn_workers
-from stockday.settings import Settings
+from stockday.devstack.processes import alive, command_line, uvicorn_workers
+from stockday.runtime import composition
+from stockday.runtime.settings import Settings
 from tests.e2e.stack_process import RunningStack
 from tests.failures.conftest import StartStack
 from tests.failures.processes import children, send
@@ -94,7 +94,7 @@ class KeepKilled(threading.Thread):
 
 def stored_last_prices(stack: RunningStack) -> dict[str, float | None]:
     async def read() -> dict[str, float | None]:
-        repository = backends.stock_repository(stack.settings)
+        repository = composition.stock_repository(stack.settings)
         try:
             found = {s: await repository.get(s) for s in SYMBOLS}
         finally:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from tests.frontend.site import Site, running_site
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import httpx
 
 from stockday.frontend.app import create_app as create_frontend_app
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
 from tests import sample_images

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from stockday import backends
 from stockday.domain.stocks import logo_key
 from stockday.frontend.app import create_app as create_frontend_app
-from stockday.settings import Settings
+from stockday.runtime import composition
+from stockday.runtime.settings import Settings
 from tests import sample_images
 from tests.frontend.site import (
     HIDDEN_FIELD,
@@ -202,7 +202,7 @@ async def test_a_ready_logo_is_shown_and_served_with_caching_headers(site: Site)
     webp = io.BytesIO()
     Image.new("RGB", (64, 32), (10, 120, 200)).save(webp, format="WEBP")
     key = logo_key("LOGO", upload_id)
-    objects = backends.object_store(site.settings)
+    objects = composition.object_store(site.settings)
     await objects.put(key, webp.getvalue(), content_type="image/webp")
     await objects.close()
     reported = await site.symbol_api.put(

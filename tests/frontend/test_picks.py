@@ -14,10 +14,10 @@ import httpx
 import pytest
 from scipy.stats import chisquare
 
+from stockday.clients.stock_symbol import StockView, SymbolServiceUnavailable
 from stockday.frontend.app import create_app as create_frontend_app
 from stockday.frontend.picks import RandomPicks
-from stockday.frontend.symbol_client import StockView, SymbolServiceUnavailable
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from tests.frontend.site import Site, closed_port, form_fields, running_site
 
 pytestmark = pytest.mark.anyio

@@ -9,13 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday import backends
+from stockday.clients.stock_symbol import LogoView
 from stockday.domain.stocks import logo_key
 from stockday.frontend import security
 from stockday.frontend.app import create_app as create_frontend_app
 from stockday.frontend.app import image_origins
-from stockday.frontend.symbol_client import LogoView
-from stockday.settings import Settings
+from stockday.runtime import composition
+from stockday.runtime.settings import Settings
 from tests import sample_images
 from tests.frontend.site import (
     Site,
@@ -290,7 +290,7 @@ async def test_a_logo_is_served_only_as_an_image_type(site: Site) -> None:
     upload_id = await upload_png(site.browser)
     assert (await submit(site.browser, "HTML", "Html Logo", upload_id)).status_code == 303
     key = logo_key("HTML", upload_id)
-    objects = backends.object_store(site.settings)
+    objects = composition.object_store(site.settings)
     await objects.put(key, b"<html><script>alert(1)</script></html>", content_type="text/html")
     await objects.close()
     reported = await site.symbol_api.put(

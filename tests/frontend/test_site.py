@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday import backends
 from stockday.domain.stocks import Price, Stock, logo_key
 from stockday.frontend.chart import VERTICAL_PADDING, VIEW_HEIGHT, build_chart, parse_interval
-from stockday.settings import Settings
+from stockday.runtime import composition
+from stockday.runtime.settings import Settings
 from tests.frontend.site import Site, closed_port, form_fields, running_site, submit, upload_png
 
 pytestmark = pytest.mark.anyio
@@ -128,7 +128,7 @@ async def test_logo_state_answers_pending_then_ready(site: Site) -> None:
     assert pending.json() == {"state": "pending", "src": None, "error": None}
 
     key = logo_key("LIVE", upload_id)
-    objects = backends.object_store(site.settings)
+    objects = composition.object_store(site.settings)
     await objects.put(key, b"RIFF....WEBP", content_type="image/webp")
     await objects.close()
     await site.symbol_api.put(
@@ -240,7 +240,7 @@ async def test_delete_asks_first_then_deletes_and_confirms(site: Site) -> None:
 
 async def test_stale_and_simulated_prices_are_marked(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-    repository = backends.stock_repository(settings)
+    repository = composition.stock_repository(settings)
     stock = Stock.new("OLD", "Old Price Co")
     await repository.add(stock)
     known = Price(value=12.5, previous_close=12.0, as_of=date(2026, 11, 20), source="simulated")

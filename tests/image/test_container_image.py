@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday.container import DEFAULT_PORT, SERVICES
+from stockday.runtime.container import DEFAULT_PORT, SERVICES
 from tests.servers import container_service, free_port, local_service_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def test_final_stage_is_slim_non_root_and_runs_the_entry_point() -> None:
     for tool in ("uv ", "apt-get", "gcc", "build-essential", "pip "):
         assert tool not in final
     assert re.search(r"(?m)^USER 10001:10001$", final)
-    assert 'ENTRYPOINT ["python", "-m", "stockday.container"]' in final
+    assert 'ENTRYPOINT ["python", "-m", "stockday.runtime.container"]' in final
     assert f"EXPOSE {DEFAULT_PORT}" in final
     assert "--no-dev" in build and "--frozen" in build
 

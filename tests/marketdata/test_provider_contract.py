@@ -15,7 +15,7 @@ from stockday.marketdata import build_provider
 from stockday.marketdata.alphavantage import AlphaVantageProvider
 from stockday.marketdata.base import Bar, Interval, MarketDataProvider, UnknownSymbol
 from stockday.marketdata.simulated import SimulatedProvider
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from tests.marketdata.alphavantage_stub import API_KEY, AlphaVantageStub
 
 pytestmark = pytest.mark.anyio

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockday.errors import BackendUnavailable
+from stockday.domain.errors import BackendUnavailable
 from stockday.objects.base import InvalidKey
 from stockday.objects.filesystem import (
     DEFAULT_CONTENT_TYPE,

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from stockday.aws.clients import AwsConfig, make_client
-from stockday.errors import BackendUnavailable
+from stockday.domain.errors import BackendUnavailable
 from stockday.objects.base import InvalidKey
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.objects.s3 import S3ObjectStore, create_bucket

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from stockday.errors import BackendUnavailable
+from stockday.domain.errors import BackendUnavailable
 from stockday.queues.sqlite import SqliteQueue
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from stockday.aws.clients import AwsConfig, make_client
-from stockday.errors import BackendUnavailable
+from stockday.domain.errors import BackendUnavailable
 from stockday.queues.sqs import DLQ_RETENTION_SECONDS, SqsQueue, create_queue
 from tests.servers import ServerProcess, free_port
 

@@ -7,8 +7,8 @@ import asyncio
 import httpx
 import pytest
 
-from stockday.frontend.symbol_client import BREAKER_THRESHOLD, SymbolClient
-from stockday.resilience import BREAKER_OPEN, Breaker, BreakerOpen, retry_idempotent
+from stockday.clients.stock_symbol import BREAKER_THRESHOLD, SymbolClient
+from stockday.runtime.resilience import BREAKER_OPEN, Breaker, BreakerOpen, retry_idempotent
 
 pytestmark = pytest.mark.anyio
 

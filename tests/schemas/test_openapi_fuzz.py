@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
 

@@ -22,7 +22,7 @@ from stockday.marketdata.base import (
     UnknownSymbol,
 )
 from stockday.marketdata.simulated import SimulatedProvider
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from stockday.stock_price import app as price_app
 from stockday.stock_price.app import TtlMemo, create_app
 from tests.marketdata.alphavantage_stub import API_KEY, AlphaVantageStub

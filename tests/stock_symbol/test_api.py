@@ -13,11 +13,11 @@ import httpx
 import pytest
 from scipy.stats import chisquare
 
-from stockday import backends
-from stockday.domain.messages import LogoRequested, decode
+from stockday.contracts.messages import LogoRequested, decode
 from stockday.domain.stocks import Price, Stock, logo_key
 from stockday.objects.filesystem import FilesystemObjectStore
-from stockday.settings import Settings
+from stockday.runtime import composition
+from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
 from tests import sample_images
@@ -190,7 +190,7 @@ async def test_upload_then_create_queues_one_logo_job(api: Api) -> None:
     )
     assert created.status_code == 201
     assert created.json()["logo"]["state"] == "pending"
-    jobs = backends.message_queue(api.settings, api.settings.logo_jobs_queue)
+    jobs = composition.message_queue(api.settings, api.settings.logo_jobs_queue)
     messages = await jobs.receive(max_messages=10, wait_seconds=0.5)
     assert len(messages) == 1
     job = decode(messages[0].body)
@@ -215,7 +215,7 @@ async def test_bad_logos_are_rejected_and_nothing_is_stored(
     response = await upload(api.client, data)
     assert response.status_code == status
     assert response.json()["detail"]
-    objects = backends.object_store(api.settings)
+    objects = composition.object_store(api.settings)
     assert await objects.list("uploads/") == []
 
 
@@ -276,7 +276,7 @@ async def test_delete_removes_the_stock_and_its_objects(api: Api) -> None:
     await api.client.post(
         "/api/stocks", json={"symbol": "DEL", "name": "Gone", "upload_id": upload_id}
     )
-    objects = backends.object_store(api.settings)
+    objects = composition.object_store(api.settings)
     await objects.put(logo_key("DEL", upload_id), b"webp", content_type="image/webp")
     assert (await api.client.delete("/api/stocks/del")).status_code == 204
     assert (await api.client.get("/api/stocks/DEL")).status_code == 404
@@ -286,7 +286,7 @@ async def test_delete_removes_the_stock_and_its_objects(api: Api) -> None:
 
 
 async def test_logos_are_served_with_their_content_type(api: Api) -> None:
-    objects = backends.object_store(api.settings)
+    objects = composition.object_store(api.settings)
     await objects.put("logos/X/abc.webp", b"RIFF....WEBP", content_type="image/webp")
     response = await api.client.get("/api/logos/X/abc.webp")
     assert response.status_code == 200
@@ -298,7 +298,7 @@ async def test_logos_are_served_with_their_content_type(api: Api) -> None:
 
 async def test_price_falls_back_to_last_known_marked_stale(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, price_url="http://127.0.0.1:9", http_timeout_seconds=0.5)
-    repository = backends.stock_repository(settings)
+    repository = composition.stock_repository(settings)
     stock = Stock.new("OLD", "Old Price Co")
     await repository.add(stock)
     known = Price(value=12.5, previous_close=12.0, as_of=date(2026, 11, 20), source="simulated")
@@ -318,7 +318,7 @@ async def test_price_falls_back_to_last_known_marked_stale(tmp_path: Path) -> No
 async def test_fresh_price_is_remembered_on_the_stock(api: Api) -> None:
     await api.client.post("/api/stocks", json={"symbol": "MEM", "name": "Memory"})
     price = (await api.client.get("/api/stocks/MEM")).json()["price"]
-    repository = backends.stock_repository(api.settings)
+    repository = composition.stock_repository(api.settings)
     stored = await repository.get("MEM")
     await repository.close()
     assert stored is not None

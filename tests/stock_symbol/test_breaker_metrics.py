@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from stockday.stock_symbol.app import create_app
 from tests.servers import free_port
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday import backends
 from stockday.aws.provision import provision
-from stockday.domain.messages import LogoRequested, decode
-from stockday.settings import Settings
+from stockday.contracts.messages import LogoRequested, decode
+from stockday.runtime import composition
+from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
 from tests import sample_images
@@ -73,8 +73,8 @@ async def test_a_presigned_upload_can_be_linked_to_a_new_stock(aws_settings: Set
         assert created.status_code == 201, created.text
         assert created.json()["logo"]["state"] == "pending"
 
-    jobs = backends.message_queue(aws_settings, aws_settings.logo_jobs_queue)
-    store = backends.object_store(aws_settings)
+    jobs = composition.message_queue(aws_settings, aws_settings.logo_jobs_queue)
+    store = composition.object_store(aws_settings)
     try:
         received = await jobs.receive(wait_seconds=2)
         job = decode(received[0].body)

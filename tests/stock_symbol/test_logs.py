@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from stockday.stock_symbol.app import create_app
 
 pytestmark = pytest.mark.anyio

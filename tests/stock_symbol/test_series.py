@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
 

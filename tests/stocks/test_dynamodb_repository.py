@@ -14,8 +14,8 @@ import pytest
 
 import stockday.stocks.dynamodb as dynamodb_adapter
 from stockday.aws.clients import AwsConfig, make_client
+from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Stock
-from stockday.errors import BackendUnavailable
 from stockday.stocks.base import StockExists
 from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
 from tests.servers import EMULATOR_ENV, ServerProcess, free_port, moto_server

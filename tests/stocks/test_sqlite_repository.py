@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Stock
-from stockday.errors import BackendUnavailable
 from stockday.stocks.base import StockExists
 from stockday.stocks.sqlite import SqliteStockRepository
 

@@ -4,7 +4,7 @@
 stage run with; the ConfigMaps are generated from it, and this module reads the same file to name
 the table, the queues, the bucket, the CDN host and the memcached name, so the infrastructure
 and the services cannot disagree. Values the file does not set fall back to the defaults of
-:class:`stockday.settings.Settings` itself (maximum receives, visibility timeout, upload
+:class:`stockday.runtime.settings.Settings` itself (maximum receives, visibility timeout, upload
 retention), which is what the services fall back to as well.
 """
 
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from stockday.queues.sqs import dead_letter_queue_name
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 OVERLAYS_DIR = REPO_ROOT / "deploy" / "k8s" / "overlays"

@@ -24,7 +24,7 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from stockday.errors import BackendUnavailable
+from stockday.domain.errors import BackendUnavailable
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient

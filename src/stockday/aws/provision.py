@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stockday.aws.clients import AwsConfig, make_client
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 
 
 def provision(settings: Settings, say: Callable[[str], None] = print) -> None:

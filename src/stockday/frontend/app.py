@@ -27,6 +27,14 @@ from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive
 
 from stockday.cache.memory import BoundedMap
+from stockday.clients.stock_symbol import (
+    GENERAL,
+    AlreadyExists,
+    Refused,
+    StockView,
+    SymbolClient,
+    SymbolServiceUnavailable,
+)
 from stockday.frontend import security
 from stockday.frontend.chart import (
     DEFAULT_INTERVAL,
@@ -38,19 +46,11 @@ from stockday.frontend.chart import (
     parse_interval,
 )
 from stockday.frontend.picks import RandomPicks
-from stockday.frontend.symbol_client import (
-    GENERAL,
-    AlreadyExists,
-    Refused,
-    StockView,
-    SymbolClient,
-    SymbolServiceUnavailable,
-)
-from stockday.logging_setup import configure_logging
-from stockday.settings import Settings, get_settings
-from stockday.tracing import configure_tracing
-from stockday.web.errors import error_response
-from stockday.web.observability import install_observability
+from stockday.runtime.logs import configure_logging
+from stockday.runtime.settings import Settings, get_settings
+from stockday.runtime.tracing import configure_tracing
+from stockday.runtime.web.errors import error_response
+from stockday.runtime.web.observability import install_observability
 
 log = logging.getLogger("stockday.frontend")
 

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from stockday.frontend.symbol_client import StockView
+from stockday.clients.stock_symbol import StockView
 
 log = logging.getLogger("stockday.frontend.picks")
 

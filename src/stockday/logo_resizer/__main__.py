@@ -1,6 +1,6 @@
 """Entry point of the logo-resizer consumer: `python -m stockday.logo_resizer [--health-port N]`."""
 
-from stockday.consumers.entrypoint import main
 from stockday.logo_resizer.consumer import run
+from stockday.runtime.entrypoint import main
 
 main("logo-resizer", run)

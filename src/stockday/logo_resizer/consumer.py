@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from stockday import backends
-from stockday.consumers.runtime import Consumer, serve_consumer
-from stockday.domain.messages import (
+from stockday.contracts.messages import (
     LogoFailed,
     LogoRequested,
     LogoResized,
@@ -30,8 +28,10 @@ from stockday.domain.stocks import logo_key
 from stockday.logos.images import RejectedImage, inspect_upload, resize_logo
 from stockday.objects.base import ObjectStore
 from stockday.queues.base import MessageQueue, ReceivedMessage
-from stockday.settings import Settings
-from stockday.tracing import message_attributes
+from stockday.runtime import composition
+from stockday.runtime.consumer import Consumer, serve_consumer
+from stockday.runtime.settings import Settings
+from stockday.runtime.tracing import message_attributes
 
 log = logging.getLogger("stockday.logo_resizer")
 
@@ -115,9 +115,9 @@ class LogoResizer:
 async def run(
     settings: Settings, *, health_port: int | None, health_host: str = "127.0.0.1"
 ) -> None:
-    jobs = backends.message_queue(settings, settings.logo_jobs_queue)
-    events = backends.message_queue(settings, settings.logo_events_queue)
-    objects = backends.object_store(settings)
+    jobs = composition.message_queue(settings, settings.logo_jobs_queue)
+    events = composition.message_queue(settings, settings.logo_events_queue)
+    objects = composition.object_store(settings)
     resizer = LogoResizer(
         objects=objects,
         events=events,

@@ -13,7 +13,7 @@ from stockday.marketdata.base import (
     UnknownSymbol,
 )
 from stockday.marketdata.simulated import SimulatedProvider
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 
 __all__ = [
     "AlphaVantageProvider",

@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 import anyio.to_thread
 
-from stockday.errors import BackendUnavailable
+from stockday.domain.errors import BackendUnavailable
 from stockday.objects.base import (
     MAX_KEY_BYTES,
     MAX_SEGMENT_BYTES,

@@ -27,7 +27,7 @@ from urllib.parse import quote
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
-from stockday.errors import BackendUnavailable
+from stockday.domain.errors import BackendUnavailable
 from stockday.objects.base import (
     InvalidKey,
     ObjectInfo,

@@ -14,19 +14,19 @@ import logging
 
 import httpx
 
-from stockday import backends
-from stockday.consumers.runtime import (
+from stockday.contracts.messages import LogoFailed, LogoResized, MalformedMessage, decode
+from stockday.domain.stocks import upload_key
+from stockday.objects.base import ObjectStore
+from stockday.queue_worker.janitor import UploadJanitor
+from stockday.queues.base import ReceivedMessage
+from stockday.runtime import composition
+from stockday.runtime.consumer import (
     Consumer,
     DependencyUnavailable,
     cancel_and_wait,
     serve_consumer,
 )
-from stockday.domain.messages import LogoFailed, LogoResized, MalformedMessage, decode
-from stockday.domain.stocks import upload_key
-from stockday.objects.base import ObjectStore
-from stockday.queue_worker.janitor import UploadJanitor
-from stockday.queues.base import ReceivedMessage
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 
 log = logging.getLogger("stockday.queue_worker")
 
@@ -99,8 +99,8 @@ class LogoRecorder:
 async def run(
     settings: Settings, *, health_port: int | None, health_host: str = "127.0.0.1"
 ) -> None:
-    events = backends.message_queue(settings, settings.logo_events_queue)
-    objects = backends.object_store(settings)
+    events = composition.message_queue(settings, settings.logo_events_queue)
+    objects = composition.object_store(settings)
     async with httpx.AsyncClient(
         base_url=settings.symbol_url, timeout=settings.http_timeout_seconds
     ) as client:

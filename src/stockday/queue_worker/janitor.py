@@ -35,9 +35,9 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
-from stockday.consumers.runtime import stopped_within
 from stockday.domain.stocks import upload_key, utcnow
 from stockday.objects.base import ObjectStore
+from stockday.runtime.consumer import stopped_within
 
 log = logging.getLogger("stockday.queue_worker.janitor")
 

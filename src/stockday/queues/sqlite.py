@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage
-from stockday.sqlite_database import SharedDatabase
+from stockday.sqlite.database import SharedDatabase
 
 MAX_BATCH = 10
 

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
-from stockday.errors import BackendUnavailable
+from stockday.domain.errors import BackendUnavailable
 from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage
 
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 
 from stockday.cache.memory import BoundedMap
 from stockday.domain.stocks import InvalidStock, Price, normalize_symbol
-from stockday.logging_setup import configure_logging
 from stockday.marketdata import build_provider
 from stockday.marketdata.base import (
     Bar,
@@ -27,10 +26,11 @@ from stockday.marketdata.base import (
     RateLimited,
     UnknownSymbol,
 )
-from stockday.settings import Settings, get_settings
-from stockday.tracing import configure_tracing
-from stockday.web.errors import ErrorOut, error_response, install_error_handlers
-from stockday.web.observability import install_observability
+from stockday.runtime.logs import configure_logging
+from stockday.runtime.settings import Settings, get_settings
+from stockday.runtime.tracing import configure_tracing
+from stockday.runtime.web.errors import ErrorOut, error_response, install_error_handlers
+from stockday.runtime.web.observability import install_observability
 
 log = logging.getLogger("stockday.stock_price")
 T = TypeVar("T")

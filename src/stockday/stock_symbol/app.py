@@ -11,14 +11,7 @@ import httpx
 from fastapi import FastAPI, Header, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from stockday import backends
-from stockday.domain.stocks import InvalidStock, InvalidTransition, Stock
-from stockday.logging_setup import configure_logging
-from stockday.logos.images import ImageTooLarge, RejectedImage
-from stockday.marketdata.base import Interval
-from stockday.settings import Settings, get_settings
-from stockday.stock_symbol.pricing import PriceLookup, PriceSeries
-from stockday.stock_symbol.schemas import (
+from stockday.contracts.stocks import (
     DirectUploadOut,
     LogoUpdate,
     RandomPicks,
@@ -28,6 +21,16 @@ from stockday.stock_symbol.schemas import (
     StockWithSeriesOut,
     UploadOut,
 )
+from stockday.domain.stocks import InvalidStock, InvalidTransition, Stock
+from stockday.logos.images import ImageTooLarge, RejectedImage
+from stockday.marketdata.base import Interval
+from stockday.runtime import composition
+from stockday.runtime.logs import configure_logging
+from stockday.runtime.settings import Settings, get_settings
+from stockday.runtime.tracing import configure_tracing
+from stockday.runtime.web.errors import ErrorOut, error_response, install_error_handlers
+from stockday.runtime.web.observability import install_observability
+from stockday.stock_symbol.pricing import PriceLookup, PriceSeries
 from stockday.stock_symbol.service import (
     JobNotQueued,
     PreconditionFailed,
@@ -35,9 +38,6 @@ from stockday.stock_symbol.service import (
     UnknownUpload,
 )
 from stockday.stocks.base import StockExists, StockNotFound, VersionConflict
-from stockday.tracing import configure_tracing
-from stockday.web.errors import ErrorOut, error_response, install_error_handlers
-from stockday.web.observability import install_observability
 
 UPLOAD_CHUNK = 64 * 1024
 # Long enough to pick a file on a slow connection, short enough not to be worth stealing.
@@ -69,10 +69,10 @@ def create_app(
 ) -> FastAPI:
     """Wire adapters from settings and build the app (adapters are created eagerly)."""
     settings = settings or get_settings()
-    repository = backends.stock_repository(settings)
-    jobs = backends.message_queue(settings, settings.logo_jobs_queue)
-    objects = backends.object_store(settings)
-    cache = backends.cache(settings)
+    repository = composition.stock_repository(settings)
+    jobs = composition.message_queue(settings, settings.logo_jobs_queue)
+    objects = composition.object_store(settings)
+    cache = composition.cache(settings)
     owns_client = price_client is None
     client = price_client or httpx.AsyncClient(
         base_url=settings.price_url,

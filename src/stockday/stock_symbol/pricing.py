@@ -15,7 +15,7 @@ import httpx
 from stockday.cache.base import Cache
 from stockday.domain.stocks import Price, Stock, utcnow
 from stockday.marketdata.base import Interval
-from stockday.resilience import Breaker, BreakerOpen
+from stockday.runtime.resilience import Breaker, BreakerOpen
 from stockday.stocks.base import StockNotFound, StockRepository, VersionConflict
 
 log = logging.getLogger("stockday.stock_symbol.pricing")

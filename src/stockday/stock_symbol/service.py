@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from stockday.domain.messages import LogoRequested, encode
+from stockday.contracts.messages import LogoRequested, encode
 from stockday.domain.stocks import LogoState, Stock, logo_key, normalize_symbol, upload_key
 from stockday.logos.images import UploadInfo, inspect_upload
 from stockday.objects.base import ObjectStore, PresignedUpload
 from stockday.queues.base import MessageQueue
+from stockday.runtime.tracing import message_attributes
 from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
-from stockday.tracing import message_attributes
 
 log = logging.getLogger("stockday.stock_symbol")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Stock
-from stockday.errors import BackendUnavailable
 
 __all__ = [
     "BackendUnavailable",

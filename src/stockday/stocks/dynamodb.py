@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
+from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Logo, LogoState, Price, Stock
-from stockday.errors import BackendUnavailable
 from stockday.stocks.base import StockExists, StockNotFound, StockPage, VersionConflict
 
 if TYPE_CHECKING:

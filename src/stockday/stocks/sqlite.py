@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stockday.domain.stocks import Logo, LogoState, Price, Stock
-from stockday.sqlite_database import SharedDatabase
+from stockday.sqlite.database import SharedDatabase
 from stockday.stocks.base import StockExists, StockNotFound, StockPage, VersionConflict
 
 _SCHEMA = """

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 
-log = logging.getLogger("stockday.tracing")
+log = logging.getLogger("stockday.runtime.tracing")
 
 # Probes and scrapes would be most of the spans and tell nothing.
 EXCLUDED_URLS = "/api/ping,/api/ready,/metrics"

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from stockday.traffic import Traffic
+from stockday.release.traffic import Traffic
 
 
 class Decision(StrEnum):

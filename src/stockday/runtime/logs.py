@@ -12,8 +12,8 @@ import logging
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from stockday.settings import Settings
-from stockday.tracing import current_trace_id
+from stockday.runtime.settings import Settings
+from stockday.runtime.tracing import current_trace_id
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
 

@@ -23,8 +23,8 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stockday.logging_setup import request_id
-from stockday.web.faults import FaultInjection
+from stockday.runtime.logs import request_id
+from stockday.runtime.web.faults import FaultInjection
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 

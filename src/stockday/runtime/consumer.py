@@ -22,11 +22,11 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import Counter, Gauge, Histogram
 
-from stockday.domain.messages import MalformedMessage
-from stockday.logging_setup import request_id
+from stockday.contracts.messages import MalformedMessage
 from stockday.queues.base import MessageQueue, ReceivedMessage
-from stockday.tracing import consuming
-from stockday.web.observability import (
+from stockday.runtime.logs import request_id
+from stockday.runtime.tracing import consuming
+from stockday.runtime.web.observability import (
     READINESS_TIMEOUT_SECONDS,
     ReadinessCheck,
     install_observability,

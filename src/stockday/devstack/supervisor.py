@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from stockday.gateway import haproxy_binary, haproxy_config
+from stockday.devstack.haproxy import haproxy_binary, haproxy_config
 
 HTTP_SERVICES = ("stock-price", "stock-symbol", "frontend")
 CONSUMERS = ("logo-resizer", "queue-worker")

@@ -11,7 +11,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from stockday.frontend.chart import Interval
-from stockday.resilience import Breaker, BreakerOpen, retry_idempotent
+from stockday.runtime.resilience import Breaker, BreakerOpen, retry_idempotent
 
 # Form fields of the add-stock form that an API error can be attached to ("" = the whole form).
 FORM_FIELDS = ("symbol", "name", "upload_id")

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stockday.logging_setup import configure_logging
-from stockday.settings import Settings, describe_invalid_settings, get_settings
-from stockday.tracing import configure_tracing, shutdown_tracing
+from stockday.runtime.logs import configure_logging
+from stockday.runtime.settings import Settings, describe_invalid_settings, get_settings
+from stockday.runtime.tracing import configure_tracing, shutdown_tracing
 
 Runner = Callable[..., Coroutine[Any, Any, None]]
 

@@ -11,7 +11,7 @@ import random
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from stockday.web.errors import error_response
+from stockday.runtime.web.errors import error_response
 
 INJECTED_FAULT_DETAIL = "injected fault (STOCKDAY_FAULT_ERROR_RATE)"
 

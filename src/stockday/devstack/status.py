@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 from rich.table import Table
 
-from stockday.procfs import uvicorn_workers
-from stockday.traffic import Traffic, parse_traffic
+from stockday.devstack.processes import uvicorn_workers
+from stockday.release.traffic import Traffic, parse_traffic
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from stockday.cache.base import Cache
 from stockday.objects.base import ObjectStore
 from stockday.queues.base import MessageQueue
-from stockday.settings import Settings
+from stockday.runtime.settings import Settings
 from stockday.stocks.base import StockRepository
 
 if TYPE_CHECKING:  # boto3 stays out of the local backend's imports

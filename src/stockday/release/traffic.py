@@ -2,7 +2,7 @@
 
 Read by `stockday status` (rates and quantiles between two scrapes) and by `stockday canary
 analyze` (canary against stable over a window), from the counters and histograms every
-service exports (stockday.web.observability, stockday.consumers.runtime).
+service exports (stockday.runtime.web.observability, stockday.runtime.consumer).
 """
 
 from __future__ import annotations

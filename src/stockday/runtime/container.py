@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from stockday.stack import CONSUMERS, HTTP_SERVICES, consumer_args, uvicorn_args
+from stockday.devstack.supervisor import CONSUMERS, HTTP_SERVICES, consumer_args, uvicorn_args
 
 SERVICES = (*HTTP_SERVICES, *CONSUMERS)
 DEFAULT_PORT = 8080
@@ -28,7 +28,7 @@ def service_command(service: str, host: str, port: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m stockday.container", description="Run one Stock-of-the-Day service."
+        prog="python -m stockday.runtime.container", description="Run one Stock-of-the-Day service."
     )
     parser.add_argument("service", choices=SERVICES)
     parser.add_argument("--host", default="0.0.0.0", help="listen address (default: all)")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stockday.errors import BackendUnavailable
+from stockday.domain.errors import BackendUnavailable
 
 MMAP_BYTES = 256 * 1024 * 1024
 BUSY_TIMEOUT_MS = 10_000

@@ -19,18 +19,18 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from stockday.aws.emulator import (
+from stockday.devstack.emulator import (
     EMULATOR_CREDENTIALS,
     EmulatorUnavailable,
     memcached_command,
     start_emulator,
     stop_process,
 )
-from stockday.settings import Settings, describe_invalid_settings, get_settings
+from stockday.runtime.settings import Settings, describe_invalid_settings, get_settings
 
 if TYPE_CHECKING:
+    from stockday.devstack.supervisor import Stack
     from stockday.queues.base import DeadLetter
-    from stockday.stack import Stack
 
 app = typer.Typer(help="Stock-of-the-Day: five services, one command.", no_args_is_help=True)
 console = Console()
@@ -81,7 +81,7 @@ def _start_emulator(
     settings: Settings, port_base: int
 ) -> tuple[Settings, dict[str, str], list[subprocess.Popen[bytes]]]:
     """Start moto (and memcached, if installed) beside the stack; return the settings to use."""
-    from stockday.stack import die_with_parent
+    from stockday.devstack.supervisor import die_with_parent
 
     emulator_port = port_base + EMULATOR_PORT_OFFSET
     try:
@@ -159,7 +159,7 @@ def up(
     ] = False,
 ) -> None:
     """Start all five services, wait until ready, print the URL, run until Ctrl-C or SIGTERM."""
-    from stockday.stack import Stack
+    from stockday.devstack.supervisor import Stack
 
     settings = _valid_settings()
     if backend is not None:
@@ -240,7 +240,7 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
 
 
 def _print_status(stack: Stack) -> None:
-    from stockday.stack import PORT_OFFSETS
+    from stockday.devstack.supervisor import PORT_OFFSETS
 
     ready = stack.readiness()
     table = Table(title="Stock-of-the-Day")
@@ -269,7 +269,7 @@ def serve(
     """Run one HTTP service under uvicorn (its workers are the service's replicas)."""
     import sys
 
-    from stockday.stack import uvicorn_args
+    from stockday.devstack.supervisor import uvicorn_args
 
     _valid_settings()
     argv = [sys.executable, "-m", "uvicorn", *uvicorn_args(service.value, host, port)]
@@ -285,7 +285,7 @@ def consume(
     ] = None,
 ) -> None:
     """Run one queue consumer until SIGTERM (same as ``python -m stockday.<consumer>``)."""
-    from stockday.consumers.entrypoint import main as consumer_main
+    from stockday.runtime.entrypoint import main as consumer_main
 
     _valid_settings()
     if service is ConsumerService.LOGO_RESIZER:
@@ -337,7 +337,7 @@ def status(
     """Each service's replicas, health, and request, error and latency figures, live."""
     from rich.live import Live
 
-    from stockday.status import load_state, render, scrape
+    from stockday.devstack.status import load_state, render, scrape
 
     directory = (data_dir or _valid_settings().data_dir).resolve()
     try:
@@ -430,7 +430,7 @@ def dead_letter_reason(letter: DeadLetter, max_receives: int) -> str:
     A body the domain cannot decode is named with the decoder's error; a well-formed message
     died because its handler kept failing, and the consumer logs say why under its id.
     """
-    from stockday.domain.messages import MalformedMessage, decode
+    from stockday.contracts.messages import MalformedMessage, decode
 
     try:
         message = decode(letter.body)
@@ -451,13 +451,13 @@ def dlq_list(
     limit: Annotated[int, typer.Option(min=1)] = 20,
 ) -> None:
     """Dead-letter counts of every queue and the oldest dead letters, with their reasons."""
-    from stockday import backends
+    from stockday.runtime import composition
 
     settings = _settings_for(data_dir)
 
     async def show() -> None:
         for queue_name in QueueName:
-            queue = backends.message_queue(settings, _queue_setting(queue_name))
+            queue = composition.message_queue(settings, _queue_setting(queue_name))
             try:
                 stats = await queue.stats()
                 letters = await queue.dead_letters(limit=limit)
@@ -489,12 +489,12 @@ def dlq_redrive(
     limit: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """Move dead letters back to their queue for another try."""
-    from stockday import backends
+    from stockday.runtime import composition
 
     settings = _settings_for(data_dir)
 
     async def redrive() -> int:
-        queue = backends.message_queue(settings, _queue_setting(queue_name))
+        queue = composition.message_queue(settings, _queue_setting(queue_name))
         try:
             return await queue.redrive(limit=limit)
         finally:
@@ -550,8 +550,8 @@ def canary_analyze(
     """Compare canary and stable error rate and p99 latency; exit 0 to promote, 1 to roll back."""
     import json
 
-    from stockday.canary import Decision, Thresholds, analyze
-    from stockday.traffic import Traffic, combine, parse_traffic
+    from stockday.release.canary import Decision, Thresholds, analyze
+    from stockday.release.traffic import Traffic, combine, parse_traffic
 
     def read_all(sources: list[str]) -> Traffic:
         try:

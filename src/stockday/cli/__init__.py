@@ -1,0 +1,5 @@
+"""The `stockday` command line."""
+
+from stockday.cli.app import main
+
+__all__ = ["main"]

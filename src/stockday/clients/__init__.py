@@ -1,0 +1,1 @@
+"""One typed async client per HTTP API, speaking the models of stockday.contracts."""

@@ -1,0 +1,1 @@
+"""The wire contract: pydantic models of the HTTP APIs and of the queue messages."""

@@ -1,0 +1,1 @@
+"""The local stack: supervisor, HAProxy configuration, process inspection, status, emulator."""

@@ -1,0 +1,1 @@
+"""Release tooling: canary analysis from the services' own metrics."""

@@ -1,0 +1,1 @@
+"""The SQLite database the embedded adapters share."""
