@@ -12,8 +12,9 @@ from datetime import date
 import httpx
 import pytest
 
+from stockday.domain.prices import Interval
 from stockday.marketdata.alphavantage import AlphaVantageProvider
-from stockday.marketdata.base import Interval, ProviderError, RateLimited, UnknownSymbol
+from stockday.marketdata.base import ProviderError, RateLimited, UnknownSymbol
 from tests.marketdata import alphavantage_stub as stub_data
 from tests.marketdata.alphavantage_stub import API_KEY, LAST_DAY, AlphaVantageStub
 

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from stockday.domain.prices import Interval
 from stockday.marketdata import build_provider
 from stockday.marketdata.alphavantage import AlphaVantageProvider
-from stockday.marketdata.base import Bar, Interval, MarketDataProvider, UnknownSymbol
+from stockday.marketdata.base import Bar, MarketDataProvider, UnknownSymbol
 from stockday.marketdata.simulated import SimulatedProvider
 from stockday.runtime.settings import Settings
 from tests.marketdata.alphavantage_stub import API_KEY, AlphaVantageStub

@@ -17,8 +17,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from stockday.domain.prices import Interval
 from stockday.domain.stocks import SYMBOL_PATTERN
-from stockday.marketdata.base import Bar, Interval, Quote, UnknownSymbol
+from stockday.marketdata.base import Bar, Quote, UnknownSymbol
 from stockday.marketdata.simulated import SERIES_BARS, SimulatedProvider, latest_trading_day
 
 T = TypeVar("T")
@@ -63,7 +64,7 @@ def test_same_symbol_and_day_give_the_same_numbers_in_new_instances() -> None:
 
 SNAPSHOT_SCRIPT = """
 import asyncio, datetime
-from stockday.marketdata.base import Interval
+from stockday.domain.prices import Interval
 from stockday.marketdata.simulated import SimulatedProvider
 
 async def main():

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stockday.domain.prices import Interval
 from stockday.domain.stocks import LogoState, Price, Stock
-from stockday.marketdata.base import Interval
 
 
 class StockCreate(BaseModel):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from stockday.domain.prices import Interval
 from stockday.marketdata.alphavantage import AlphaVantageProvider
 from stockday.marketdata.base import (
     Bar,
-    Interval,
     MarketDataProvider,
     ProviderError,
     Quote,

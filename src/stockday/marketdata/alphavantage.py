@@ -18,7 +18,8 @@ from typing import Any, NoReturn
 
 import httpx
 
-from stockday.marketdata.base import Bar, Interval, ProviderError, Quote, RateLimited, UnknownSymbol
+from stockday.domain.prices import Interval
+from stockday.marketdata.base import Bar, ProviderError, Quote, RateLimited, UnknownSymbol
 
 # The most recent bars kept per interval: Alpha Vantage sends 100 daily bars ("compact") but
 # its whole history for weekly and monthly, more than any page shows.

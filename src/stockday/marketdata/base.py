@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from enum import StrEnum
 from typing import Protocol
 
-
-class Interval(StrEnum):
-    DAILY = "daily"
-    WEEKLY = "weekly"
-    MONTHLY = "monthly"
+from stockday.domain.prices import Interval
 
 
 @dataclass(frozen=True, slots=True)

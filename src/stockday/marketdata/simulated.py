@@ -24,8 +24,9 @@ from hashlib import blake2b
 from statistics import NormalDist
 
 from stockday.cache.memory import BoundedMap
+from stockday.domain.prices import Interval
 from stockday.domain.stocks import InvalidStock, normalize_symbol
-from stockday.marketdata.base import Bar, Interval, Quote, UnknownSymbol
+from stockday.marketdata.base import Bar, Quote, UnknownSymbol
 
 SERIES_BARS: dict[Interval, int] = {
     Interval.DAILY: 100,

@@ -15,11 +15,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from stockday.cache.memory import BoundedMap
+from stockday.domain.prices import Interval
 from stockday.domain.stocks import InvalidStock, Price, normalize_symbol
 from stockday.marketdata import build_provider
 from stockday.marketdata.base import (
     Bar,
-    Interval,
     MarketDataProvider,
     ProviderError,
     Quote,

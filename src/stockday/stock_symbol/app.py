@@ -21,9 +21,9 @@ from stockday.contracts.stocks import (
     StockWithSeriesOut,
     UploadOut,
 )
+from stockday.domain.prices import Interval
 from stockday.domain.stocks import InvalidStock, InvalidTransition, Stock
 from stockday.logos.images import ImageTooLarge, RejectedImage
-from stockday.marketdata.base import Interval
 from stockday.runtime import composition
 from stockday.runtime.logs import configure_logging
 from stockday.runtime.settings import Settings, get_settings

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from stockday.cache.base import Cache
+from stockday.domain.prices import Interval
 from stockday.domain.stocks import Price, Stock, utcnow
-from stockday.marketdata.base import Interval
 from stockday.runtime.resilience import Breaker, BreakerOpen
 from stockday.stocks.base import StockNotFound, StockRepository, VersionConflict
 
