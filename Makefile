@@ -16,6 +16,7 @@ lint: bootstrap
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy
+	$(UV) run --frozen lint-imports
 
 # The offline checkers of deploy/: checkov (its own locked environment), the CDK CLI and actionlint.
 deploy-tools: bootstrap
