@@ -63,7 +63,9 @@ def test_no_function_is_a_factory_of_closures() -> None:
 
 def test_the_checks_see_every_function() -> None:
     """The walk finds nested and async definitions: the checks above cannot pass vacuously."""
-    tree = ast.parse("async def outer():\n    def a(): pass\n    async def b():\n        def c(): pass\n")
+    tree = ast.parse(
+        "async def outer():\n    def a(): pass\n    async def b():\n        def c(): pass\n"
+    )
     (outer,) = [f for f in functions(tree) if f.name == "outer"]
     assert nested_functions(outer) == 3
     assert len(source_files()) > 50

@@ -18,16 +18,16 @@ from dataclasses import dataclass
 from typing import IO, Final
 
 from PIL import (
-    ExifTags,
     GifImagePlugin,
     Image,
-    ImageCms,
     ImageFile,
-    ImageMath,
     JpegImagePlugin,
     PngImagePlugin,
     WebPImagePlugin,
 )
+
+from stockday.logos import geometry
+from stockday.logos.colour import to_srgb_8bit
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -129,23 +129,6 @@ _DRAFT_GAP: Final = 2
 # than this many times the target, then resamples; 3.0 is visually identical to pure LANCZOS.
 _REDUCING_GAP: Final = 3.0
 
-# The EXIF Orientation table used by ImageOps.exif_transpose. Applied here by hand so that
-# inspect_upload (which only reads the tag) and resize_logo always agree, and so that an
-# image without orientation is not copied.
-_ORIENTATION_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-_SWAPS_SIDES: Final = frozenset({5, 6, 7, 8})
-
-_ALPHA_MODES: Final = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-_WIDE_GRAY_MODES: Final = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
-
 
 @dataclass(frozen=True, slots=True)
 class UploadInfo:
@@ -204,11 +187,11 @@ def inspect_upload(data: bytes, *, max_bytes: int, max_pixels: int) -> UploadInf
             # A GIF's first frame may be larger than the screen its header announced.
             size = image.size
             _check_pixels(size, max_pixels)
-        orientation = _orientation(image)
+        orientation = geometry.orientation(image)
     finally:
         image.close()
     width, height = size
-    if orientation in _SWAPS_SIDES:
+    if orientation in geometry.SWAPS_SIDES:
         width, height = height, width
     return UploadInfo(
         format=fmt,
@@ -236,7 +219,7 @@ def resize_logo(data: bytes, *, max_side: int, max_pixels: int) -> ResizedLogo:
         box: tuple[float, float, float, float] | None = None
         with _pillow_errors():
             if fmt == "JPEG":
-                target = _fit(full_size, max_side)
+                target = geometry.fit(full_size, max_side)
                 if target != full_size:
                     drafted = image.draft(None, (target[0] * _DRAFT_GAP, target[1] * _DRAFT_GAP))
                     if drafted is not None:
@@ -247,19 +230,19 @@ def resize_logo(data: bytes, *, max_side: int, max_pixels: int) -> ResizedLogo:
         if box is None:
             full_size = image.size
             _check_pixels(full_size, max_pixels)
-        orientation = _orientation(image)
+        orientation = geometry.orientation(image)
         with _pillow_errors():
-            frame = _to_srgb_8bit(image)
+            frame = to_srgb_8bit(image)
     finally:
         # The decoded pixels are reused as they are when no conversion was needed: closing
         # would discard them, and an in-memory file holds no OS resource anyway.
         if frame is not image:
             image.close()
 
-    target = _fit(full_size, max_side)
+    target = geometry.fit(full_size, max_side)
     if frame.size != target or box is not None:
         frame = frame.resize(target, Image.Resampling.LANCZOS, box=box, reducing_gap=_REDUCING_GAP)
-    transpose = _ORIENTATION_TRANSPOSE.get(orientation)
+    transpose = geometry.ORIENTATION_TRANSPOSE.get(orientation)
     if transpose is not None:
         frame = frame.transpose(transpose)
     # Nothing from the upload's metadata may reach the output; the WebP writer only takes
@@ -396,105 +379,3 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
             f"The image is {width} x {height} pixels ({width * height:,} pixels); "
             f"the limit is {limit:,} pixels. Upload a smaller image."
         )
-
-
-def _orientation(image: Image.Image) -> int:
-    """The EXIF orientation (1 to 8); 1 when absent or unreadable."""
-    try:
-        value = image.getexif().get(ExifTags.Base.Orientation, 1)
-    except Exception:
-        # Broken EXIF is common (camera and editor bugs) and orientation is only a hint:
-        # show such an image as stored instead of rejecting it.
-        return 1
-    if isinstance(value, int) and value in _ORIENTATION_TRANSPOSE:
-        return value
-    return 1
-
-
-def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:
-    """Shrink (never grow) so the longest side is max_side, rounding the other side."""
-    width, height = size
-    if max(width, height) <= max_side:
-        return size
-    if width >= height:
-        # Integer round-half-up of height * max_side / width, at least one pixel.
-        return max_side, max(1, (2 * height * max_side + width) // (2 * width))
-    return max(1, (2 * width * max_side + height) // (2 * height)), max_side
-
-
-def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in _ALPHA_MODES or "transparency" in image.info
-
-
-def _to_srgb_8bit(image: Image.Image) -> Image.Image:
-    """An RGB or RGBA image in sRGB; RGBA whenever the source has alpha or a colour key.
-
-    May return ``image`` itself when it already qualifies.
-    """
-    alpha = _has_alpha(image)
-    icc = image.info.get("icc_profile")
-    if image.mode in _WIDE_GRAY_MODES:
-        image = _wide_gray_to_8bit(image)
-    elif image.mode == "P" or image.mode == "PA":
-        image = image.convert("RGBA" if alpha else "RGB")
-    elif alpha and image.mode in ("1", "L"):
-        image = image.convert("LA")
-    elif alpha and image.mode == "RGB":
-        image = image.convert("RGBA")
-    elif image.mode in ("1", "La"):
-        image = image.convert("LA" if alpha else "L")
-    elif image.mode == "RGBa":
-        image = image.convert("RGBA")
-    # Now one of L, LA, RGB, RGBA, CMYK (or something exotic that convert() handles).
-    target = "RGBA" if alpha else "RGB"
-    if isinstance(icc, bytes) and icc:
-        converted = _apply_icc(image, icc, target)
-        if converted is not None:
-            return converted
-    if image.mode == target:
-        # convert() would copy, which costs more than the resize of a large image.
-        return image
-    return image.convert(target)
-
-
-def _wide_gray_to_8bit(image: Image.Image) -> Image.Image:
-    """16-bit grayscale to L (or LA for a transparency key), scaling instead of clipping.
-
-    Pillow's own I;16 -> L conversion clips every value above 255 to white, and its
-    conversion to RGBA drops a 16-bit transparency key.
-    """
-    wide = image.convert("I")
-    gray = wide.point(lambda value: value * (1 / 257) + 0.5).convert("L")
-    key = image.info.get("transparency")
-    if not isinstance(key, int):
-        return gray
-    matches = ImageMath.lambda_eval(lambda args: args["equal"](args["im"], key), im=wide)
-    assert isinstance(matches, Image.Image)
-    mask = matches.convert("L").point(lambda value: 0 if value else 255)
-    return Image.merge("LA", (gray, mask))
-
-
-def _apply_icc(image: Image.Image, icc: bytes, target: str) -> Image.Image | None:
-    """Convert the colour bands to sRGB through the embedded profile, keeping alpha.
-
-    Best effort: a profile LittleCMS cannot use, or one that does not match the image's
-    colour space, is dropped (None) and the image is taken as sRGB already.
-    """
-    alpha = image.getchannel("A") if image.mode in ("LA", "RGBA") else None
-    colour = image if alpha is None else image.convert("L" if image.mode == "LA" else "RGB")
-    if colour.mode not in ("L", "RGB", "CMYK"):
-        return None
-    try:
-        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        converted = ImageCms.profileToProfile(
-            colour, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
-        )
-    except MemoryError:
-        raise
-    except Exception:
-        return None
-    if converted is None:
-        return None
-    if alpha is not None and target == "RGBA":
-        converted.putalpha(alpha)
-    return converted
