@@ -1,6 +1,6 @@
 """Steady page views while one replica of each HTTP service is killed every 10 s: none lost.
 
-Issue 4, failure test 1: 60 s of page views from a few visitors (each page view on a fresh
+Sixty seconds of page views from a few visitors (each page view on a fresh
 connection, as separate visitors' browsers make them), while every 10 s one uvicorn worker of
 the frontend, stock-symbol and stock-price is killed with SIGKILL. uvicorn replaces the
 workers; the frontend retries its idempotent call to stock-symbol once on a dead connection,

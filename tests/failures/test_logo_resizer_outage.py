@@ -19,7 +19,7 @@ from tests.failures.processes import Signals, ping_pid
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
-STOCKS = 100  # the figure
+STOCKS = 100  # enough stocks that the outage catches jobs at every stage
 SYMBOLS = [f"LR{i:03d}" for i in range(STOCKS)]
 # The stack would kill and replace replicas stopped for this long; this test stops them on
 # purpose (a paused node, a debugger) and wants the same processes to carry on when resumed.

@@ -1,6 +1,6 @@
 """Poison messages are dead-lettered, good ones keep flowing, a redrive after the fix works.
 
-Issue 4, failure test: on the local stack started as a process, one logo job can never succeed
+On the local stack started as a process, one logo job can never succeed
 while five good stocks are added at the same time. The poison is well formed and fixable: the
 object store refuses to write its logo. On the filesystem store an object at ``logos/POISON``
 makes ``logos/POISON/<id>.webp`` unwritable (a path cannot be a file and a directory), as a

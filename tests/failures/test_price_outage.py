@@ -22,7 +22,7 @@ from tests.failures.processes import children, send
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
-OUTAGE_SECONDS = 30.0  # the figure
+OUTAGE_SECONDS = 30.0  # many cache lifetimes (below): most page views take the stale path
 NORMAL_SAMPLES = 200
 # The price cache would hide the outage for its whole TTL (900 s by default); one second makes
 # every page view after the first second take the stale path for real.
