@@ -13,14 +13,14 @@ from stockday.stock_price.errors import ERROR_RESPONSES
 
 router = APIRouter()
 
+IntervalQuery = Annotated[Interval, Query(description="daily, weekly or monthly")]
+
 
 @router.get("/api/series/{symbol}", response_model=SeriesOut, responses=ERROR_RESPONSES)
 async def get_series(
     symbol: str,
     prices: PriceServiceDep,
-    interval: Annotated[Interval, Query(description="daily, weekly or monthly")] = (
-        Interval.DAILY
-    ),
+    interval: IntervalQuery = Interval.DAILY,
 ) -> SeriesOut:
     """Price bars of a symbol, oldest first."""
     return await prices.series(symbol, interval)
