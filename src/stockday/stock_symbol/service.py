@@ -14,7 +14,7 @@ from stockday.contracts.stocks import DirectUploadOut, LogoUpdate, StockList, St
 from stockday.domain.prices import Interval
 from stockday.domain.stocks import LogoState, Stock, logo_key, normalize_symbol, upload_key
 from stockday.logos.images import ImageTooLarge, UploadInfo, inspect_upload
-from stockday.objects.base import ObjectStore, PresignedUpload, StoredObject
+from stockday.objects.base import ObjectStore, StoredObject
 from stockday.queues.base import MessageQueue
 from stockday.runtime.tracing import message_attributes
 from stockday.stock_symbol.presenter import StockPresenter
@@ -133,11 +133,19 @@ class StockService:
         )
 
     def offer_direct_upload(self) -> DirectUploadOut | None:
-        """A presigned form for a logo upload straight to the object store; None if none."""
-        offered = self.direct_upload(expires_seconds=DIRECT_UPLOAD_SECONDS)
-        if offered is None:
+        """A new upload id and a form to post its file straight to the object store.
+
+        None when the store cannot take browser uploads (the local filesystem); the image is
+        then checked by the resizer instead of here, and refused there (logo ``failed``) if bad.
+        """
+        upload_id = self._new_id()
+        form = self.objects.presigned_upload(
+            upload_key(upload_id),
+            max_bytes=self._limits.max_bytes,
+            expires_seconds=DIRECT_UPLOAD_SECONDS,
+        )
+        if form is None:
             return None
-        upload_id, form = offered
         return DirectUploadOut(
             upload_id=upload_id, url=form.url, fields=dict(form.fields), expires_at=form.expires_at
         )
@@ -167,18 +175,6 @@ class StockService:
         upload_id = self._new_id()
         await self.objects.put(upload_key(upload_id), data, content_type=info.content_type)
         return StoredUpload(upload_id=upload_id, info=info)
-
-    def direct_upload(self, *, expires_seconds: int) -> tuple[str, PresignedUpload] | None:
-        """A new upload id and a form to post its file straight to the object store.
-
-        None when the store cannot take browser uploads (the local filesystem); the image is
-        then checked by the resizer instead of here, and refused there (logo ``failed``) if bad.
-        """
-        upload_id = self._new_id()
-        form = self.objects.presigned_upload(
-            upload_key(upload_id), max_bytes=self._limits.max_bytes, expires_seconds=expires_seconds
-        )
-        return None if form is None else (upload_id, form)
 
     async def create(
         self, symbol: str, name: str, upload_id: str | None, request_key: str | None
