@@ -24,7 +24,8 @@ from stockday.marketdata.base import (
 from stockday.marketdata.simulated import SimulatedProvider
 from stockday.runtime.settings import Settings
 from stockday.stock_price import app as price_app
-from stockday.stock_price.app import TtlMemo, create_app
+from stockday.stock_price.app import create_app
+from stockday.stock_price.memo import TtlMemo
 from tests.marketdata.alphavantage_stub import API_KEY, AlphaVantageStub
 
 pytestmark = pytest.mark.anyio

@@ -94,7 +94,7 @@ class SeriesPointOut(BaseModel):
 
 
 class SeriesOut(BaseModel):
-    """Closing prices for a chart, oldest first (answered by ``app.series_json``)."""
+    """Closing prices for a chart, oldest first."""
 
     symbol: str
     interval: Interval

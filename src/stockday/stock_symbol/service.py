@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from stockday.contracts.messages import LogoRequested, encode
+from stockday.contracts.stocks import DirectUploadOut, LogoUpdate, StockList, StockOut, UploadOut
+from stockday.domain.prices import Interval
 from stockday.domain.stocks import LogoState, Stock, logo_key, normalize_symbol, upload_key
-from stockday.logos.images import UploadInfo, inspect_upload
-from stockday.objects.base import ObjectStore, PresignedUpload
+from stockday.logos.images import ImageTooLarge, UploadInfo, inspect_upload
+from stockday.objects.base import ObjectStore, StoredObject
 from stockday.queues.base import MessageQueue
 from stockday.runtime.tracing import message_attributes
+from stockday.stock_symbol.presenter import StockPresenter
+from stockday.stock_symbol.pricing import PriceLookup
 from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
 
 log = logging.getLogger("stockday.stock_symbol")
 
 MAX_WRITE_ATTEMPTS = 5
+# Long enough to pick a file on a slow connection, short enough not to be worth stealing.
+DIRECT_UPLOAD_SECONDS = 900
 
 
 class UnknownUpload(ValueError):
@@ -38,32 +46,93 @@ class StoredUpload:
     info: UploadInfo
 
 
+@dataclass(frozen=True, slots=True)
+class UploadLimits:
+    max_bytes: int
+    max_pixels: int
+    # What a whole multipart request may declare: the file plus the form's framing.
+    max_request_bytes: int
+
+
 class StockService:
+    """Every use case of stock-symbol; the routes call nothing else."""
+
     def __init__(
         self,
         *,
         repository: StockRepository,
         jobs: MessageQueue,
         objects: ObjectStore,
-        max_upload_bytes: int,
-        max_upload_pixels: int,
+        prices: PriceLookup,
+        limits: UploadLimits,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.repository = repository
         self.jobs = jobs
         self.objects = objects
-        self._max_bytes = max_upload_bytes
-        self._max_pixels = max_upload_pixels
+        self._presenter = StockPresenter(prices=prices, objects=objects)
+        self._limits = limits
         self._new_id = new_id
 
-    async def store_upload(self, data: bytes) -> StoredUpload:
-        """Validate an uploaded image and store it raw; raise RejectedImage and store nothing."""
-        info = inspect_upload(data, max_bytes=self._max_bytes, max_pixels=self._max_pixels)
-        upload_id = self._new_id()
-        await self.objects.put(upload_key(upload_id), data, content_type=info.content_type)
-        return StoredUpload(upload_id=upload_id, info=info)
+    async def present(self, stock: Stock, *, with_price: bool = True) -> StockOut:
+        return await self._presenter.present(stock, with_price=with_price)
 
-    def direct_upload(self, *, expires_seconds: int) -> tuple[str, PresignedUpload] | None:
+    async def list_stocks(self, *, limit: int, cursor: str | None) -> StockList:
+        """One page of stocks ordered by symbol, each with its price."""
+        page = await self.repository.list(limit=limit, cursor=cursor)
+        items = await self._presenter.present_many(page.items)
+        return StockList(
+            items=items, next_cursor=page.next_cursor, total=await self.repository.count()
+        )
+
+    async def stock(self, symbol: str, series: Interval | None) -> dict[str, Any]:
+        """One stock with its price (and a series when asked for), as a JSON-ready body."""
+        stock = await self.get(symbol)
+        if stock is None:
+            raise StockNotFound(symbol.upper())
+        return await self._presenter.with_series(stock, series)
+
+    async def random(self, series: Interval | None) -> dict[str, Any] | None:
+        """A uniformly random stock like ``stock``; None when there are no stocks."""
+        stock = await self.repository.random()
+        return None if stock is None else await self._presenter.with_series(stock, series)
+
+    async def random_picks(self, count: int) -> dict[str, Any]:
+        """``count`` independent uniform draws with their prices, as a JSON-ready body."""
+        draws = await asyncio.gather(*(self.repository.random() for _ in range(count)))
+        return await self._presenter.picks([s for s in draws if s is not None])
+
+    async def read_logo(self, path: str) -> StoredObject | None:
+        """A resized logo by its path under ``logos/``; None when there is none."""
+        try:
+            return await self.objects.get(f"logos/{path}")
+        except ValueError:  # not a valid key: no such logo either
+            return None
+
+    async def receive_upload(
+        self, chunks: AsyncIterable[bytes], declared_length: int | None
+    ) -> UploadOut:
+        """Read an upload, refusing it as soon as it passes the byte limit, then store it."""
+        limit = self._limits.max_bytes
+        too_large = ImageTooLarge(f"upload is larger than the limit of {limit} bytes")
+        if declared_length is not None and declared_length > self._limits.max_request_bytes:
+            raise too_large
+        data = bytearray()
+        async for chunk in chunks:
+            data.extend(chunk)
+            if len(data) > limit:
+                raise too_large
+        stored = await self.store_upload(bytes(data))
+        info = stored.info
+        return UploadOut(
+            upload_id=stored.upload_id,
+            content_type=info.content_type,
+            width=info.width,
+            height=info.height,
+            size=info.size,
+        )
+
+    def offer_direct_upload(self) -> DirectUploadOut | None:
         """A new upload id and a form to post its file straight to the object store.
 
         None when the store cannot take browser uploads (the local filesystem); the image is
@@ -71,9 +140,41 @@ class StockService:
         """
         upload_id = self._new_id()
         form = self.objects.presigned_upload(
-            upload_key(upload_id), max_bytes=self._max_bytes, expires_seconds=expires_seconds
+            upload_key(upload_id),
+            max_bytes=self._limits.max_bytes,
+            expires_seconds=DIRECT_UPLOAD_SECONDS,
         )
-        return None if form is None else (upload_id, form)
+        if form is None:
+            return None
+        return DirectUploadOut(
+            upload_id=upload_id, url=form.url, fields=dict(form.fields), expires_at=form.expires_at
+        )
+
+    async def create_stock(
+        self, symbol: str, name: str, upload_id: str | None, request_key: str | None
+    ) -> StockOut:
+        """``create``, answered as the stock without its price (a new stock has none yet)."""
+        stock = await self.create(symbol, name, upload_id, request_key)
+        return await self.present(stock, with_price=False)
+
+    async def change_logo(self, symbol: str, update: LogoUpdate, if_match: int | None) -> StockOut:
+        """Link a new logo upload (``pending``), or record the resize result."""
+        if update.state == "pending":
+            stock = await self.request_logo(symbol, update.upload_id, if_match)
+        elif update.state == "ready":
+            stock = await self.logo_ready(symbol, update.upload_id, update.key or "")
+        else:
+            error = update.error or "logo could not be processed"
+            stock = await self.logo_failed(symbol, update.upload_id, error)
+        return await self.present(stock, with_price=False)
+
+    async def store_upload(self, data: bytes) -> StoredUpload:
+        """Validate an uploaded image and store it raw; raise RejectedImage and store nothing."""
+        limits = self._limits
+        info = inspect_upload(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+        upload_id = self._new_id()
+        await self.objects.put(upload_key(upload_id), data, content_type=info.content_type)
+        return StoredUpload(upload_id=upload_id, info=info)
 
     async def create(
         self, symbol: str, name: str, upload_id: str | None, request_key: str | None

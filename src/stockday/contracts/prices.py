@@ -1,0 +1,62 @@
+"""JSON shapes of the stock-price API."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from stockday.domain.prices import Interval
+from stockday.domain.stocks import Price
+
+
+class QuoteOut(BaseModel):
+    symbol: str
+    price: float
+    previous_close: float
+    change: float
+    change_percent: float
+    as_of: dt.date
+    source: str
+    currency: str
+
+    @classmethod
+    def of(cls, symbol: str, price: Price) -> QuoteOut:
+        # The domain's Price owns the change arithmetic, so every service rounds alike.
+        return cls(
+            symbol=symbol,
+            price=price.value,
+            previous_close=price.previous_close,
+            change=price.change,
+            change_percent=price.change_percent,
+            as_of=price.as_of,
+            source=price.source,
+            currency=price.currency,
+        )
+
+    def to_price(self) -> Price:
+        """The quote as the domain's price (fresh)."""
+        return Price(
+            value=self.price,
+            previous_close=self.previous_close,
+            as_of=self.as_of,
+            source=self.source,
+            currency=self.currency,
+        )
+
+
+class BarOut(BaseModel):
+    date: Annotated[dt.date, Field(description="Trading day; for weekly/monthly the last one.")]
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int
+
+
+class SeriesOut(BaseModel):
+    symbol: str
+    interval: Interval
+    source: str
+    bars: Annotated[list[BarOut], Field(description="Oldest first.")]

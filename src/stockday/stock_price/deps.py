@@ -1,0 +1,17 @@
+"""Dependencies of stock-price's routes, read from the app's state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from stockday.stock_price.service import PriceService
+
+
+def get_price_service(request: Request) -> PriceService:
+    service: PriceService = request.app.state.prices
+    return service
+
+
+PriceServiceDep = Annotated[PriceService, Depends(get_price_service)]

@@ -1,0 +1,1 @@
+"""stock-price's routes, one module per resource."""

@@ -1,0 +1,64 @@
+"""What stock-symbol's routes need, built from settings: the service and the adapters under it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from stockday.clients.stock_price import StockPriceClient
+from stockday.runtime import composition
+from stockday.runtime.settings import Settings
+from stockday.stock_symbol.pricing import PriceLookup
+from stockday.stock_symbol.service import StockService, UploadLimits
+
+
+@dataclass
+class SymbolContext:
+    """The service, the readiness checks of its adapters, and what to close on shutdown."""
+
+    service: StockService
+    readiness_checks: Sequence[Callable[[], Awaitable[None]]]
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for close in self.closers:
+            await close()
+
+
+def build_context(settings: Settings, price_client: httpx.AsyncClient | None) -> SymbolContext:
+    """Wire the adapters from settings (eagerly); a given price client stays the caller's."""
+    repository = composition.stock_repository(settings)
+    jobs = composition.message_queue(settings, settings.logo_jobs_queue)
+    objects = composition.object_store(settings)
+    cache = composition.cache(settings)
+    http = price_client or httpx.AsyncClient(
+        base_url=settings.price_url,
+        timeout=settings.http_timeout_seconds,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+    )
+    prices = PriceLookup(
+        cache=cache,
+        prices=StockPriceClient(http),
+        repository=repository,
+        ttl_seconds=settings.price_cache_ttl_seconds,
+        persist_interval_seconds=settings.price_persist_interval_seconds,
+    )
+    service = StockService(
+        repository=repository,
+        jobs=jobs,
+        objects=objects,
+        prices=prices,
+        limits=UploadLimits(
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_upload_pixels,
+            max_request_bytes=settings.max_upload_request_bytes,
+        ),
+    )
+    owned_client = [http.aclose] if price_client is None else []
+    return SymbolContext(
+        service=service,
+        readiness_checks=[repository.check, jobs.check, objects.check],
+        closers=[*owned_client, repository.close, jobs.close, objects.close, cache.close],
+    )

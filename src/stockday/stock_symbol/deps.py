@@ -1,0 +1,18 @@
+"""Dependencies of stock-symbol's routes, read from the app's state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from stockday.stock_symbol.context import SymbolContext
+from stockday.stock_symbol.service import StockService
+
+
+def get_stock_service(request: Request) -> StockService:
+    context: SymbolContext = request.app.state.context
+    return context.service
+
+
+StockServiceDep = Annotated[StockService, Depends(get_stock_service)]

@@ -1,0 +1,1 @@
+"""stock-symbol's routes, one module per resource."""
