@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from stockday.clients.stock_symbol import SymbolClient
 from stockday.contracts.messages import LogoFailed, LogoResized, encode
 from stockday.domain.stocks import logo_key, upload_key
 from stockday.objects.filesystem import FilesystemObjectStore
@@ -41,9 +42,22 @@ def symbol_service(put_status: int, stock_logo: dict[str, str] | None) -> httpx.
             return httpx.Response(put_status, json={"detail": "refused"})
         if stock_logo is None:
             return httpx.Response(404, json={"detail": "no such stock"})
-        return httpx.Response(200, json={"symbol": "RACE", "logo": stock_logo})
+        return httpx.Response(200, json=stock_json(stock_logo))
 
     return httpx.MockTransport(answer)
+
+
+def stock_json(logo: dict[str, str]) -> dict[str, object]:
+    """The stock RACE as stock-symbol answers it, with ``logo``."""
+    return {
+        "symbol": "RACE",
+        "name": "Race",
+        "version": 3,
+        "logo": {"upload_id": None, "url": None, "error": None, **logo},
+        "price": None,
+        "created_at": "2026-01-02T10:00:00Z",
+        "updated_at": "2026-01-02T10:00:00Z",
+    }
 
 
 async def recorder_with(
@@ -53,7 +67,8 @@ async def recorder_with(
     await store.put(RESIZED.logo_key, b"logo", content_type="image/webp")
     await store.put(upload_key(UPLOAD), b"raw", content_type="image/png")
     client = httpx.AsyncClient(transport=transport, base_url="http://symbol")
-    return LogoRecorder(client=client, objects=store), store
+    symbols = SymbolClient(client, timeout_seconds=5)
+    return LogoRecorder(symbols=symbols, objects=store), store
 
 
 @pytest.mark.parametrize("event", [RESIZED, FAILED], ids=["resized", "failed"])
