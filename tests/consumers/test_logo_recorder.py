@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,11 +10,12 @@ import httpx
 import pytest
 
 from stockday.clients.stock_symbol import SymbolClient
-from stockday.contracts.messages import LogoFailed, LogoResized, encode
+from stockday.contracts.messages import LogoFailed, LogoResized, MalformedMessage, encode
 from stockday.domain.stocks import logo_key, upload_key
 from stockday.objects.filesystem import FilesystemObjectStore
-from stockday.queue_worker.consumer import LogoRecorder, StockBusy
+from stockday.queue_worker.consumer import LogoRecorder, StockBusy, UpstreamError
 from stockday.queues.base import ReceivedMessage
+from stockday.runtime.consumer import DependencyUnavailable
 
 pytestmark = pytest.mark.anyio
 
@@ -112,3 +114,63 @@ async def test_a_recorded_failure_keeps_its_raw_upload(tmp_path: Path) -> None:
     recorder, store = await recorder_with(tmp_path, symbol_service(200, None))
     await recorder.handle(message(FAILED))
     assert await store.exists(upload_key(UPLOAD))
+
+
+@pytest.mark.parametrize(
+    ("put_status", "refusal"),
+    [
+        (400, MalformedMessage),
+        (422, MalformedMessage),
+        (403, UpstreamError),
+        (302, UpstreamError),
+        (500, UpstreamError),
+        (503, UpstreamError),
+    ],
+)
+async def test_a_rejected_result_is_dropped_and_a_failing_stock_symbol_retried(
+    tmp_path: Path, put_status: int, refusal: type[Exception]
+) -> None:
+    recorder, store = await recorder_with(tmp_path, symbol_service(put_status, None))
+    with pytest.raises(refusal):
+        await recorder.handle(message(RESIZED))
+    assert await store.exists(RESIZED.logo_key)
+    assert await store.exists(upload_key(UPLOAD))
+
+
+async def test_an_unreachable_stock_symbol_is_a_dependency_to_wait_for(tmp_path: Path) -> None:
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    recorder, store = await recorder_with(tmp_path, httpx.MockTransport(refused))
+    with pytest.raises(DependencyUnavailable):
+        await recorder.handle(message(FAILED))
+    assert await store.exists(upload_key(UPLOAD))
+
+
+async def test_a_logo_for_a_deleted_stock_is_deleted(tmp_path: Path) -> None:
+    recorder, store = await recorder_with(tmp_path, symbol_service(404, None))
+    await recorder.handle(message(RESIZED))
+    assert not await store.exists(RESIZED.logo_key)
+
+
+@pytest.mark.parametrize(
+    ("event", "body"),
+    [
+        (RESIZED, {"upload_id": UPLOAD, "state": "ready", "key": RESIZED.logo_key}),
+        (FAILED, {"upload_id": UPLOAD, "state": "failed", "error": "not an image"}),
+    ],
+    ids=["resized", "failed"],
+)
+async def test_the_result_is_sent_as_a_logo_update(
+    tmp_path: Path, event: LogoResized | LogoFailed, body: dict[str, str]
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"detail": "recorded"})
+
+    recorder, _ = await recorder_with(tmp_path, httpx.MockTransport(answer))
+    await recorder.handle(message(event))
+    assert [(r.method, r.url.path) for r in sent] == [("PUT", "/api/stocks/RACE/logo")]
+    assert json.loads(sent[0].content) == body

@@ -37,9 +37,9 @@ def symbol_http(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         base_url=settings.symbol_url,
         timeout=settings.http_timeout_seconds,
-        # A small pool: httpcore checks every pooled connection on every request (py-spy showed
-        # it near the top of a page view with a pool grown to the load's 32 connections), and
-        # stock-symbol answers in about a millisecond, so eight in flight per worker suffice.
+        # A small pool: httpcore checks every pooled connection on every request, a large cost
+        # of a page view with a pool grown to a load's 32 connections, and stock-symbol answers
+        # in about a millisecond, so eight in flight per worker suffice.
         limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
     )
 

@@ -32,11 +32,11 @@ async def get_symbols(request: Request) -> SymbolClient:
     return frontend_of(request).symbols
 
 
-async def get_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return frontend_of(request).settings
 
 
 PagesDep = Annotated[Pages, Depends(get_pages)]
 SiteDep = Annotated[StockSite, Depends(get_site)]
 SymbolsDep = Annotated[SymbolClient, Depends(get_symbols)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -1,10 +1,10 @@
 """The home page: a random stock with its chart, the most viewed page of the site.
 
-Per worker, a series changes once a day, so a page view asks stock-symbol for the (small) stock
-alone, and for its series only when the chart is not kept here: parsing and drawing 100 points
-was the largest own cost of a page view (py-spy). The page's HTML is kept too, by what it shows:
-rendering it was the next largest cost once the random pick came from a prefetched batch. A page
-with a per-request part (a CSRF token) is never kept.
+A series changes once a day, so a page view asks stock-symbol for the (small) stock alone, and
+for its series only when this worker does not keep its chart: parsing and drawing 100 points is
+the largest own cost of a page view. The page's HTML is kept too, by what it shows: rendering
+it is the next largest cost, the random pick coming from a prefetched batch. A page with a
+per-request part (a CSRF token) is never kept.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The home page's random stock, drawn a small batch at a time ahead of the page views.
 
-A page view asking stock-symbol for one random stock spent most of the frontend's time in the
-HTTP client (py-spy). Instead each worker keeps a short queue of picks that stock-symbol drew
+A page view asking stock-symbol for one random stock would spend most of the frontend's time in
+the HTTP client. Instead each worker keeps a short queue of picks that stock-symbol drew
 for it in one call (``GET /api/stocks/random-picks?count=N``), refilled in the background when
-it runs low, so most page views make no backend call at all. What a visitor sees is unchanged:
+it runs low, so most page views make no backend call at all. What a visitor sees is the same as
+if each page view drew its own pick:
 
 - uniform and independent: every pick is a draw of its own over all stocks, and each is served
   to exactly one page view, in the order drawn, whatever it is; the only picks skipped are

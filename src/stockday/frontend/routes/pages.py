@@ -19,8 +19,8 @@ async def home(request: Request) -> Response:
 
     ``?symbol=`` keeps the stock on screen while the visitor switches the chart's interval
     (``?interval=``). Both read here rather than declared as parameters, and the context taken
-    from the app rather than as a dependency: FastAPI's parameter machinery was a third of the
-    page view's own time, for two optional strings.
+    from the app rather than as a dependency: FastAPI's parameter machinery would be a third of
+    the page view's own time, for two optional strings.
     """
     frontend = frontend_of(request)
     query = request.query_params
