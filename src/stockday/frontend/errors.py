@@ -28,14 +28,13 @@ def unavailable_json() -> Response:
     )
 
 
-async def symbol_service_down(request: Request, exc: Exception) -> Response:
+async def symbol_service_down(request: Request, exc: SymbolServiceUnavailable) -> Response:
     log.warning("stock-symbol unavailable for %s %s: %s", request.method, request.url.path, exc)
     return frontend_of(request).pages.unavailable_page(request)
 
 
-async def http_error(request: Request, exc: Exception) -> Response:
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     """Errors of pages as pages; scripts' paths keep FastAPI's JSON answer."""
-    assert isinstance(exc, StarletteHTTPException)
     if exc.status_code < 400 or request.url.path.startswith(JSON_PREFIXES):
         return await http_exception_handler(request, exc)
     pages = frontend_of(request).pages
@@ -45,5 +44,5 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(SymbolServiceUnavailable, symbol_service_down)
-    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.exception_handler(SymbolServiceUnavailable)(symbol_service_down)
+    app.exception_handler(StarletteHTTPException)(http_error)
