@@ -136,8 +136,9 @@ class SymbolClient:
         self, method: str, url: str, *, idempotent: bool = True, **kwargs: Any
     ) -> httpx.Response:
         """One call under the breaker; an idempotent one is tried once more if the connection
-        failed (a replica killed mid-request): GET, DELETE, and creates, which carry an
-        Idempotency-Key. Uploads are not retried: a repeat would store a second copy.
+        failed (a replica killed mid-request): GET, DELETE, a logo change (it sets a state), and
+        creates, which carry an Idempotency-Key. Uploads are not retried: a repeat would store a
+        second copy.
         """
 
         async def once() -> httpx.Response:
