@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from stockday.clients.stock_symbol import SymbolClient
 from stockday.logo_resizer.consumer import LogoResizer
 from stockday.objects.base import ObjectStore
 from stockday.queue_worker.consumer import LogoRecorder
@@ -51,7 +52,7 @@ async def open_pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
     events = composition.message_queue(settings, settings.logo_events_queue)
     objects = composition.object_store(settings)
     resizer = LogoResizer(objects=objects, events=events, max_side=128, max_pixels=25_000_000)
-    recorder = LogoRecorder(client=api, objects=objects)
+    recorder = LogoRecorder(symbols=SymbolClient(api, timeout_seconds=5), objects=objects)
 
     def consumer(
         name: str, queue: MessageQueue, handler: Callable[..., Awaitable[None]]

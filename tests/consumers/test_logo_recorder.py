@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from stockday.contracts.messages import LogoFailed, LogoResized, encode
+from stockday.clients.stock_symbol import SymbolClient
+from stockday.contracts.messages import LogoFailed, LogoResized, MalformedMessage, encode
 from stockday.domain.stocks import logo_key, upload_key
 from stockday.objects.filesystem import FilesystemObjectStore
-from stockday.queue_worker.consumer import LogoRecorder, StockBusy
+from stockday.queue_worker.consumer import LogoRecorder, StockBusy, UpstreamError
 from stockday.queues.base import ReceivedMessage
+from stockday.runtime.consumer import DependencyUnavailable
 
 pytestmark = pytest.mark.anyio
 
@@ -41,9 +44,22 @@ def symbol_service(put_status: int, stock_logo: dict[str, str] | None) -> httpx.
             return httpx.Response(put_status, json={"detail": "refused"})
         if stock_logo is None:
             return httpx.Response(404, json={"detail": "no such stock"})
-        return httpx.Response(200, json={"symbol": "RACE", "logo": stock_logo})
+        return httpx.Response(200, json=stock_json(stock_logo))
 
     return httpx.MockTransport(answer)
+
+
+def stock_json(logo: dict[str, str]) -> dict[str, object]:
+    """The stock RACE as stock-symbol answers it, with ``logo``."""
+    return {
+        "symbol": "RACE",
+        "name": "Race",
+        "version": 3,
+        "logo": {"upload_id": None, "url": None, "error": None, **logo},
+        "price": None,
+        "created_at": "2026-01-02T10:00:00Z",
+        "updated_at": "2026-01-02T10:00:00Z",
+    }
 
 
 async def recorder_with(
@@ -53,7 +69,8 @@ async def recorder_with(
     await store.put(RESIZED.logo_key, b"logo", content_type="image/webp")
     await store.put(upload_key(UPLOAD), b"raw", content_type="image/png")
     client = httpx.AsyncClient(transport=transport, base_url="http://symbol")
-    return LogoRecorder(client=client, objects=store), store
+    symbols = SymbolClient(client, timeout_seconds=5)
+    return LogoRecorder(symbols=symbols, objects=store), store
 
 
 @pytest.mark.parametrize("event", [RESIZED, FAILED], ids=["resized", "failed"])
@@ -97,3 +114,63 @@ async def test_a_recorded_failure_keeps_its_raw_upload(tmp_path: Path) -> None:
     recorder, store = await recorder_with(tmp_path, symbol_service(200, None))
     await recorder.handle(message(FAILED))
     assert await store.exists(upload_key(UPLOAD))
+
+
+@pytest.mark.parametrize(
+    ("put_status", "refusal"),
+    [
+        (400, MalformedMessage),
+        (422, MalformedMessage),
+        (403, UpstreamError),
+        (302, UpstreamError),
+        (500, UpstreamError),
+        (503, UpstreamError),
+    ],
+)
+async def test_a_rejected_result_is_dropped_and_a_failing_stock_symbol_retried(
+    tmp_path: Path, put_status: int, refusal: type[Exception]
+) -> None:
+    recorder, store = await recorder_with(tmp_path, symbol_service(put_status, None))
+    with pytest.raises(refusal):
+        await recorder.handle(message(RESIZED))
+    assert await store.exists(RESIZED.logo_key)
+    assert await store.exists(upload_key(UPLOAD))
+
+
+async def test_an_unreachable_stock_symbol_is_a_dependency_to_wait_for(tmp_path: Path) -> None:
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    recorder, store = await recorder_with(tmp_path, httpx.MockTransport(refused))
+    with pytest.raises(DependencyUnavailable):
+        await recorder.handle(message(FAILED))
+    assert await store.exists(upload_key(UPLOAD))
+
+
+async def test_a_logo_for_a_deleted_stock_is_deleted(tmp_path: Path) -> None:
+    recorder, store = await recorder_with(tmp_path, symbol_service(404, None))
+    await recorder.handle(message(RESIZED))
+    assert not await store.exists(RESIZED.logo_key)
+
+
+@pytest.mark.parametrize(
+    ("event", "body"),
+    [
+        (RESIZED, {"upload_id": UPLOAD, "state": "ready", "key": RESIZED.logo_key}),
+        (FAILED, {"upload_id": UPLOAD, "state": "failed", "error": "not an image"}),
+    ],
+    ids=["resized", "failed"],
+)
+async def test_the_result_is_sent_as_a_logo_update(
+    tmp_path: Path, event: LogoResized | LogoFailed, body: dict[str, str]
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"detail": "recorded"})
+
+    recorder, _ = await recorder_with(tmp_path, httpx.MockTransport(answer))
+    await recorder.handle(message(event))
+    assert [(r.method, r.url.path) for r in sent] == [("PUT", "/api/stocks/RACE/logo")]
+    assert json.loads(sent[0].content) == body

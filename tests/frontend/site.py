@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+from fastapi import FastAPI
 
 from stockday.frontend.app import create_app as create_frontend_app
 from stockday.runtime.settings import Settings
@@ -29,6 +30,18 @@ class Site:
 
 
 @asynccontextmanager
+async def browsing(frontend_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser of the frontend served in-process, its lifespan run around the visit."""
+    async with (
+        frontend_app.router.lifespan_context(frontend_app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=frontend_app), base_url="http://frontend"
+        ) as browser,
+    ):
+        yield browser
+
+
+@asynccontextmanager
 async def running_site(
     settings: Settings, price_client: httpx.AsyncClient | None = None
 ) -> AsyncIterator[Site]:
@@ -41,9 +54,7 @@ async def running_site(
             transport=httpx.ASGITransport(app=symbol_app), base_url="http://symbol"
         ) as symbol_api:
             frontend_app = create_frontend_app(settings, symbol_client=symbol_api)
-            async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=frontend_app), base_url="http://frontend"
-            ) as browser:
+            async with browsing(frontend_app) as browser:
                 yield Site(browser, symbol_api, settings)
 
 

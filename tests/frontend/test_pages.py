@@ -20,6 +20,7 @@ from tests import sample_images
 from tests.frontend.site import (
     HIDDEN_FIELD,
     Site,
+    browsing,
     closed_port,
     csrf_headers,
     form_fields,
@@ -144,9 +145,7 @@ async def test_an_upload_over_the_limit_is_413_before_forwarding(tmp_path: Path)
     # Nothing listens behind this frontend: a 413 proves the body was refused before forwarding.
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
         frontend_app = create_frontend_app(small, symbol_client=nowhere)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=frontend_app), base_url="http://frontend"
-        ) as browser:
+        async with browsing(frontend_app) as browser:
             # Larger than the limit plus the allowance for multipart framing.
             big = b"\x89PNG\r\n\x1a\n" + os.urandom(small.max_upload_bytes + 64 * 1024)
             token = await csrf_headers(browser)  # the form itself needs no backend
@@ -267,9 +266,7 @@ async def test_probes(site: Site) -> None:
 async def test_stock_symbol_down_gives_503_pages_not_500(settings: Settings) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
         frontend_app = create_frontend_app(settings, symbol_client=nowhere)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=frontend_app), base_url="http://frontend"
-        ) as browser:
+        async with browsing(frontend_app) as browser:
             for path in ("/", "/watchlist", "/stocks/ACME"):
                 page = await browser.get(path)
                 assert page.status_code == 503, path

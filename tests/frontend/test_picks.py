@@ -14,19 +14,20 @@ import httpx
 import pytest
 from scipy.stats import chisquare
 
-from stockday.clients.stock_symbol import StockView, SymbolServiceUnavailable
+from stockday.clients.stock_symbol import SymbolServiceUnavailable
+from stockday.contracts.stocks import StockOut
 from stockday.frontend.app import create_app as create_frontend_app
 from stockday.frontend.picks import RandomPicks
 from stockday.runtime.settings import Settings
-from tests.frontend.site import Site, closed_port, form_fields, running_site
+from tests.frontend.site import Site, browsing, closed_port, form_fields, running_site
 
 pytestmark = pytest.mark.anyio
 
 SHOWN = re.compile(r'<h1 class="symbol"><a href="/stocks/([A-Z0-9.-]+)">')
 
 
-def view(symbol: str) -> StockView:
-    return StockView.model_validate({"symbol": symbol, "name": symbol, "logo": {"state": "none"}})
+def view(symbol: str) -> StockOut:
+    return StockOut.model_validate(stock_json(symbol))
 
 
 class Clock:
@@ -43,11 +44,11 @@ class Drawer:
     def __init__(self, stocks: list[str], seed: int = 7) -> None:
         self.stocks = stocks
         self.rng = random.Random(seed)
-        self.drawn: list[StockView] = []
+        self.drawn: list[StockOut] = []
         self.calls: list[int] = []
         self.fail: Exception | None = None
 
-    async def __call__(self, count: int) -> list[StockView]:
+    async def __call__(self, count: int) -> list[StockOut]:
         self.calls.append(count)
         await asyncio.sleep(0)  # a real call yields to the other page views
         if self.fail is not None:
@@ -63,7 +64,7 @@ async def test_every_draw_is_served_once_in_order_so_the_picks_are_uniform_and_i
     stocks = [f"S{i}" for i in range(6)]
     drawer = Drawer(stocks)
     picks = RandomPicks(drawer, batch_size=32, max_age_seconds=60.0)
-    served: list[StockView] = []
+    served: list[StockOut] = []
     for _ in range(100):  # bursts of concurrent page views, as under load
         burst = await asyncio.gather(*(picks.next() for _ in range(37)))
         served += [p for p in burst if p is not None]
@@ -150,7 +151,7 @@ async def test_a_failed_background_refill_leaves_the_queue_in_use() -> None:
 async def test_a_visitor_who_leaves_does_not_cancel_the_batch_others_wait_for() -> None:
     release = asyncio.Event()
 
-    async def slow(count: int) -> list[StockView]:
+    async def slow(count: int) -> list[StockOut]:
         await release.wait()
         return [view("SLOW")] * count
 
@@ -223,7 +224,20 @@ async def test_a_stock_deleted_here_is_never_shown_again(site: Site) -> None:
     assert {await shown(site) for _ in range(100)} == {"MINE"}
 
 
-def stock_json(symbol: str, *, value: float, stale: bool) -> dict[str, object]:
+def stock_json(symbol: str, *, price: dict[str, object] | None = None) -> dict[str, object]:
+    """A stock as stock-symbol answers it."""
+    return {
+        "symbol": symbol,
+        "name": symbol,
+        "version": 1,
+        "logo": {"state": "none", "upload_id": None, "url": None, "error": None},
+        "price": price,
+        "created_at": "2026-01-02T10:00:00Z",
+        "updated_at": "2026-01-02T10:00:00Z",
+    }
+
+
+def priced_json(symbol: str, *, value: float, stale: bool) -> dict[str, object]:
     price = {
         "value": value,
         "previous_close": 10.0,
@@ -231,9 +245,10 @@ def stock_json(symbol: str, *, value: float, stale: bool) -> dict[str, object]:
         "change_percent": (value - 10.0) * 10,
         "as_of": "2026-01-02",
         "source": "simulated",
+        "currency": "USD",
         "stale": stale,
     }
-    return {"symbol": symbol, "name": symbol, "logo": {"state": "none"}, "price": price}
+    return stock_json(symbol, price=price)
 
 
 async def test_kept_home_pages_follow_the_price_and_its_stale_mark(settings: Settings) -> None:
@@ -242,18 +257,12 @@ async def test_kept_home_pages_follow_the_price_and_its_stale_mark(settings: Set
     def stock_symbol(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/api/stocks/random-picks":
             count = int(request.url.params["count"])
-            return httpx.Response(200, json={"items": [stock_json("KEPT", **answer)] * count})
+            return httpx.Response(200, json={"items": [priced_json("KEPT", **answer)] * count})
         return httpx.Response(404, json={"detail": "no series here"})
 
     fake = httpx.AsyncClient(transport=httpx.MockTransport(stock_symbol), base_url="http://sym")
     quick = settings.model_copy(update={"random_pick_max_age_seconds": 0.0})
-    async with (
-        fake,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_frontend_app(quick, symbol_client=fake)),
-            base_url="http://frontend",
-        ) as browser,
-    ):
+    async with fake, browsing(create_frontend_app(quick, symbol_client=fake)) as browser:
         first, again = await browser.get("/"), await browser.get("/")
         assert first.text == again.text  # the same stock and price: the kept page
         assert "12.50" in first.text and "badge-stale" not in first.text
@@ -269,9 +278,7 @@ async def test_kept_home_pages_follow_the_price_and_its_stale_mark(settings: Set
 async def test_home_page_views_answer_503_while_stock_symbol_is_down(settings: Settings) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
         frontend_app = create_frontend_app(settings, symbol_client=nowhere)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=frontend_app), base_url="http://frontend"
-        ) as browser:
+        async with browsing(frontend_app) as browser:
             pages = await asyncio.gather(*(browser.get("/") for _ in range(10)))
             assert [p.status_code for p in pages] == [503] * 10
             assert all("stock service is unavailable" in p.text for p in pages)

@@ -9,16 +9,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday.clients.stock_symbol import LogoView
-from stockday.domain.stocks import logo_key
+from stockday.contracts.stocks import LogoOut
+from stockday.domain.stocks import LogoState, logo_key
 from stockday.frontend import security
 from stockday.frontend.app import create_app as create_frontend_app
-from stockday.frontend.app import image_origins
+from stockday.frontend.views import image_origins, logo_src
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 from tests import sample_images
 from tests.frontend.site import (
     Site,
+    browsing,
     closed_port,
     csrf_headers,
     form_fields,
@@ -138,9 +139,7 @@ async def test_an_upload_without_the_token_is_refused_before_its_body_is_read(
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
         app = create_frontend_app(Settings(data_dir=tmp_path), symbol_client=nowhere)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://frontend"
-        ) as browser:
+        async with browsing(app) as browser:
             await form_fields(browser)  # has the cookie, but sends no header
             response = await browser.post(
                 "/uploads",
@@ -249,9 +248,7 @@ async def test_a_declared_oversize_upload_is_refused_before_reading_it(tmp_path:
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
         app = create_frontend_app(small, symbol_client=nowhere)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://frontend"
-        ) as browser:
+        async with browsing(app) as browser:
             headers = {
                 "content-type": "multipart/form-data; boundary=b",
                 "content-length": str(200 * 1024),
@@ -304,19 +301,21 @@ async def test_a_logo_is_served_only_as_an_image_type(site: Site) -> None:
 
 
 def test_logo_sources_are_same_site_https_or_an_allowed_http_origin() -> None:
-    def ready(url: str) -> LogoView:
-        return LogoView(state="ready", upload_id="a" * 32, url=url)
+    def ready(url: str) -> LogoOut:
+        return LogoOut(state=LogoState.READY, upload_id="a" * 32, url=url, error=None)
 
     emulator = ("http://127.0.0.1:5000",)
     signed = "http://127.0.0.1:5000/bucket/logos/X/a.webp?X-Amz-Signature=abc"
-    assert ready("/logos/X/a.webp").src() == "/logos/X/a.webp"
-    assert ready("https://cdn.example/logos/X/a.webp").src() == "https://cdn.example/logos/X/a.webp"
-    assert ready(signed).src() is None
-    assert ready(signed).src(emulator) == signed
-    assert ready("http://127.0.0.1:50001/bucket/x.webp").src(emulator) is None
-    assert ready("//evil.example/x.webp").src(emulator) is None
-    assert ready("javascript:alert(1)").src(emulator) is None
-    assert LogoView(state="pending", url="/logos/X/a.webp").src() is None
+    assert logo_src(ready("/logos/X/a.webp")) == "/logos/X/a.webp"
+    cdn = "https://cdn.example/logos/X/a.webp"
+    assert logo_src(ready(cdn)) == cdn
+    assert logo_src(ready(signed)) is None
+    assert logo_src(ready(signed), emulator) == signed
+    assert logo_src(ready("http://127.0.0.1:50001/bucket/x.webp"), emulator) is None
+    assert logo_src(ready("//evil.example/x.webp"), emulator) is None
+    assert logo_src(ready("javascript:alert(1)"), emulator) is None
+    pending = LogoOut(state=LogoState.PENDING, upload_id=None, url="/logos/X/a.webp", error=None)
+    assert logo_src(pending) is None
 
 
 async def test_the_s3_emulator_origin_is_allowed_for_images_only_on_aws(tmp_path: Path) -> None:
@@ -327,9 +326,7 @@ async def test_the_s3_emulator_origin_is_allowed_for_images_only_on_aws(tmp_path
     assert image_origins(https) == ()  # https: is allowed anyway
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
         app = create_frontend_app(aws, symbol_client=nowhere)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://frontend"
-        ) as browser:
+        async with browsing(app) as browser:
             csp = (await browser.get("/stocks/new")).headers["content-security-policy"]
             assert "img-src 'self' https: data: blob: http://127.0.0.1:5000;" in csp
             assert "script-src 'self';" in csp

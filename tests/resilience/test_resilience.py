@@ -82,10 +82,10 @@ async def test_a_get_is_retried_once_when_the_replica_dies_mid_request() -> None
         seen += 1
         if seen == 1:
             raise httpx.RemoteProtocolError("server disconnected without a response")
-        return httpx.Response(404, json={"detail": "no stocks"})
+        return httpx.Response(404, json={"detail": "no such stock"})
 
     symbols = client_with(httpx.MockTransport(handler))
-    assert await symbols.random_stock() is None
+    assert await symbols.get_stock("ACME") is None
     assert seen == 2
 
 
@@ -114,10 +114,10 @@ async def test_a_dead_stock_symbol_is_not_called_once_the_breaker_opens() -> Non
     symbols = client_with(httpx.MockTransport(handler))
     for _ in range(BREAKER_THRESHOLD):
         with pytest.raises(Exception, match="answered 503"):
-            await symbols.random_stock()
+            await symbols.get_stock("ACME")
     assert seen == BREAKER_THRESHOLD
     with pytest.raises(Exception, match="not called"):
-        await symbols.random_stock()
+        await symbols.get_stock("ACME")
     assert seen == BREAKER_THRESHOLD
 
 
@@ -131,11 +131,11 @@ async def test_failed_readiness_probes_do_not_open_the_breaker() -> None:
         seen += 1
         if not up:
             raise httpx.ConnectError("refused")
-        return httpx.Response(404, json={"detail": "no stocks"})
+        return httpx.Response(404, json={"detail": "no such stock"})
 
     symbols = client_with(httpx.MockTransport(handler))
     for _ in range(BREAKER_THRESHOLD + 2):
         with pytest.raises(Exception, match="failed"):
             await symbols.ping()
     up = True
-    assert await symbols.random_stock() is None  # called, not refused by an open breaker
+    assert await symbols.get_stock("ACME") is None  # called, not refused by an open breaker

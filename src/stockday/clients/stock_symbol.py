@@ -1,22 +1,28 @@
-"""A small typed client of the stock-symbol JSON API, shaped for what the frontend shows."""
+"""The typed client of the stock-symbol JSON API, speaking its contract models."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from stockday.frontend.chart import Interval
+from stockday.contracts.stocks import (
+    LogoUpdate,
+    RandomPicks,
+    StockCreate,
+    StockList,
+    StockOut,
+    StockWithSeriesOut,
+    UploadOut,
+)
+from stockday.domain.prices import Interval
 from stockday.runtime.resilience import Breaker, BreakerOpen, retry_idempotent
 
 # Form fields of the add-stock form that an API error can be attached to ("" = the whole form).
 FORM_FIELDS = ("symbol", "name", "upload_id")
 GENERAL = ""
-SOURCE_LABELS = {"simulated": "simulated data", "alphavantage": "Alpha Vantage"}
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -43,101 +49,9 @@ class Refused(Exception):
 class AlreadyExists(Refused):
     """The symbol is taken (409); ``existing`` is the stock that holds it."""
 
-    def __init__(self, message: str, existing: StockView | None) -> None:
+    def __init__(self, message: str, existing: StockOut | None) -> None:
         super().__init__(409, {"symbol": message})
         self.existing = existing
-
-
-class _View(BaseModel):
-    # Unknown fields are ignored so stock-symbol can grow its answers without breaking pages.
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class LogoView(_View):
-    state: Literal["none", "pending", "ready", "failed"]
-    upload_id: str | None = None
-    url: str | None = None
-    error: str | None = None
-
-    def src(self, http_origins: Sequence[str] = ()) -> str | None:
-        """The URL for ``<img src>``: only when ready, and only same-site, https or from one of
-        ``http_origins`` (``http://host:port``, an S3 emulator's)."""
-        if self.state != "ready" or not self.url:
-            return None
-        if self.url.startswith("/") and not self.url.startswith("//"):
-            return self.url
-        if self.url.startswith("https://"):
-            return self.url
-        return self.url if any(self.url.startswith(f"{o}/") for o in http_origins) else None
-
-
-class PriceView(_View):
-    value: float
-    previous_close: float
-    change: float
-    change_percent: float
-    as_of: date
-    source: str
-    currency: str = "USD"
-    stale: bool = False
-
-    @property
-    def direction(self) -> Literal["up", "down", "flat"]:
-        # Compare the rounded value, so "+0.00" is never drawn as a rise or a fall.
-        cents = round(self.change, 2)
-        return "up" if cents > 0 else "down" if cents < 0 else "flat"
-
-    @property
-    def simulated(self) -> bool:
-        return self.source == "simulated"
-
-    @property
-    def source_label(self) -> str:
-        return SOURCE_LABELS.get(self.source, self.source)
-
-
-class SeriesPointView(_View):
-    date: date
-    close: float
-
-
-class SeriesView(_View):
-    interval: Interval
-    source: str
-    points: list[SeriesPointView]
-
-
-class StockView(_View):
-    symbol: str
-    name: str
-    version: int = 0
-    logo: LogoView
-    price: PriceView | None = None
-    # Only when asked for (``series=``) and available.
-    series: SeriesView | None = None
-
-    @property
-    def initials(self) -> str:
-        """What the logo placeholder shows: the first two letters or digits of the symbol."""
-        return "".join(ch for ch in self.symbol if ch.isalnum())[:2] or "?"
-
-
-class RandomPicksView(_View):
-    items: list[StockView]
-
-
-class StockPage(_View):
-    items: list[StockView]
-    next_cursor: str | None = None
-    total: int = 0
-
-
-class UploadView(_View):
-    upload_id: str
-    content_type: str | None = None
-    width: int | None = None
-    height: int | None = None
-    size: int | None = None
 
 
 def problem_messages(detail: object) -> dict[str, str]:
@@ -222,8 +136,9 @@ class SymbolClient:
         self, method: str, url: str, *, idempotent: bool = True, **kwargs: Any
     ) -> httpx.Response:
         """One call under the breaker; an idempotent one is tried once more if the connection
-        failed (a replica killed mid-request): GET, DELETE, and creates, which carry an
-        Idempotency-Key. Uploads are not retried: a repeat would store a second copy.
+        failed (a replica killed mid-request): GET, DELETE, a logo change (it sets a state), and
+        creates, which carry an Idempotency-Key. Uploads are not retried: a repeat would store a
+        second copy.
         """
 
         async def once() -> httpx.Response:
@@ -266,23 +181,16 @@ class SymbolClient:
         if response.status_code != 200:
             raise _unexpected(response)
 
-    async def random_stock(self) -> StockView | None:
-        """A random stock, or None when there are none."""
-        response = await self._call("GET", "/api/stocks/random")
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise _unexpected(response)
-        return _parse(StockView, response)
-
-    async def random_picks(self, count: int) -> list[StockView]:
+    async def random_picks(self, count: int) -> list[StockOut]:
         """``count`` independent uniformly random stocks with prices; empty when there are none."""
         response = await self._call("GET", "/api/stocks/random-picks", params={"count": count})
         if response.status_code != 200:
             raise _unexpected(response)
-        return _parse(RandomPicksView, response).items
+        return _parse(RandomPicks, response).items
 
-    async def get_stock(self, symbol: str, *, series: Interval | None = None) -> StockView | None:
+    async def get_stock(
+        self, symbol: str, *, series: Interval | None = None
+    ) -> StockWithSeriesOut | None:
         """One stock (with the ``series`` interval, if given), or None when there is none.
 
         None too when the symbol cannot be a ticker.
@@ -296,7 +204,7 @@ class SymbolClient:
             return None
         if response.status_code != 200:
             raise _unexpected(response)
-        return _parse(StockView, response)
+        return _parse(StockWithSeriesOut, response)
 
     async def delete_stock(self, symbol: str) -> bool:
         """Delete a stock; False when there was no such stock."""
@@ -316,7 +224,7 @@ class SymbolClient:
         wanted = symbol.strip().upper()
         return f"/api/stocks/{quote(wanted, safe='')}" if wanted else None
 
-    async def list_stocks(self, *, cursor: str | None = None, limit: int = 50) -> StockPage:
+    async def list_stocks(self, *, cursor: str | None = None, limit: int = 50) -> StockList:
         """One page of stocks ordered by symbol; raises Refused for a cursor it rejects."""
         params: dict[str, str | int] = {"limit": limit}
         if cursor:
@@ -326,20 +234,22 @@ class SymbolClient:
             raise Refused(response.status_code, {GENERAL: "that page link is not valid"})
         if response.status_code != 200:
             raise _unexpected(response)
-        return _parse(StockPage, response)
+        return _parse(StockList, response)
 
     async def create_stock(
         self, *, symbol: str, name: str, upload_id: str | None, idempotency_key: str
-    ) -> StockView:
+    ) -> StockOut:
         """Create a stock; raises AlreadyExists (409) or Refused (422 and other 4xx)."""
-        body: dict[str, str] = {"symbol": symbol, "name": name}
-        if upload_id:
-            body["upload_id"] = upload_id
+        # Not validated here: stock-symbol's refusal names the field, and the form shows it.
+        request = StockCreate.model_construct(symbol=symbol, name=name, upload_id=upload_id or None)
         response = await self._call(
-            "POST", "/api/stocks", json=body, headers={"Idempotency-Key": idempotency_key}
+            "POST",
+            "/api/stocks",
+            json=request.model_dump(mode="json", exclude_none=True),
+            headers={"Idempotency-Key": idempotency_key},
         )
         if response.status_code == 201:
-            return _parse(StockView, response)
+            return _parse(StockOut, response)
         if response.status_code == 409:
             raise self._exists(response)
         if 400 <= response.status_code < 500:
@@ -350,11 +260,11 @@ class SymbolClient:
     def _exists(response: httpx.Response) -> AlreadyExists:
         detail = _detail_of(response)
         message = detail if isinstance(detail, str) and detail else "that symbol already exists"
-        existing: StockView | None = None
+        existing: StockOut | None = None
         try:
             body = response.json()
             if isinstance(body, dict) and isinstance(body.get("stock"), dict):
-                existing = StockView.model_validate(body["stock"])
+                existing = StockOut.model_validate(body["stock"])
         except ValueError:  # the existing stock is a nicety; the 409 stands without it
             existing = None
         return AlreadyExists(message, existing)
@@ -375,13 +285,28 @@ class SymbolClient:
             "POST", "/api/uploads", idempotent=False, files={"file": (filename, data, content_type)}
         )
         if response.status_code == 201:
-            return _parse(UploadView, response).upload_id
+            return _parse(UploadOut, response).upload_id
         if 400 <= response.status_code < 500:
             detail = _detail_of(response)
             messages = problem_messages(detail)
             # Whatever the API calls it, a rejected upload is the logo field's problem.
             text = "; ".join(messages.values())
             raise Refused(response.status_code, {"upload_id": text})
+        raise _unexpected(response)
+
+    async def change_logo(self, symbol: str, update: LogoUpdate) -> None:
+        """Link a logo upload or record its resize result (``PUT /api/stocks/{symbol}/logo``).
+
+        Raises Refused (any 4xx, with stock-symbol's answer as its one message) or
+        SymbolServiceUnavailable (unreachable, 5xx, or any other answer).
+        """
+        path = f"/api/stocks/{quote(symbol, safe='')}/logo"
+        body = update.model_dump(mode="json", exclude_none=True)
+        response = await self._call("PUT", path, json=body)
+        if response.status_code == 200:
+            return
+        if 400 <= response.status_code < 500:
+            raise Refused(response.status_code, {GENERAL: response.text[:200]})
         raise _unexpected(response)
 
     async def open_logo(self, path: str) -> httpx.Response:

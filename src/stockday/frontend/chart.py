@@ -12,14 +12,19 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-Interval = Literal["daily", "weekly", "monthly"]
-INTERVALS: tuple[Interval, ...] = ("daily", "weekly", "monthly")
-DEFAULT_INTERVAL: Interval = "daily"
-INTERVAL_LABELS: dict[Interval, str] = {"daily": "Daily", "weekly": "Weekly", "monthly": "Monthly"}
+from stockday.domain.prices import Interval
+
+INTERVALS: tuple[Interval, ...] = tuple(Interval)
+DEFAULT_INTERVAL = Interval.DAILY
+INTERVAL_LABELS: dict[Interval, str] = {
+    Interval.DAILY: "Daily",
+    Interval.WEEKLY: "Weekly",
+    Interval.MONTHLY: "Monthly",
+}
 BAR_NAMES: dict[Interval, str] = {
-    "daily": "trading days",
-    "weekly": "weeks",
-    "monthly": "months",
+    Interval.DAILY: "trading days",
+    Interval.WEEKLY: "weeks",
+    Interval.MONTHLY: "months",
 }
 
 # The drawing's own coordinate system; CSS decides the size on the page.
@@ -35,6 +40,16 @@ def parse_interval(raw: str | None) -> Interval:
         if raw == interval:
             return interval
     return DEFAULT_INTERVAL
+
+
+@dataclass(frozen=True)
+class ChartTab:
+    """A link switching the chart to another interval."""
+
+    interval: Interval
+    label: str
+    url: str
+    current: bool
 
 
 @dataclass(frozen=True, slots=True)

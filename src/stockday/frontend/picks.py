@@ -1,9 +1,10 @@
 """The home page's random stock, drawn a small batch at a time ahead of the page views.
 
-A page view asking stock-symbol for one random stock spent most of the frontend's time in the
-HTTP client (py-spy). Instead each worker keeps a short queue of picks that stock-symbol drew
+A page view asking stock-symbol for one random stock would spend most of the frontend's time in
+the HTTP client. Instead each worker keeps a short queue of picks that stock-symbol drew
 for it in one call (``GET /api/stocks/random-picks?count=N``), refilled in the background when
-it runs low, so most page views make no backend call at all. What a visitor sees is unchanged:
+it runs low, so most page views make no backend call at all. What a visitor sees is the same as
+if each page view drew its own pick:
 
 - uniform and independent: every pick is a draw of its own over all stocks, and each is served
   to exactly one page view, in the order drawn, whatever it is; the only picks skipped are
@@ -29,14 +30,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from stockday.clients.stock_symbol import StockView
+from stockday.contracts.stocks import StockOut
 
 log = logging.getLogger("stockday.frontend.picks")
 
 # The smallest batch asked for: a quiet site draws a few at a time, not a full batch per view.
 MIN_BATCH = 4
 
-FetchPicks = Callable[[int], Awaitable[list[StockView]]]
+FetchPicks = Callable[[int], Awaitable[list[StockOut]]]
 
 
 class RandomPicks:
@@ -55,7 +56,7 @@ class RandomPicks:
         self._max_age = max_age_seconds
         self._clock = clock
         # (expires_at, pick), oldest draw first.
-        self._queue: deque[tuple[float, StockView]] = deque()
+        self._queue: deque[tuple[float, StockOut]] = deque()
         self._refill: asyncio.Task[int] | None = None
         # Bumped by ``forget``: a batch drawn before it is not queued.
         self._generation = 0
@@ -65,7 +66,7 @@ class RandomPicks:
     def queued(self) -> int:
         return len(self._queue)
 
-    async def next(self) -> StockView | None:
+    async def next(self) -> StockOut | None:
         """A uniformly random stock, or None when there are none."""
         if self._max_age <= 0:
             drawn = await self._fetch(1)
@@ -91,7 +92,7 @@ class RandomPicks:
             with contextlib.suppress(BaseException):
                 await task
 
-    def _take(self) -> StockView | None:
+    def _take(self) -> StockOut | None:
         now = self._clock()
         queue = self._queue
         while queue:

@@ -13,8 +13,11 @@ import asyncio
 import logging
 
 import httpx
+from pydantic import ValidationError
 
+from stockday.clients.stock_symbol import Refused, SymbolClient, SymbolServiceUnavailable
 from stockday.contracts.messages import LogoFailed, LogoResized, MalformedMessage, decode
+from stockday.contracts.stocks import LogoUpdate
 from stockday.domain.stocks import upload_key
 from stockday.objects.base import ObjectStore
 from stockday.queue_worker.janitor import UploadJanitor
@@ -41,55 +44,58 @@ class StockBusy(Exception):
     """The stock changed under the write (a lost race); the message is retried soon."""
 
 
+def logo_update(event: LogoResized | LogoFailed) -> LogoUpdate:
+    """The change of the stock's logo that ``event`` reports."""
+    try:
+        if isinstance(event, LogoResized):
+            return LogoUpdate(upload_id=event.upload_id, state="ready", key=event.logo_key)
+        return LogoUpdate(upload_id=event.upload_id, state="failed", error=event.error)
+    except ValidationError as exc:  # stock-symbol would refuse it just the same
+        raise MalformedMessage(f"stock-symbol would reject the result: {exc}") from exc
+
+
 class LogoRecorder:
-    def __init__(self, *, client: httpx.AsyncClient, objects: ObjectStore) -> None:
-        self.client = client
+    def __init__(self, *, symbols: SymbolClient, objects: ObjectStore) -> None:
+        self.symbols = symbols
         self.objects = objects
 
     async def handle(self, message: ReceivedMessage) -> None:
         event = decode(message.body)
-        if isinstance(event, LogoResized):
-            body = {"upload_id": event.upload_id, "state": "ready", "key": event.logo_key}
-        elif isinstance(event, LogoFailed):
-            body = {"upload_id": event.upload_id, "state": "failed", "error": event.error}
-        else:
+        if not isinstance(event, LogoResized | LogoFailed):
             raise MalformedMessage(f"queue-worker does not handle {event.type} messages")
+        update = logo_update(event)
         try:
-            response = await self.client.put(f"/api/stocks/{event.symbol}/logo", json=body)
-        except httpx.TransportError as exc:  # refused, reset, timed out
-            raise UpstreamError(f"stock-symbol unreachable: {type(exc).__name__}") from exc
-        if response.status_code == 200:
-            log.info("recorded %s for %s", event.type, event.symbol)
-            if isinstance(event, LogoResized):
-                # The logo is durably ready: its raw upload is done with. Deleting is
-                # idempotent, and if it fails the message is retried (the PUT is a no-op then).
-                await self.objects.delete(upload_key(event.upload_id))
-            return
-        if response.status_code in (404, 409):
-            await self._settle_refused(event)
-            return
-        if response.status_code in (400, 422):
-            raise MalformedMessage(f"stock-symbol rejected the result: {response.text[:200]}")
-        raise UpstreamError(f"stock-symbol answered {response.status_code}")
+            await self.symbols.change_logo(event.symbol, update)
+        except SymbolServiceUnavailable as exc:  # unreachable, failing (5xx), or an odd answer
+            raise UpstreamError(str(exc)) from exc
+        except Refused as refused:
+            if refused.status in (404, 409):
+                await self._settle_refused(event)
+                return
+            if refused.status in (400, 422):
+                reason = "; ".join(refused.messages.values())
+                raise MalformedMessage(f"stock-symbol rejected the result: {reason}") from refused
+            raise UpstreamError(f"stock-symbol answered {refused.status}") from refused
+        log.info("recorded %s for %s", event.type, event.symbol)
+        if isinstance(event, LogoResized):
+            # The logo is durably ready: its raw upload is done with. Deleting is
+            # idempotent, and if it fails the message is retried (the PUT is a no-op then).
+            await self.objects.delete(upload_key(event.upload_id))
 
     async def _settle_refused(self, event: LogoResized | LogoFailed) -> None:
         """Act on a refused result: 404 (the stock is gone) or 409 (the transition does not
         apply: the logo now comes from another upload, is already settled, or the write lost
         its races against concurrent changes)."""
         try:
-            response = await self.client.get(f"/api/stocks/{event.symbol}")
-        except httpx.TransportError as exc:
-            raise UpstreamError(f"stock-symbol unreachable: {type(exc).__name__}") from exc
-        if response.status_code == 200:
-            logo = response.json()["logo"]
-            if logo["upload_id"] == event.upload_id:
-                if logo["state"] == "pending":
-                    # Still waiting for this very result: the 409 was a lost write race
-                    # ("being changed concurrently"), not a refusal. Try again later.
-                    raise StockBusy(f"stock {event.symbol} is busy; will retry")
-                return  # already ready or failed: a late duplicate changes nothing
-        elif response.status_code != 404:
-            raise UpstreamError(f"stock-symbol answered {response.status_code}")
+            stock = await self.symbols.get_stock(event.symbol)
+        except SymbolServiceUnavailable as exc:
+            raise UpstreamError(str(exc)) from exc
+        if stock is not None and stock.logo.upload_id == event.upload_id:
+            if stock.logo.state == "pending":
+                # Still waiting for this very result: the 409 was a lost write race
+                # ("being changed concurrently"), not a refusal. Try again later.
+                raise StockBusy(f"stock {event.symbol} is busy; will retry")
+            return  # already ready or failed: a late duplicate changes nothing
         if isinstance(event, LogoResized):
             # A logo nobody will show: delete it so that no object is orphaned.
             await self.objects.delete(event.logo_key)
@@ -104,7 +110,8 @@ async def run(
     async with httpx.AsyncClient(
         base_url=settings.symbol_url, timeout=settings.http_timeout_seconds
     ) as client:
-        recorder = LogoRecorder(client=client, objects=objects)
+        symbols = SymbolClient(client, timeout_seconds=settings.http_timeout_seconds)
+        recorder = LogoRecorder(symbols=symbols, objects=objects)
         janitor = UploadJanitor(
             objects=objects, retention_seconds=settings.upload_retention_seconds
         )
@@ -118,14 +125,6 @@ async def run(
             retry_delay=settings.queue_retry_delay_seconds,
         )
 
-        async def symbol_reachable() -> None:
-            try:
-                response = await client.get("/api/ping")
-            except httpx.HTTPError as exc:
-                raise RuntimeError(f"stock-symbol unreachable at {settings.symbol_url}") from exc
-            if response.status_code != 200:
-                raise RuntimeError(f"stock-symbol answered {response.status_code} to ping")
-
         sweeping = asyncio.create_task(
             janitor.run(consumer.stopping, interval_seconds=settings.janitor_interval_seconds)
         )
@@ -135,7 +134,7 @@ async def run(
                 service="queue-worker",
                 health_port=health_port,
                 host=health_host,
-                checks=[events.check, objects.check, symbol_reachable],
+                checks=[events.check, objects.check, symbols.ping],
                 readiness_timeout=settings.readiness_timeout_seconds,
             )
         finally:

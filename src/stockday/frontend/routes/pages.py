@@ -1,0 +1,67 @@
+"""The pages people read: home, a stock, the watchlist."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from stockday.clients.stock_symbol import Refused
+from stockday.frontend.chart import parse_interval
+from stockday.frontend.deps import PagesDep, SiteDep, frontend_of
+from stockday.frontend.rendering import stock_path
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    """A random stock with its chart, or an invitation to add the first one.
+
+    ``?symbol=`` keeps the stock on screen while the visitor switches the chart's interval
+    (``?interval=``). Both read here rather than declared as parameters, and the context taken
+    from the app rather than as a dependency: FastAPI's parameter machinery would be a third of
+    the page view's own time, for two optional strings.
+    """
+    frontend = frontend_of(request)
+    query = request.query_params
+    chosen = parse_interval(query.get("interval"))
+    stock = await frontend.home.stock(query.get("symbol", ""))
+    if stock is None:
+        return frontend.pages.page(request, "empty.html", {"nav": "home"})
+    chart = await frontend.home.chart(stock.symbol, chosen)
+    return frontend.home.page(request, stock, chosen, chart)
+
+
+@router.get("/watchlist", response_class=HTMLResponse)
+async def watchlist(
+    request: Request,
+    pages: PagesDep,
+    site: SiteDep,
+    cursor: str | None = None,
+    sort: str = "symbol",
+    order: str = "asc",
+) -> Response:
+    """All stocks, a page at a time by symbol; each page sorted as the visitor asks."""
+    try:
+        context = await site.watchlist(cursor, sort, order)
+    except Refused:
+        return pages.error_page(
+            request,
+            400,
+            "Page link not valid",
+            "That watchlist page link is not valid.",
+            link=("/watchlist", "First page of the watchlist"),
+        )
+    return pages.page_with_flash(request, "watchlist.html", context, "/watchlist")
+
+
+@router.get("/stocks/{symbol}", response_class=HTMLResponse)
+async def stock_page(
+    request: Request, pages: PagesDep, site: SiteDep, symbol: str, interval: str = ""
+) -> Response:
+    """One stock with its chart; its logo appears by itself once processed."""
+    context = await site.stock_page(symbol, parse_interval(interval))
+    if context is None:
+        return pages.no_such_stock(request, symbol)
+    path = stock_path(context["stock"].symbol)
+    return pages.page_with_flash(request, "stock.html", context, path)

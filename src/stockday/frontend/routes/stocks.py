@@ -1,0 +1,129 @@
+"""Adding and deleting stocks: the forms and what submitting them does."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
+from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
+
+from stockday.clients.stock_symbol import GENERAL, SymbolServiceUnavailable
+from stockday.frontend import security
+from stockday.frontend.deps import PagesDep, SettingsDep, SiteDep
+from stockday.frontend.forms import (
+    SMALL_FORM_BYTES,
+    UPLOAD_ID,
+    BodyTooLarge,
+    StockForm,
+    read_form,
+    text_field,
+)
+from stockday.frontend.rendering import (
+    RETRY_AFTER_SECONDS,
+    Pages,
+    redirect_with_flash,
+    stock_path,
+)
+from stockday.frontend.service import FormRejected, StockSite
+
+log = logging.getLogger("stockday.frontend")
+
+router = APIRouter()
+
+
+@router.get("/stocks/new", response_class=HTMLResponse)
+async def new_stock(request: Request, pages: PagesDep, symbol: str = "") -> Response:
+    """The add-stock form, with a fresh idempotency key."""
+    return pages.form_page(request, StockForm(symbol=symbol.strip()[:32]))
+
+
+@router.post("/stocks", response_class=HTMLResponse)
+async def create_stock(
+    request: Request, pages: PagesDep, site: SiteDep, settings: SettingsDep
+) -> Response:
+    """Create a stock from the form; 303 to its page, or the form again with the error."""
+    try:
+        form_data = await read_form(
+            request, settings.max_upload_request_bytes, max_files=1, max_fields=20
+        )
+    except BodyTooLarge:
+        limit_mb = settings.max_upload_bytes / (1024 * 1024)
+        return pages.error_page(
+            request,
+            413,
+            "Upload too large",
+            f"That form is too large: logos may be at most {limit_mb:g} MB.",
+        )
+    except (ClientDisconnect, MultiPartException):
+        return pages.bad_form(request)
+    try:
+        return await submit(request, pages, site, form_data)
+    finally:
+        await form_data.close()  # removes the spooled temporary file of a no-script upload
+
+
+async def submit(request: Request, pages: Pages, site: StockSite, form_data: FormData) -> Response:
+    form = StockForm.submitted(form_data)
+    if form.upload_id and not UPLOAD_ID.fullmatch(form.upload_id):
+        form.upload_id = ""
+        form.errors["upload_id"] = "the logo upload was not recognised; pick the file again"
+        return pages.form_page(request, form, 422)
+    if not security.valid_request(request, text_field(form_data, security.FIELD_NAME)):
+        # Nothing is created or uploaded; the visitor's own form comes back, ready to send.
+        form.errors[GENERAL] = (
+            "This form has expired or did not come from this site, so nothing was saved. "
+            "Check your input and submit again."
+        )
+        return pages.form_page(request, form, 403)
+    try:
+        stock = await site.add_stock(form, form_data.get("file"))
+    except FormRejected as rejected:
+        return pages.form_page(request, form, rejected.status)
+    except SymbolServiceUnavailable as exc:
+        return unavailable_form(request, pages, form, exc)
+    return redirect_with_flash(stock_path(stock.symbol), "added", stock.symbol)
+
+
+def unavailable_form(
+    request: Request, pages: Pages, form: StockForm, exc: SymbolServiceUnavailable
+) -> Response:
+    """The form again with the visitor's input: resubmitting it is safe (same key)."""
+    log.warning("create not done: %s", exc)
+    form.errors[GENERAL] = exc.detail or (
+        "The stock service is unavailable right now. Your input is kept: submit again in a moment."
+    )
+    response = pages.form_page(request, form, 503)
+    response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+@router.get("/stocks/{symbol}/delete", response_class=HTMLResponse)
+async def confirm_delete(request: Request, pages: PagesDep, site: SiteDep, symbol: str) -> Response:
+    """Ask before deleting: a link can be followed by accident, a form must be submitted."""
+    stock = await site.stock(symbol)
+    if stock is None:
+        return pages.no_such_stock(request, symbol)
+    return pages.page(request, "delete.html", {"stock": stock, "nav": "watchlist"})
+
+
+@router.post("/stocks/{symbol}/delete", response_class=HTMLResponse)
+async def delete_stock(request: Request, pages: PagesDep, site: SiteDep, symbol: str) -> Response:
+    """Delete a stock, then back to the watchlist; deleting twice is not an error."""
+    try:
+        form_data = await read_form(request, SMALL_FORM_BYTES, max_files=0, max_fields=5)
+    except (BodyTooLarge, ClientDisconnect, MultiPartException):
+        return pages.bad_form(request)
+    canonical = symbol.strip().upper()
+    if not security.valid_request(request, text_field(form_data, security.FIELD_NAME)):
+        return pages.error_page(
+            request,
+            403,
+            "Not deleted",
+            "That request has expired or did not come from this site, so nothing was deleted.",
+            link=(f"{stock_path(canonical)}/delete", "Try again"),
+        )
+    await site.delete_stock(canonical)
+    return redirect_with_flash("/watchlist", "deleted", canonical)
