@@ -15,8 +15,8 @@ from aws_cdk.assertions import Match
 from aws_cdk.assertions import Template as Assertions
 from botocore.exceptions import ClientError
 
+from stockday.aws.provision import create_table
 from stockday.runtime.settings import Settings
-from stockday.stocks.dynamodb import create_table
 from tests.deploy.cdk_support import (
     STAGES,
     Names,

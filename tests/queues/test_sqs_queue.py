@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.provision import create_queue
+from stockday.aws.schema import DEAD_LETTER_RETENTION_SECONDS
 from stockday.domain.errors import BackendUnavailable
-from stockday.queues.sqs import DLQ_RETENTION_SECONDS, SqsQueue, create_queue
+from stockday.queues.sqs import SqsQueue
 from tests.servers import ServerProcess, free_port
 
 if TYPE_CHECKING:
@@ -68,7 +70,7 @@ def test_create_queue_sets_the_redrive_policy_and_the_dlq_retention(
     assert policy["deadLetterTargetArn"] == dead["QueueArn"]
     assert int(policy["maxReceiveCount"]) == 4
     assert main["VisibilityTimeout"] == "45"
-    assert int(dead["MessageRetentionPeriod"]) == DLQ_RETENTION_SECONDS == 14 * 24 * 3600
+    assert int(dead["MessageRetentionPeriod"]) == DEAD_LETTER_RETENTION_SECONDS == 14 * 24 * 3600
 
 
 def test_create_queue_is_idempotent_and_updates_the_policy(sqs: SQSClient, name: str) -> None:

@@ -15,10 +15,11 @@ import pytest
 
 import stockday.stocks.dynamodb as dynamodb_adapter
 from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.provision import create_table
 from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Price, Stock
 from stockday.stocks.base import StockExists
-from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
+from stockday.stocks.dynamodb import DynamoDbStockRepository
 from tests.servers import EMULATOR_ENV, ServerProcess, free_port, moto_server
 
 pytestmark = pytest.mark.anyio

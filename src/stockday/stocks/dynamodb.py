@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
+from stockday.aws.schema import STOCKS_BY_SYMBOL
 from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Logo, LogoState, Price, Stock
 from stockday.stocks.base import StockExists, StockNotFound, StockPage, VersionConflict
@@ -62,9 +63,8 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 T = TypeVar("T")
 
-__all__ = ["INDEX_NAME", "DynamoDbStockRepository", "create_table"]
+__all__ = ["DynamoDbStockRepository"]
 
-INDEX_NAME = "by-symbol"
 LISTING = "STOCK"
 COUNTER_PK = "META#count"
 MAX_PAGE = 500
@@ -186,7 +186,7 @@ class DynamoDbStockRepository:
             answer = await self._call(
                 self._client.query,
                 TableName=self._table,
-                IndexName=INDEX_NAME,
+                IndexName=STOCKS_BY_SYMBOL,
                 KeyConditionExpression=condition,
                 ExpressionAttributeValues=values,
                 Limit=limit + 1 - len(items),
@@ -339,11 +339,11 @@ class DynamoDbStockRepository:
         indexes = {i.get("IndexName") for i in description.get("GlobalSecondaryIndexes", [])}
         if status not in {"ACTIVE", "UPDATING"}:
             raise BackendUnavailable(self._reason(f"its status is {status or 'unknown'}"))
-        if INDEX_NAME not in indexes:
+        if STOCKS_BY_SYMBOL not in indexes:
             raise BackendUnavailable(
                 self._reason(
-                    f"it has no index {INDEX_NAME!r} to list stocks by symbol; create the table"
-                    " with stockday.stocks.dynamodb.create_table (stockday provision)"
+                    f"it has no index {STOCKS_BY_SYMBOL!r} to list stocks by symbol; create the"
+                    " table with stockday.aws.provision.create_table (stockday provision)"
                 )
             )
 
@@ -416,46 +416,6 @@ class DynamoDbStockRepository:
         raise BackendUnavailable(
             self._reason(f"{what} kept conflicting with concurrent writes; try again")
         )
-
-
-def create_table(client: DynamoDBClient, table: str) -> None:
-    """Create the stock table with its index if it is missing, and wait until it is ACTIVE.
-
-    Idempotent: an existing table (even one created concurrently) is left as it is.
-    """
-    try:
-        client.describe_table(TableName=table)
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
-        try:
-            client.create_table(
-                TableName=table,
-                BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "listing", "AttributeType": "S"},
-                    {"AttributeName": "symbol", "AttributeType": "S"},
-                ],
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                GlobalSecondaryIndexes=[
-                    {
-                        "IndexName": INDEX_NAME,
-                        "KeySchema": [
-                            {"AttributeName": "listing", "KeyType": "HASH"},
-                            {"AttributeName": "symbol", "KeyType": "RANGE"},
-                        ],
-                        "Projection": {"ProjectionType": "ALL"},
-                    }
-                ],
-                SSESpecification={"Enabled": True},
-            )
-        except ClientError as race:
-            if error_code(race) != "ResourceInUseException":
-                raise
-    client.get_waiter("table_exists").wait(
-        TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
-    )
 
 
 # --- items ---------------------------------------------------------------------------------
