@@ -79,7 +79,7 @@ class _RecordingDynamoDb:
 
 
 @stages
-def test_table_has_the_schema_the_repository_creates(stage: str) -> None:
+def test_table_has_the_schema_provisioning_creates(stage: str) -> None:
     client = _RecordingDynamoDb()
     create_table(client, "expected")  # type: ignore[arg-type]
     expected = client.created
