@@ -183,8 +183,9 @@ async def dynamodb_backend(
     import moto
 
     from stockday.aws.clients import AwsConfig, make_client
+    from stockday.aws.provision import create_table
     from stockday.devstack.emulator import EMULATOR_CREDENTIALS, start_emulator, stop_process
-    from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
+    from stockday.stocks.dynamodb import DynamoDbStockRepository
 
     os.environ.update(EMULATOR_CREDENTIALS)  # moto's placeholders; this process talks to moto only
     port = free_port()

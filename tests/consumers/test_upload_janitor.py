@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from stockday.domain.stocks import logo_key, upload_key
+from stockday.domain.stocks import UPLOADS_PREFIX, logo_key, upload_key
 from stockday.objects.base import ObjectInfo
 from stockday.objects.filesystem import FilesystemObjectStore
-from stockday.queue_worker.janitor import UPLOADS_PREFIX, UploadJanitor
+from stockday.queue_worker.janitor import UploadJanitor
 from tests.consumers.pipeline import (
     Pipeline,
     add_stock,

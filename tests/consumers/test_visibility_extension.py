@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.provision import create_queue
 from stockday.queues.base import MessageQueue, ReceivedMessage
 from stockday.queues.sqlite import SqliteQueue
-from stockday.queues.sqs import SqsQueue, create_queue
+from stockday.queues.sqs import SqsQueue
 from stockday.runtime.consumer import Consumer
 from tests.servers import shared_moto
 

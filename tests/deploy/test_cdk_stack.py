@@ -15,8 +15,8 @@ from aws_cdk.assertions import Match
 from aws_cdk.assertions import Template as Assertions
 from botocore.exceptions import ClientError
 
+from stockday.aws.provision import create_table
 from stockday.runtime.settings import Settings
-from stockday.stocks.dynamodb import create_table
 from tests.deploy.cdk_support import (
     STAGES,
     Names,
@@ -79,7 +79,7 @@ class _RecordingDynamoDb:
 
 
 @stages
-def test_table_has_the_schema_the_repository_creates(stage: str) -> None:
+def test_table_has_the_schema_provisioning_creates(stage: str) -> None:
     client = _RecordingDynamoDb()
     create_table(client, "expected")  # type: ignore[arg-type]
     expected = client.created

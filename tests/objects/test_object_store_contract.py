@@ -13,9 +13,10 @@ import anyio.to_thread
 import pytest
 
 from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.provision import create_bucket
 from stockday.objects.base import InvalidKey, ObjectStore
 from stockday.objects.filesystem import FilesystemObjectStore
-from stockday.objects.s3 import S3ObjectStore, create_bucket
+from stockday.objects.s3 import S3ObjectStore
 from tests.servers import shared_moto
 
 ObjectStoreFactory = Callable[[Path], Awaitable[ObjectStore]]

@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.provision import create_bucket
 from stockday.domain.errors import BackendUnavailable
 from stockday.objects.base import InvalidKey
 from stockday.objects.filesystem import FilesystemObjectStore
-from stockday.objects.s3 import S3ObjectStore, create_bucket
+from stockday.objects.s3 import S3ObjectStore
 from tests.servers import ServerProcess, free_port
 
 if TYPE_CHECKING:

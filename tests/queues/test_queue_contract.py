@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.provision import create_queue
 from stockday.queues.base import MessageQueue, QueueStats, ReceivedMessage
 from stockday.queues.sqlite import SqliteQueue
-from stockday.queues.sqs import SqsQueue, create_queue
+from stockday.queues.sqs import SqsQueue
 from tests.servers import shared_moto
 
 QueueFactory = Callable[[Path, str, int], Awaitable[MessageQueue]]

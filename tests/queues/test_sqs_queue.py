@@ -12,8 +12,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.provision import create_queue
+from stockday.aws.schema import DEAD_LETTER_RETENTION_SECONDS
 from stockday.domain.errors import BackendUnavailable
-from stockday.queues.sqs import DLQ_RETENTION_SECONDS, SqsQueue, create_queue
+from stockday.queues.sqs import SqsQueue
+from stockday.queues.sqs_messages import Receipts
 from tests.servers import ServerProcess, free_port
 
 if TYPE_CHECKING:
@@ -68,7 +71,7 @@ def test_create_queue_sets_the_redrive_policy_and_the_dlq_retention(
     assert policy["deadLetterTargetArn"] == dead["QueueArn"]
     assert int(policy["maxReceiveCount"]) == 4
     assert main["VisibilityTimeout"] == "45"
-    assert int(dead["MessageRetentionPeriod"]) == DLQ_RETENTION_SECONDS == 14 * 24 * 3600
+    assert int(dead["MessageRetentionPeriod"]) == DEAD_LETTER_RETENTION_SECONDS == 14 * 24 * 3600
 
 
 def test_create_queue_is_idempotent_and_updates_the_policy(sqs: SQSClient, name: str) -> None:
@@ -256,3 +259,33 @@ async def test_oldest_age_is_an_upper_bound_from_when_the_queue_was_last_seen_em
     finally:
         await other.close()
     assert 0.2 <= age < 60
+
+
+# -- receipts ---------------------------------------------------------------------------------
+
+
+def test_receipts_recognise_superseded_ones_and_forget_the_oldest_first() -> None:
+    receipts = Receipts(capacity=2)
+    receipts.issued("m1", "r1")
+    receipts.issued("m1", "r2")  # m1 received again: r1 is superseded
+    assert receipts.superseded("r1")
+    assert not receipts.superseded("r2")
+
+    receipts.issued("m2", "r3")  # full: r1, the oldest, is forgotten and left to SQS to judge
+    assert not receipts.superseded("r1")
+    assert len(receipts) == 2
+
+    receipts.issued("m3", "r4")  # r2, m1's newest, is forgotten with m1's memory
+    receipts.issued("m1", "r5")  # so a later receive of m1 starts afresh
+    assert not receipts.superseded("r5")
+    assert not receipts.superseded("r2")
+
+
+def test_a_settled_receipt_is_forgotten() -> None:
+    receipts = Receipts(capacity=10)
+    receipts.issued("m1", "r1")
+    receipts.issued("m1", "r2")
+    receipts.settled("r2")
+    assert not receipts.superseded("r2")
+    assert receipts.superseded("r1")  # still older than the settled one
+    assert len(receipts) == 1

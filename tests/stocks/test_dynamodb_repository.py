@@ -8,16 +8,18 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from typing import Any
 
 import pytest
 
 import stockday.stocks.dynamodb as dynamodb_adapter
 from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.provision import create_table
 from stockday.domain.errors import BackendUnavailable
-from stockday.domain.stocks import Stock
+from stockday.domain.stocks import Price, Stock
 from stockday.stocks.base import StockExists
-from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
+from stockday.stocks.dynamodb import DynamoDbStockRepository
 from tests.servers import EMULATOR_ENV, ServerProcess, free_port, moto_server
 
 pytestmark = pytest.mark.anyio
@@ -271,3 +273,41 @@ async def test_updates_reach_the_slot_copy_that_random_reads(
     assert picked == await repo.get("ONE")
     assert picked is not None
     assert picked.logo.key == "logos/ONE/u1.webp"
+
+
+async def test_items_keep_their_stored_typed_attributes(
+    config: AwsConfig, table: str, repo: DynamoDbStockRepository
+) -> None:
+    """The exact attributes written, so that tables written before stay readable and the same."""
+    price = Price(value=123.45, previous_close=120, as_of=date(2024, 5, 17), source="simulated")
+    added = Stock.new("FMT", "Format Inc.", upload_id="u1", request_key="rk-1")
+    await repo.add(added)
+    stock = added.with_price(price)
+    await repo.update(stock, expected_version=added.version)
+    items = table_items(config, table)
+
+    shared = {
+        "symbol": {"S": "FMT"},
+        "name": {"S": "Format Inc."},
+        "version": {"N": str(stock.version)},
+        "logo_state": {"S": "pending"},
+        "logo_upload_id": {"S": "u1"},
+        "request_key": {"S": "rk-1"},
+        "created_at": {"S": stock.created_at.isoformat()},
+        "updated_at": {"S": stock.updated_at.isoformat()},
+        "slot": {"N": "0"},
+        "rev": {"N": "1"},
+        "last_price": {
+            "M": {
+                "value": {"N": "123.45"},
+                "previous_close": {"N": "120"},
+                "as_of": {"S": "2024-05-17"},
+                "source": {"S": "simulated"},
+                "currency": {"S": "USD"},
+            }
+        },
+    }
+    assert items["STOCK#FMT"] == {**shared, "pk": {"S": "STOCK#FMT"}, "listing": {"S": "STOCK"}}
+    assert items["SLOT#0"] == {**shared, "pk": {"S": "SLOT#0"}}
+    assert items["META#count"] == {"pk": {"S": "META#count"}, "n": {"N": "1"}}
+    assert await repo.get("FMT") == stock

@@ -13,9 +13,10 @@ import pytest
 from scipy.stats import chisquare
 
 from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.provision import create_table
 from stockday.domain.stocks import LogoState, Price, Stock
 from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
-from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
+from stockday.stocks.dynamodb import DynamoDbStockRepository
 from stockday.stocks.sqlite import SqliteStockRepository
 from tests.servers import shared_moto
 

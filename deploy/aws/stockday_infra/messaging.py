@@ -8,7 +8,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stockday.queues.sqs import DLQ_RETENTION_SECONDS, dead_letter_queue_name
+from stockday.aws.schema import DEAD_LETTER_RETENTION_SECONDS, dead_letter_queue_name
 from stockday_infra.checkov import skip_checks
 from stockday_infra.stages import Stage
 
@@ -30,8 +30,7 @@ def work_queue(scope: Construct, construct_id: str, name: str, stage: Stage) -> 
         scope,
         f"{construct_id}DeadLetters",
         queue_name=dead_letter_queue_name(name),
-        # A dead letter keeps its original sent time, so it needs SQS's longest retention.
-        retention_period=Duration.seconds(DLQ_RETENTION_SECONDS),
+        retention_period=Duration.seconds(DEAD_LETTER_RETENTION_SECONDS),
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
         removal_policy=_removal(stage),

@@ -22,7 +22,7 @@ from aws_cdk import aws_logs as logs
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from stockday.queues.sqs import dead_letter_queue_name
+from stockday.aws.schema import dead_letter_queue_name
 from stockday.runtime.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -7,25 +7,34 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stockday.stocks.dynamodb import INDEX_NAME
+from stockday.aws.schema import STOCKS_TABLE, KeyAttribute
+from stockday.domain.stocks import UPLOADS_PREFIX
 from stockday_infra.checkov import skip_checks
 from stockday_infra.stages import Stage
 
-UPLOADS_PREFIX = "uploads/"
 LOGOS_PREFIX = "logos/"
 # Log prefixes inside the log bucket, one per source.
 ACCESS_LOGS_PREFIX = "s3-access/"
 CDN_LOGS_PREFIX = "cloudfront/"
+# The CDK's enum members are named after the types, not valued by DynamoDB's letters.
+_ATTRIBUTE_TYPES = {
+    "S": dynamodb.AttributeType.STRING,
+    "N": dynamodb.AttributeType.NUMBER,
+    "B": dynamodb.AttributeType.BINARY,
+}
 
 
 def stocks_table(scope: Construct, stage: Stage) -> dynamodb.Table:
-    """The table exactly as stockday.stocks.dynamodb.create_table makes it, made durable."""
+    """The table declared by stockday.aws.schema.STOCKS_TABLE (as ``stockday provision`` makes
+    it), made durable."""
+    schema = STOCKS_TABLE
     table = dynamodb.Table(
         scope,
         "Stocks",
         table_name=stage.settings.dynamodb_table,
-        partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        partition_key=_attribute(schema.partition_key),
+        sort_key=_attribute(schema.sort_key) if schema.sort_key else None,
+        billing_mode=dynamodb.BillingMode(schema.billing_mode),
         # The AWS-managed key: encrypted at rest with no key grants for the service roles.
         encryption=dynamodb.TableEncryption.AWS_MANAGED,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -34,12 +43,13 @@ def stocks_table(scope: Construct, stage: Stage) -> dynamodb.Table:
         deletion_protection=stage.production,
         removal_policy=RemovalPolicy.RETAIN,
     )
-    table.add_global_secondary_index(
-        index_name=INDEX_NAME,
-        partition_key=dynamodb.Attribute(name="listing", type=dynamodb.AttributeType.STRING),
-        sort_key=dynamodb.Attribute(name="symbol", type=dynamodb.AttributeType.STRING),
-        projection_type=dynamodb.ProjectionType.ALL,
-    )
+    for index in schema.indexes:
+        table.add_global_secondary_index(
+            index_name=index.name,
+            partition_key=_attribute(index.partition_key),
+            sort_key=_attribute(index.sort_key) if index.sort_key else None,
+            projection_type=dynamodb.ProjectionType(index.projection),
+        )
     skip_checks(
         table,
         {
@@ -48,6 +58,10 @@ def stocks_table(scope: Construct, stage: Stage) -> dynamodb.Table:
         },
     )
     return table
+
+
+def _attribute(key: KeyAttribute) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=key.name, type=_ATTRIBUTE_TYPES[key.type])
 
 
 def log_bucket(scope: Construct, stage: Stage) -> s3.Bucket:
@@ -89,7 +103,7 @@ def objects_bucket(scope: Construct, stage: Stage, logs: s3.IBucket) -> s3.Bucke
         "Objects",
         bucket_name=stage.settings.s3_bucket,
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        # SSE-S3, as stockday.objects.s3.create_bucket: no KMS grants needed by the roles.
+        # SSE-S3, as stockday.aws.provision.create_bucket: no KMS grants needed by the roles.
         encryption=s3.BucketEncryption.S3_MANAGED,
         enforce_ssl=True,
         versioned=True,

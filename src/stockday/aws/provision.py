@@ -1,22 +1,46 @@
 """Create the table, queues and bucket the services need, where they are missing.
 
 For an emulator or a developer account. Production resources come from the infrastructure code
-(deploy/), which declares the same names; this is idempotent and leaves existing resources alone.
+(deploy/aws), built from the same declarations (stockday.aws.schema); everything here is
+idempotent and brings existing resources to the declared settings, or leaves them alone.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
-from stockday.aws.clients import AwsConfig, make_client
+from botocore.exceptions import ClientError
+
+from stockday.aws.clients import AwsConfig, error_code, make_client
+from stockday.aws.schema import (
+    DEAD_LETTER_RETENTION_SECONDS,
+    STOCKS_TABLE,
+    TableSchema,
+    dead_letter_queue_name,
+)
+from stockday.domain.stocks import UPLOADS_PREFIX
 from stockday.runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+    from types_boto3_s3 import S3Client
+    from types_boto3_s3.literals import BucketLocationConstraintType
+    from types_boto3_sqs import SQSClient
+
+__all__ = ["create_bucket", "create_queue", "create_table", "provision"]
+
+log = logging.getLogger("stockday.aws.provision")
+
+UPLOAD_RETENTION_DAYS = 30
+_NO_SUCH_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+_QUEUE_EXISTS = {"QueueAlreadyExists", "QueueNameExists"}
 
 
 def provision(settings: Settings, say: Callable[[str], None] = print) -> None:
-    from stockday.objects.s3 import create_bucket
-    from stockday.queues.sqs import create_queue
-    from stockday.stocks.dynamodb import create_table
-
+    """Create (or bring up to date) every AWS resource ``settings`` name."""
     config = AwsConfig(
         region=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
@@ -35,10 +59,156 @@ def provision(settings: Settings, say: Callable[[str], None] = print) -> None:
                 max_receives=settings.queue_max_receives,
                 visibility_seconds=max(1, round(settings.queue_visibility_seconds)),
             )
-            say(f"SQS queue {queue} (dead letters: {queue}-dlq): ready")
+            say(f"SQS queue {queue} (dead letters: {dead_letter_queue_name(queue)}): ready")
         create_bucket(s3, settings.s3_bucket, settings.aws_region)
         say(f"S3 bucket {settings.s3_bucket}: ready")
     finally:
         dynamodb.close()
         sqs.close()
         s3.close()
+
+
+# --- DynamoDB ------------------------------------------------------------------------------
+
+
+def create_table(client: DynamoDBClient, table: str, schema: TableSchema = STOCKS_TABLE) -> None:
+    """Create ``table`` with ``schema`` if it is missing, and wait until it is ACTIVE.
+
+    Idempotent: an existing table (even one created concurrently) is left as it is.
+    """
+    try:
+        client.describe_table(TableName=table)
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+        try:
+            client.create_table(
+                TableName=table,
+                BillingMode=schema.billing_mode,
+                AttributeDefinitions=schema.attribute_definitions(),
+                KeySchema=schema.key_schema(),
+                GlobalSecondaryIndexes=schema.global_secondary_indexes(),
+                SSESpecification={"Enabled": True},
+            )
+        except ClientError as race:
+            if error_code(race) != "ResourceInUseException":
+                raise
+    client.get_waiter("table_exists").wait(
+        TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+    )
+
+
+# --- SQS -----------------------------------------------------------------------------------
+
+
+def create_queue(
+    client: SQSClient, name: str, *, max_receives: int, visibility_seconds: int = 30
+) -> str:
+    """Create (or bring up to date) ``name`` and its dead-letter queue; return the queue URL.
+
+    Idempotent: existing queues get the attributes set again. The queue moves a message received
+    ``max_receives`` times to the dead-letter queue, which keeps messages 14 days. botocore
+    errors are raised as they come.
+    """
+    if max_receives < 1:
+        raise ValueError("max_receives must be at least 1")
+    dead_url = _ensure_queue(
+        client,
+        dead_letter_queue_name(name),
+        {"MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS)},
+    )
+    dead_arn = client.get_queue_attributes(QueueUrl=dead_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(max_receives)}
+    return _ensure_queue(
+        client,
+        name,
+        {"VisibilityTimeout": str(visibility_seconds), "RedrivePolicy": json.dumps(redrive)},
+    )
+
+
+def _ensure_queue(client: SQSClient, name: str, attributes: dict[Any, str]) -> str:
+    try:
+        url = client.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if error_code(exc) not in _NO_SUCH_QUEUE:
+            raise
+        try:
+            return client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        except ClientError as race:
+            # Created meanwhile by another provisioner: fall through and update it.
+            if error_code(race) not in _QUEUE_EXISTS:
+                raise
+            url = client.get_queue_url(QueueName=name)["QueueUrl"]
+    client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    return url
+
+
+# --- S3 ------------------------------------------------------------------------------------
+
+
+def create_bucket(client: S3Client, bucket: str, region: str) -> None:
+    """Create ``bucket`` private and encrypted, or bring an existing one of ours to that state.
+
+    Idempotent: every setting is written whole each time. The bucket gets:
+
+    - ACLs disabled (object ownership "bucket owner enforced") and every public access block;
+    - default encryption with S3-managed keys (SSE-S3);
+    - a lifecycle rule expiring raw uploads after 30 days. The application's janitor deletes
+      uploads never linked to a stock; this rule is the backstop for whatever it misses (a
+      crash, a janitor that is not running).
+    """
+    try:
+        # us-east-1 is the one region that takes no (and refuses an explicit) LocationConstraint.
+        if region == "us-east-1":
+            client.create_bucket(Bucket=bucket, ObjectOwnership="BucketOwnerEnforced")
+        else:
+            client.create_bucket(
+                Bucket=bucket,
+                ObjectOwnership="BucketOwnerEnforced",
+                CreateBucketConfiguration={
+                    "LocationConstraint": cast("BucketLocationConstraintType", region)
+                },
+            )
+    except ClientError as exc:
+        if error_code(exc) != "BucketAlreadyOwnedByYou":
+            raise
+        log.info("bucket %s exists already; applying its settings", bucket)
+    _apply_bucket_settings(client, bucket)
+
+
+def _apply_bucket_settings(client: S3Client, bucket: str) -> None:
+    client.put_bucket_ownership_controls(
+        Bucket=bucket,
+        OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+    )
+    client.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    client.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    client.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "expire-unlinked-uploads",
+                    "Filter": {"Prefix": UPLOADS_PREFIX},
+                    "Status": "Enabled",
+                    "Expiration": {"Days": UPLOAD_RETENTION_DAYS},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                }
+            ]
+        },
+    )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from cachetools import TLRUCache
 
 from stockday.cache.base import CACHE_HITS, CACHE_MISSES
 
@@ -18,20 +19,27 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
+class _Entry(NamedTuple, Generic[V]):
+    value: V
+    ttl_seconds: float
+
+
+def _expiry(_key: Hashable, entry: _Entry[Any], now: float) -> float:
+    return now + entry.ttl_seconds
+
+
 class BoundedMap(Generic[K, V]):
     """At most ``max_entries`` values, least recently used evicted first, each with an expiry.
 
     The one in-process store of the project: the Cache adapter, stock-price's memo and the
-    simulated provider's series all keep their entries here.
+    simulated provider's series all keep their entries here. A cachetools TLRUCache whose
+    entries carry their own time to live.
     """
 
     def __init__(self, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
-        self._max_entries = max_entries
-        self._clock = clock
-        # key -> (expires_at, value); least recently used first.
-        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._entries: TLRUCache[K, _Entry[V], float] = TLRUCache(max_entries, _expiry, clock)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -39,18 +47,12 @@ class BoundedMap(Generic[K, V]):
     def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
+            self._entries.expire()  # free the slots of expired entries now
             return None
-        if entry[0] <= self._clock():
-            del self._entries[key]  # expired: free the slot now
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
+        return entry.value
 
     def put(self, key: K, value: V, ttl_seconds: float = math.inf) -> None:
-        self._entries[key] = (self._clock() + ttl_seconds, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        self._entries[key] = _Entry(value, ttl_seconds)
 
     def pop(self, key: K) -> None:
         self._entries.pop(key, None)

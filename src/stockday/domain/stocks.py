@@ -11,6 +11,8 @@ from typing import Any
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,9}(?:[.\-][A-Z0-9]{1,4})?$")
 MAX_NAME_LENGTH = 120
+# Every raw upload's object key starts with this; resized logos live elsewhere (logo_key).
+UPLOADS_PREFIX = "uploads/"
 
 
 class InvalidStock(ValueError):
@@ -195,4 +197,5 @@ def logo_key(symbol: str, upload_id: str) -> str:
 
 
 def upload_key(upload_id: str) -> str:
-    return f"uploads/{upload_id}"
+    """Object key of a raw upload."""
+    return f"{UPLOADS_PREFIX}{upload_id}"

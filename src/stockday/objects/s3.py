@@ -7,8 +7,8 @@ One private bucket holds both kinds of objects, under separate prefixes:
     logos/<SYMBOL>/<id>.webp  resized logos, served through a CDN or presigned GET URLs
 
 Nothing here ever sets an ACL: the bucket blocks public access and disables ACLs altogether
-(``create_bucket``); browsers read logos through the CDN (with origin access control) or through
-time-limited signed URLs.
+(stockday.aws.provision.create_bucket, and the CDK app); browsers read logos through the CDN
+(with origin access control) or through time-limited signed URLs.
 
 Signed URLs are always Signature Version 4: botocore still defaults presigned S3 URLs to the
 deprecated SigV2 in older regions (us-east-1 among them), which buckets created since 2020 refuse.
@@ -18,16 +18,16 @@ before ``signed_url_seconds``; set a CDN base URL for logos in production.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
 from stockday.domain.errors import BackendUnavailable
+from stockday.domain.stocks import UPLOADS_PREFIX
 from stockday.objects.base import (
     InvalidKey,
     ObjectInfo,
@@ -38,17 +38,12 @@ from stockday.objects.base import (
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
-    from types_boto3_s3.literals import BucketLocationConstraintType
 
-__all__ = ["UPLOADS_PREFIX", "S3ObjectStore", "create_bucket"]
-
-log = logging.getLogger("stockday.objects.s3")
+__all__ = ["S3ObjectStore"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-UPLOADS_PREFIX = "uploads/"
-UPLOAD_RETENTION_DAYS = 30
 MAX_SIGNED_SECONDS = 7 * 24 * 3600  # the longest SigV4 presigned URLs are valid
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -142,8 +137,8 @@ class S3ObjectStore:
 
         The signed policy pins the bucket and the key, bounds the size and requires a
         ``Content-Type`` field starting with ``image/``; S3 refuses any upload that breaks it.
-        Browsers may only write raw uploads, so ``key`` must lie under ``uploads/`` (where the
-        lifecycle rule eventually removes what is never linked to a stock).
+        Browsers may only write raw uploads, so ``key`` must lie under ``UPLOADS_PREFIX`` (where
+        the lifecycle rule eventually removes what is never linked to a stock).
         """
         check_key(key)
         if not key.startswith(UPLOADS_PREFIX):
@@ -238,68 +233,3 @@ def _list_objects(client: S3Client, bucket: str, prefix: str, page_size: int) ->
     # whatever an S3-compatible server does.
     found.sort(key=lambda info: info.key)
     return found
-
-
-def create_bucket(client: S3Client, bucket: str, region: str) -> None:
-    """Create ``bucket`` private and encrypted, or bring an existing one of ours to that state.
-
-    Idempotent: every setting is written whole each time. The bucket gets:
-
-    - ACLs disabled (object ownership "bucket owner enforced") and every public access block;
-    - default encryption with S3-managed keys (SSE-S3);
-    - a lifecycle rule expiring objects under ``uploads/`` after 30 days. The application's
-      janitor deletes uploads never linked to a stock; this rule is the backstop for whatever
-      it misses (a crash, a janitor that is not running).
-
-    For local runs and tests against an emulator; production buckets come from the
-    infrastructure code with the same settings.
-    """
-    # us-east-1 is the one region that takes no (and refuses an explicit) LocationConstraint.
-    try:
-        if region == "us-east-1":
-            client.create_bucket(Bucket=bucket, ObjectOwnership="BucketOwnerEnforced")
-        else:
-            client.create_bucket(
-                Bucket=bucket,
-                ObjectOwnership="BucketOwnerEnforced",
-                CreateBucketConfiguration={
-                    "LocationConstraint": cast("BucketLocationConstraintType", region)
-                },
-            )
-    except ClientError as exc:
-        if error_code(exc) != "BucketAlreadyOwnedByYou":
-            raise
-        log.info("bucket %s exists already; applying its settings", bucket)
-    client.put_bucket_ownership_controls(
-        Bucket=bucket,
-        OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-    )
-    client.put_public_access_block(
-        Bucket=bucket,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
-    client.put_bucket_encryption(
-        Bucket=bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
-    )
-    client.put_bucket_lifecycle_configuration(
-        Bucket=bucket,
-        LifecycleConfiguration={
-            "Rules": [
-                {
-                    "ID": "expire-unlinked-uploads",
-                    "Filter": {"Prefix": UPLOADS_PREFIX},
-                    "Status": "Enabled",
-                    "Expiration": {"Days": UPLOAD_RETENTION_DAYS},
-                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-                }
-            ]
-        },
-    )

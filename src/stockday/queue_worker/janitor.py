@@ -35,14 +35,12 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
-from stockday.domain.stocks import upload_key, utcnow
+from stockday.domain.stocks import UPLOADS_PREFIX, utcnow
 from stockday.objects.base import ObjectStore
 from stockday.runtime.consumer import stopped_within
 
 log = logging.getLogger("stockday.queue_worker.janitor")
 
-# Every raw upload's key starts with this (``upload_key`` of an empty id).
-UPLOADS_PREFIX = upload_key("")
 # "Shortly after the start": late enough not to compete with a replica's warm-up.
 FIRST_SWEEP_SECONDS = 10.0
 # Each wait is stretched or shrunk by up to this share, so that replicas drift apart.

@@ -2,9 +2,9 @@
 
 Most of the port is SQS itself: bodies are the JSON strings given, ``attributes`` travel as
 String MessageAttributes, receives long-poll (whole seconds, at most 20) in batches of at most
-10, and the queue's redrive policy (set by :func:`create_queue`) moves a message that was
-received ``max_receives`` times to the dead-letter queue. Fractional seconds are rounded up,
-so a visibility timeout is never shorter than asked for.
+10, and the queue's redrive policy (set by :func:`stockday.aws.provision.create_queue`) moves a
+message that was received ``max_receives`` times to the dead-letter queue. Fractional seconds
+are rounded up, so a visibility timeout is never shorter than asked for.
 
 Where SQS has no matching operation the adapter says what it does instead:
 
@@ -45,8 +45,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -55,11 +53,19 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
+from stockday.aws.schema import dead_letter_queue_name
 from stockday.domain.errors import BackendUnavailable
 from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage
+from stockday.queues.sqs_messages import (
+    Receipts,
+    decode_attributes,
+    encode_attributes,
+    message_timestamp,
+    received_message,
+    whole_seconds,
+)
 
 if TYPE_CHECKING:
-    from types_boto3_sqs import SQSClient
     from types_boto3_sqs.literals import MessageSystemAttributeNameType, QueueAttributeNameType
     from types_boto3_sqs.type_defs import (
         ChangeMessageVisibilityBatchRequestEntryTypeDef,
@@ -79,9 +85,6 @@ MAX_BATCH = 10
 MAX_WAIT_SECONDS = 20
 MAX_VISIBILITY_SECONDS = 43_200
 MAX_DELAY_SECONDS = 900
-MAX_ATTRIBUTES = 10
-DLQ_SUFFIX = "-dlq"
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 SQS_DEFAULT_RETENTION_SECONDS = 4 * 24 * 3600
 # Long enough for one peek or one redrive round; a crash leaves them hidden no longer than this.
 PEEK_VISIBILITY_SECONDS = 30
@@ -101,11 +104,6 @@ _COUNT_ATTRIBUTES: list[QueueAttributeNameType] = [
     "ApproximateNumberOfMessagesNotVisible",
     "ApproximateNumberOfMessagesDelayed",
 ]
-# Letters, digits, "_", "-" and "." (not first, last or doubled), at most 256 characters.
-_ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)")
-_RESERVED_PREFIXES = ("aws.", "amazon.")
-_NO_SUCH_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
-_QUEUE_EXISTS = {"QueueAlreadyExists", "QueueNameExists"}
 _PURGE_IN_PROGRESS = {"AWS.SimpleQueueService.PurgeQueueInProgress", "PurgeQueueInProgress"}
 _RECEIPT_REJECTED = {
     "ReceiptHandleIsInvalid",
@@ -113,10 +111,6 @@ _RECEIPT_REJECTED = {
     "AWS.SimpleQueueService.MessageNotInflight",
     "MessageNotInflight",
 }
-
-
-def dead_letter_queue_name(name: str) -> str:
-    return name + DLQ_SUFFIX
 
 
 class SqsQueue:
@@ -149,7 +143,7 @@ class SqsQueue:
             "sqs", config, read_timeout=MAX_WAIT_SECONDS + config.timeout_seconds + 5
         )
         self._urls: dict[str, str] = {}
-        self._receipts = _Receipts(REMEMBERED_RECEIPTS)
+        self._receipts = Receipts(REMEMBERED_RECEIPTS)
         self._seen_empty_at: float | None = None
 
     # -- the port ---------------------------------------------------------------------------
@@ -162,12 +156,12 @@ class SqsQueue:
         delay_seconds: float = 0,
     ) -> str:
         """Enqueue a message, visible after ``delay_seconds`` (at most 900); return its id."""
-        encoded = _encode_attributes(attributes or {})
+        encoded = encode_attributes(attributes or {})
         client, url = self._client, await self._url(self.name)
         request: SendMessageRequestTypeDef = {
             "QueueUrl": url,
             "MessageBody": body,
-            "DelaySeconds": _whole_seconds(delay_seconds, MAX_DELAY_SECONDS),
+            "DelaySeconds": whole_seconds(delay_seconds, MAX_DELAY_SECONDS),
         }
         if encoded:
             request["MessageAttributes"] = encoded
@@ -188,12 +182,12 @@ class SqsQueue:
             client.receive_message,
             QueueUrl=url,
             MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
-            WaitTimeSeconds=_whole_seconds(wait_seconds, MAX_WAIT_SECONDS),
-            VisibilityTimeout=_whole_seconds(visibility_timeout, MAX_VISIBILITY_SECONDS),
+            WaitTimeSeconds=whole_seconds(wait_seconds, MAX_WAIT_SECONDS),
+            VisibilityTimeout=whole_seconds(visibility_timeout, MAX_VISIBILITY_SECONDS),
             MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
             MessageAttributeNames=["All"],
         )
-        batch = [_received(message) for message in response.get("Messages", [])]
+        batch = [received_message(message) for message in response.get("Messages", [])]
         for message in batch:
             self._receipts.issued(message.message_id, message.receipt)
         return batch
@@ -215,7 +209,7 @@ class SqsQueue:
             client.change_message_visibility,
             QueueUrl=url,
             ReceiptHandle=receipt,
-            VisibilityTimeout=_whole_seconds(seconds, MAX_VISIBILITY_SECONDS),
+            VisibilityTimeout=whole_seconds(seconds, MAX_VISIBILITY_SECONDS),
         )
 
     async def stats(self) -> QueueStats:
@@ -330,7 +324,7 @@ class SqsQueue:
             raise BackendUnavailable(
                 f"SQS queue {self.name!r} unavailable: it has no redrive policy to "
                 f"{self.dead_letter_name!r}, so failing messages would never be set aside; "
-                f"create it with stockday.queues.sqs.create_queue (set by {self._setting})"
+                f"create it with stockday.aws.provision.create_queue (set by {self._setting})"
             )
         configured = policy.get("maxReceiveCount")
         if str(configured) != str(self._max_receives):
@@ -494,106 +488,7 @@ class SqsQueue:
         return BackendUnavailable(describe_failure(exc, f"SQS queue {name!r}", self._setting))
 
 
-class _Receipts:
-    """The receipts this handle handed out, to recognise those superseded by a later receive.
-
-    Bounded: the oldest are forgotten first (a forgotten receipt is left to SQS to judge).
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._message_of: dict[str, str] = {}  # receipt -> message id, oldest first
-        self._latest: dict[str, str] = {}  # message id -> its newest receipt
-
-    def issued(self, message_id: str, receipt: str) -> None:
-        self._message_of[receipt] = message_id
-        self._latest[message_id] = receipt
-        while len(self._message_of) > self._capacity:
-            oldest = next(iter(self._message_of))
-            self.settled(oldest)
-
-    def superseded(self, receipt: str) -> bool:
-        message_id = self._message_of.get(receipt)
-        return message_id is not None and self._latest.get(message_id) != receipt
-
-    def settled(self, receipt: str) -> None:
-        message_id = self._message_of.pop(receipt, None)
-        if message_id is not None and self._latest.get(message_id) == receipt:
-            del self._latest[message_id]
-
-
-def create_queue(
-    client: SQSClient, name: str, *, max_receives: int, visibility_seconds: int = 30
-) -> str:
-    """Create (or bring up to date) ``name`` and its dead-letter queue; return the queue URL.
-
-    Idempotent: existing queues get the attributes set again. The dead-letter queue keeps
-    messages 14 days (SQS's maximum; a dead letter keeps its original sent time, so it needs more
-    than the source queue's retention). botocore errors are raised as they come.
-    """
-    if max_receives < 1:
-        raise ValueError("max_receives must be at least 1")
-    dead_url = _ensure_queue(
-        client,
-        dead_letter_queue_name(name),
-        {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
-    )
-    dead_arn = client.get_queue_attributes(QueueUrl=dead_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    redrive = {"deadLetterTargetArn": dead_arn, "maxReceiveCount": str(max_receives)}
-    return _ensure_queue(
-        client,
-        name,
-        {"VisibilityTimeout": str(visibility_seconds), "RedrivePolicy": json.dumps(redrive)},
-    )
-
-
-def _ensure_queue(client: SQSClient, name: str, attributes: dict[Any, str]) -> str:
-    try:
-        url = client.get_queue_url(QueueName=name)["QueueUrl"]
-    except ClientError as exc:
-        if error_code(exc) not in _NO_SUCH_QUEUE:
-            raise
-        try:
-            return client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        except ClientError as race:
-            # Created meanwhile by another provisioner: fall through and update it.
-            if error_code(race) not in _QUEUE_EXISTS:
-                raise
-            url = client.get_queue_url(QueueName=name)["QueueUrl"]
-    client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
-    return url
-
-
 # -- conversions ----------------------------------------------------------------------------
-
-
-def _whole_seconds(seconds: float, limit: int) -> int:
-    """SQS takes whole seconds: round up (never shorter than asked), within 0..limit."""
-    return max(0, min(limit, math.ceil(seconds)))
-
-
-def _encode_attributes(attributes: Mapping[str, str]) -> dict[str, MessageAttributeValueTypeDef]:
-    """String MessageAttributes; what SQS would refuse is a ValueError here, not an outage."""
-    if len(attributes) > MAX_ATTRIBUTES:
-        raise ValueError(f"SQS carries at most {MAX_ATTRIBUTES} attributes, got {len(attributes)}")
-    for name, value in attributes.items():
-        if not _ATTRIBUTE_NAME.fullmatch(name) or name.lower().startswith(_RESERVED_PREFIXES):
-            raise ValueError(f"{name!r} is not a valid SQS message attribute name")
-        if not value:
-            raise ValueError(f"SQS does not carry empty attribute values ({name!r})")
-    return {
-        name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
-    }
-
-
-def _decode_attributes(message: MessageTypeDef) -> dict[str, str]:
-    return {
-        name: value["StringValue"]
-        for name, value in message.get("MessageAttributes", {}).items()
-        if "StringValue" in value
-    }
 
 
 def _copy_attributes(
@@ -619,31 +514,17 @@ def _size(entry: SendMessageBatchRequestEntryTypeDef) -> int:
     return size
 
 
-def _timestamp(message: MessageTypeDef, key: MessageSystemAttributeNameType) -> datetime | None:
-    raw = message.get("Attributes", {}).get(key)
-    return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw else None
-
-
-def _received(message: MessageTypeDef) -> ReceivedMessage:
-    return ReceivedMessage(
-        message_id=message["MessageId"],
-        body=message["Body"],
-        receipt=message["ReceiptHandle"],
-        receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
-        sent_at=_timestamp(message, "SentTimestamp") or datetime.now(UTC),
-        attributes=_decode_attributes(message),
-    )
-
-
 def _dead_letter(message: MessageTypeDef) -> DeadLetter:
-    sent_at = _timestamp(message, "SentTimestamp") or datetime.now(UTC)
+    sent_at = message_timestamp(message, "SentTimestamp") or datetime.now(UTC)
     return DeadLetter(
         message_id=message["MessageId"],
         body=message["Body"],
         receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "0")),
         sent_at=sent_at,
-        dead_at=max(sent_at, _timestamp(message, "ApproximateFirstReceiveTimestamp") or sent_at),
-        attributes=_decode_attributes(message),
+        dead_at=max(
+            sent_at, message_timestamp(message, "ApproximateFirstReceiveTimestamp") or sent_at
+        ),
+        attributes=decode_attributes(message),
     )
 
 
