@@ -8,9 +8,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from stockday.cli.app import app, dead_letter_reason
+from stockday.cli import app
 from stockday.contracts.messages import LogoRequested, LogoResized, encode
-from stockday.queues.base import DeadLetter
+from stockday.queues.base import DeadLetter, dead_letter_reason
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 
