@@ -12,7 +12,11 @@ from stockday.aws.clients import AwsConfig, make_client
 from stockday.runtime.settings import Settings
 
 
-def provision(settings: Settings, say: Callable[[str], None] = print) -> None:
+def provision(
+    settings: Settings,
+    say: Callable[[str], None] = print,
+    emulator_credentials: tuple[str, str] | None = None,
+) -> None:
     from stockday.objects.s3 import create_bucket
     from stockday.queues.sqs import create_queue
     from stockday.stocks.dynamodb import create_table
@@ -21,6 +25,7 @@ def provision(settings: Settings, say: Callable[[str], None] = print) -> None:
         region=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
         timeout_seconds=max(settings.aws_timeout_seconds, 10.0),
+        emulator_credentials=emulator_credentials,
     )
     dynamodb = make_client("dynamodb", config)
     sqs = make_client("sqs", config)
