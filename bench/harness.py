@@ -26,21 +26,20 @@ from typing import Any, Self
 
 import httpx
 
-from stockday import procfs
+from stockday.devstack import processes as procfs
 from stockday.devstack.emulator import stop_process
 from stockday.devstack.supervisor import (
-    APP_FACTORIES,
     CONSUMER_PORT_OFFSETS,
     FRONTEND_BEHIND_GATEWAY_OFFSET,
     PORT_OFFSETS,
 )
+from stockday.runtime import catalog
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 HOST = "127.0.0.1"
 READY_LINE = "Stock-of-the-Day is at"
 READY_IN = re.compile(r"ready in ([0-9.]+)\s*s")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LOAD_AT_START = os.getloadavg()  # the benchmarks import this module first thing
 
 
@@ -108,11 +107,8 @@ def cmdline(pid: int) -> str:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process (all its threads) so far."""
-    fields = procfs.stat_fields(pid)
-    if fields is None:
-        raise ProcessLookupError(pid)
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    """User plus system CPU time of a process (all its threads) so far; OSError if it is gone."""
+    return procfs.cpu_seconds(pid)
 
 
 def rss_kb(pid: int) -> int:
@@ -151,9 +147,9 @@ class StackProcess:
 
 
 def _service_of(command: str) -> str | None:
-    for service, factory in APP_FACTORIES.items():
-        if factory in command:
-            return service
+    for http in catalog.HTTP_SERVICES:
+        if http.entry in command:
+            return http.name
     for service in CONSUMER_PORT_OFFSETS:
         if f"stockday.{service.replace('-', '_')}" in command:
             return service

@@ -43,7 +43,7 @@ from harness import (
     wrk_command,
 )
 
-from stockday.cli.app import DEMO_STOCKS
+from stockday.cli.seed import DEMO_STOCKS
 
 RESULTS = RESULTS_DIR / "page_view.json"
 MIN_THROUGHPUT_RATIO = 0.25

@@ -1,3 +1,3 @@
-from stockday.cli.app import main
+from stockday.cli import main
 
 main()

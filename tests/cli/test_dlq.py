@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-from stockday.cli.app import app, dead_letter_reason
-from stockday.contracts.messages import LogoRequested, LogoResized, encode
-from stockday.queues.base import DeadLetter
+from stockday.cli import app
+from stockday.contracts.messages import LogoRequested, encode
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 
@@ -74,21 +72,3 @@ def test_list_shows_why_each_letter_died(tmp_path: Path) -> None:
         f"logo.requested for POISON: handler failed 2 times (see the consumer logs for message "
         f"{ids[2]})"
     ) in listed.output
-
-
-def test_a_reason_counts_failures_up_to_the_max_receives() -> None:
-    # On SQS every look at a dead letter adds a receive; it died after max_receives failures.
-    job = LogoResized(symbol="X", upload_id="1", logo_key="logos/X/1.webp", width=1, height=1)
-    now = datetime.now(UTC)
-    letter = DeadLetter(
-        message_id="m-7", body=encode(job), receive_count=9, sent_at=now, dead_at=now
-    )
-    assert dead_letter_reason(letter, max_receives=5) == (
-        "logo.resized for X: handler failed 5 times (see the consumer logs for message m-7)"
-    )
-    schema_two = DeadLetter(
-        message_id="m-8", body='{"schema_version": 2}', receive_count=5, sent_at=now, dead_at=now
-    )
-    assert dead_letter_reason(schema_two, max_receives=5) == (
-        "malformed: unsupported schema_version 2"
-    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from stockday.cli.app import app
+from stockday.cli import app
 from stockday.runtime.settings import get_settings
 
 

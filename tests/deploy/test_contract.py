@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from stockday.runtime import catalog
 from stockday.runtime.container import DEFAULT_PORT
 from stockday.runtime.settings import Settings
 from tests.deploy.cdk_support import Template, resources, synthesized
@@ -174,7 +175,7 @@ def test_manifests_probe_and_scrape_the_port_the_entry_point_listens_on(
 ) -> None:
     ingress = next(d for d in rendered[overlay] if d["kind"] == "Ingress")
     assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/healthcheck-path"] == (
-        "/api/ready"
+        catalog.service("frontend").health.readiness
     )
     for name, deployment in deployments(rendered[overlay]).items():
         pod = deployment["spec"]["template"]
@@ -185,7 +186,8 @@ def test_manifests_probe_and_scrape_the_port_the_entry_point_listens_on(
             assert ports.get(port, port) == DEFAULT_PORT, (name, path, port)
         annotations = pod["metadata"].get("annotations", {})
         assert annotations.get("prometheus.io/port") == str(DEFAULT_PORT), name
-        assert annotations.get("prometheus.io/path") == "/metrics", name
+        health = catalog.service(name.removesuffix("-canary")).health
+        assert annotations.get("prometheus.io/path") == health.metrics, name
         assert "PORT" not in {e["name"] for e in container.get("env", [])}, name
 
 
@@ -197,7 +199,8 @@ def test_every_probe_path_is_served_by_its_service(
     env = local_service_env(tmp_path / "data")
     env["STOCKDAY_SYMBOL_URL"] = f"http://127.0.0.1:{symbol_port}"
     stable = deployments(rendered["production"])
-    order = ["stock-price", "stock-symbol", "frontend", "logo-resizer", "queue-worker"]
+    # Called services first: each one's readiness needs those it calls.
+    order = [service.name for service in reversed(catalog.SERVICES)]
     assert sorted(order) == sorted(stable)
     with_ports = {name: symbol_port if name == "stock-symbol" else free_port() for name in order}
     with ExitStack() as running:
@@ -208,8 +211,9 @@ def test_every_probe_path_is_served_by_its_service(
                 container_service(sys.executable, container["args"], with_ports[name], env, log)
             )
             base = f"http://127.0.0.1:{with_ports[name]}"
-            paths = {path for path, _ in probe_paths(container).values()} | {"/metrics"}
-            assert {"/api/ping", "/api/ready"} <= paths
+            health = catalog.service(name).health
+            paths = {path for path, _ in probe_paths(container).values()} | {health.metrics}
+            assert {health.liveness, health.readiness} <= paths
             for path in sorted(paths):
                 response = httpx.get(base + path, timeout=10)
                 # Served: ping and metrics answer 200, readiness 200 with every dependency up

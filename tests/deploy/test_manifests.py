@@ -24,7 +24,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from stockday.runtime.settings import Settings
+from stockday.runtime import catalog
+from stockday.runtime.settings import Settings, variable_name
 from tests.deploy.overlays import env_file, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,11 +33,12 @@ KUBERNETES_VERSION = "1.35"  # the EKS clusters (deploy/aws)
 
 STAGES = {"staging": 2, "production": 3}  # stage -> pods per service
 OVERLAYS = {"staging": "staging", "production": "production", "production-canary": "production"}
-SERVICES = ("frontend", "stock-symbol", "stock-price", "logo-resizer", "queue-worker")
-HTTP_SERVICES = ("frontend", "stock-symbol", "stock-price")
+SERVICES = catalog.SERVICE_NAMES
+HTTP_SERVICES = tuple(service.name for service in catalog.HTTP_SERVICES)
 CONSUMER_QUEUES = {
-    "logo-resizer": "STOCKDAY_LOGO_JOBS_QUEUE",
-    "queue-worker": "STOCKDAY_LOGO_EVENTS_QUEUE",
+    service.name: variable_name(queue)
+    for service in catalog.CONSUMERS
+    for queue in service.consumes
 }
 HOSTS = {"staging": "staging.stockday.example", "production": "stockday.example"}
 PORT = 8080

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stockday.runtime.settings import Settings
+from stockday.runtime.settings import Settings, variable_name
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -18,11 +18,11 @@ BENCHMARK_COMMAND = re.compile(r"uv run python (bench/\S+\.py)")
 
 
 def test_configuration_table_matches_settings() -> None:
-    rows = dict(re.findall(r"^\| `(STOCKDAY_[A-Z0-9_]+)` \| `([^`]*)` \|", README, re.MULTILINE))
+    rows = dict(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \| `([^`]*)` \|", README, re.MULTILINE))
     expected = {}
     for name, field in Settings.model_fields.items():
         default = field.default
-        expected[f"STOCKDAY_{name.upper()}"] = (
+        expected[variable_name(name)] = (
             default.as_posix() if isinstance(default, Path) else str(default)
         )
     assert rows == expected

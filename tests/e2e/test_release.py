@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday.devstack.supervisor import uvicorn_args
+from stockday.runtime.catalog import uvicorn_args
 from tests.e2e.stack_process import RunningStack, free_port_base
 from tests.servers import free_port
 

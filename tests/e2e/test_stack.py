@@ -198,7 +198,7 @@ def test_seed_adds_demo_stocks_whose_logos_become_ready(shared_stack: RunningSta
     import subprocess
     import sys
 
-    from stockday.cli.app import DEMO_STOCKS
+    from stockday.cli.seed import DEMO_STOCKS
 
     seed = [sys.executable, "-m", "stockday", "seed", "--port-base", str(stack.port_base)]
     first = subprocess.run(seed, capture_output=True, text=True, timeout=60, check=True)

@@ -1,4 +1,4 @@
-"""Processes of a running stack, seen through /proc, and signals sent to them safely.
+"""Processes of a running stack, seen through psutil, and signals sent to them safely.
 
 Failure tests stop and kill parts of the stack; these helpers find the parts and make sure no
 process is left stopped when a test ends, whatever happened in it.
@@ -10,36 +10,16 @@ import contextlib
 import os
 import signal
 import time
-from pathlib import Path
 
 import httpx
 
-from stockday import procfs
-from stockday.devstack.processes import alive, stat_fields, state
+from stockday.devstack import processes
+from stockday.devstack.processes import alive, descendants, stopped
 
 
 def children(pid: int) -> set[int]:
     """Direct children of ``pid`` that are alive."""
-    return {p for p in procfs.children(pid) if alive(p)}
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid``, from one walk of /proc (threads of others included)."""
-    below: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = stat_fields(int(entry.name))
-        if fields and fields[0] not in ("Z", "X"):
-            below.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in below.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+    return {p for p in processes.children(pid) if alive(p)}
 
 
 def ping_pid(client: httpx.Client, port: int) -> int | None:
@@ -93,5 +73,5 @@ def resume(pid: int) -> None:
 
 
 def stopped_below(pid: int) -> set[int]:
-    """Processes below ``pid`` that are stopped (state T)."""
-    return {p for p in descendants(pid) if state(p) == "T"}
+    """Processes below ``pid`` that are stopped."""
+    return {p for p in descendants(pid) if stopped(p)}

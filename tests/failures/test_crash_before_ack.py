@@ -1,8 +1,8 @@
 """A consumer killed with SIGKILL after writing its output but before acknowledging: the job
 is redone, the final state is correct, and no object is orphaned.
 
-The fault is injected where no outside signal could time it: with the flag file of
-``STOCKDAY_CRASH_BEFORE_ACK_FILE`` present, the first consumer to finish a job removes the
+The fault is injected where no outside signal could time it: with the file named by the
+``fault_crash_before_ack_file`` setting present, the first consumer to finish a job removes the
 file and kills itself between its durable work and its acknowledgement. Both consumers are
 tested: logo-resizer (the WebP logo is written and the result announced, then it dies) and
 queue-worker (the result is recorded on the stock, then it dies).
@@ -42,7 +42,7 @@ def test_a_job_whose_consumer_died_before_acknowledging_is_redone_once(
 ) -> None:
     flag = tmp_path / "crash-once"
     stack = start_stack(
-        STOCKDAY_CRASH_BEFORE_ACK_FILE=str(flag),
+        STOCKDAY_FAULT_CRASH_BEFORE_ACK_FILE=str(flag),
         # Redelivery after the crash comes when the visibility timeout runs out.
         STOCKDAY_QUEUE_VISIBILITY_SECONDS="3",
     )

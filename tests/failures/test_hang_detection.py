@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday import stack as stack_module
+from stockday.devstack import supervisor as stack_module
 from stockday.devstack.processes import alive
 from stockday.devstack.supervisor import Child, Stack
+from stockday.runtime.settings import Settings
 from tests.failures.processes import ping_pid
 from tests.servers import free_port
 
@@ -57,7 +58,7 @@ def test_a_blocked_consumer_is_killed_and_one_that_never_answers_only_after_its_
         data_dir=tmp_path,
         port_base=free_port(),
         replicas=1,
-        extra_env={stack_module.HANG_SECONDS_VARIABLE: str(HANG_SECONDS)},
+        settings=Settings(hang_seconds=HANG_SECONDS),
         say=lambda line: said.append((time.monotonic(), line)),
     )
     flag = tmp_path / "hang-this-pid"

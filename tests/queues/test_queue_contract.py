@@ -19,6 +19,7 @@ import pytest
 
 from stockday.aws.clients import AwsConfig, make_client
 from stockday.aws.provision import create_queue
+from stockday.contracts.messages import LogoRequested, encode
 from stockday.queues.base import MessageQueue, QueueStats, ReceivedMessage
 from stockday.queues.sqlite import SqliteQueue
 from stockday.queues.sqs import SqsQueue
@@ -137,6 +138,15 @@ async def receive_n(queue: MessageQueue, n: int, *, batch: int = 10) -> list[Rec
 async def dead_letter(queue: MessageQueue, body: str) -> str:
     """Send a message and fail it MAX_RECEIVES times (releasing it at once) so it dies."""
     message_id = await queue.send(body)
+    await fail_until_dead(queue, body)
+    return message_id
+
+
+async def fail_until_dead(queue: MessageQueue, body: str) -> None:
+    """Receive the only message and fail it MAX_RECEIVES times, until it is a dead letter.
+
+    Found by its body: a redriven message has a new id on SQS.
+    """
     for attempt in range(1, MAX_RECEIVES + 1):
         message = await receive_one(queue)
         assert (message.body, message.receive_count) == (body, attempt)
@@ -146,10 +156,9 @@ async def dead_letter(queue: MessageQueue, body: str) -> str:
         # A receive is what moves an exhausted message to the dead letters, as in SQS.
         batch = await queue.receive(max_messages=10, wait_seconds=0, visibility_timeout=LONG)
         assert batch == [], "delivered more than max_receives times"
-        return any(d.message_id == message_id for d in await queue.dead_letters())
+        return any(d.body == body for d in await queue.dead_letters())
 
     await eventually(is_dead, what=f"{body!r} in the dead letters")
-    return message_id
 
 
 # -- sending and receiving ------------------------------------------------------------------
@@ -408,6 +417,30 @@ async def test_redrive_respects_its_limit(queue: MessageQueue) -> None:
     assert await queue.redrive(limit=None) == 1
     bodies = sorted(m.body for m in await receive_n(queue, 2))
     assert bodies == ["one", "two"]
+
+
+async def test_each_dead_letter_says_why_it_died(queue: MessageQueue) -> None:
+    job = LogoRequested(symbol="POISON", upload_id="f" * 32, upload_key="uploads/" + "f" * 32)
+    job_id = await dead_letter(queue, encode(job))
+    await dead_letter(queue, "not json")
+    reasons = {d.body: d.reason for d in await queue.dead_letters()}
+    assert reasons["not json"].startswith("malformed: body is not JSON")
+    # However often a peek counted a receive (SQS does), it failed max_receives times.
+    assert reasons[encode(job)] == (
+        f"logo.requested for POISON: handler failed {MAX_RECEIVES} times "
+        f"(see the consumer logs for message {job_id})"
+    )
+
+
+async def test_redriven_dead_letters_are_delivered_and_can_die_again(
+    queue: MessageQueue,
+) -> None:
+    await dead_letter(queue, "poison")
+    assert await queue.redrive() == 1
+    await fail_until_dead(queue, "poison")
+    [dead] = await queue.dead_letters()
+    assert dead.body == "poison"
+    assert dead.reason.startswith("malformed: body is not JSON")
 
 
 async def test_purge_keeps_the_dead_letters(queue: MessageQueue) -> None:

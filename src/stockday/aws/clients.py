@@ -46,6 +46,8 @@ class AwsConfig:
     endpoint_url: str | None = None
     timeout_seconds: float = 2.0
     max_attempts: int = 3
+    # An access key id and secret for a local emulator only; AWS itself: the default chain.
+    emulator_credentials: tuple[str, str] | None = None
 
 
 class AwsCalls:
@@ -106,7 +108,8 @@ def make_client(
 ) -> S3Client: ...
 def make_client(service: str, config: AwsConfig, *, read_timeout: float | None = None) -> Any:
     """A client for ``service``; ``read_timeout`` overrides the default (long polls need more)."""
-    session = boto3.session.Session()
+    key_id, secret = config.emulator_credentials or (None, None)
+    session = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret)
     return session.client(  # type: ignore[call-overload]
         service,
         region_name=config.region,

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from stockday.aws.clients import AwsConfig, error_code, make_client
 from stockday.aws.schema import (
@@ -21,6 +21,7 @@ from stockday.aws.schema import (
     TableSchema,
     dead_letter_queue_name,
 )
+from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import UPLOADS_PREFIX
 from stockday.runtime.settings import Settings
 
@@ -39,33 +40,50 @@ _NO_SUCH_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"
 _QUEUE_EXISTS = {"QueueAlreadyExists", "QueueNameExists"}
 
 
-def provision(settings: Settings, say: Callable[[str], None] = print) -> None:
+def provision(
+    settings: Settings,
+    say: Callable[[str], None] = print,
+    emulator_credentials: tuple[str, str] | None = None,
+) -> None:
     """Create (or bring up to date) every AWS resource ``settings`` name."""
     config = AwsConfig(
         region=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,
         timeout_seconds=max(settings.aws_timeout_seconds, 10.0),
+        emulator_credentials=emulator_credentials,
     )
     dynamodb = make_client("dynamodb", config)
     sqs = make_client("sqs", config)
     s3 = make_client("s3", config)
     try:
-        create_table(dynamodb, settings.dynamodb_table)
-        say(f"DynamoDB table {settings.dynamodb_table}: ready")
-        for queue in (settings.logo_jobs_queue, settings.logo_events_queue):
-            create_queue(
-                sqs,
-                queue,
-                max_receives=settings.queue_max_receives,
-                visibility_seconds=max(1, round(settings.queue_visibility_seconds)),
-            )
-            say(f"SQS queue {queue} (dead letters: {dead_letter_queue_name(queue)}): ready")
-        create_bucket(s3, settings.s3_bucket, settings.aws_region)
-        say(f"S3 bucket {settings.s3_bucket}: ready")
+        _provision_all(settings, say, dynamodb, sqs, s3)
+    except (BotoCoreError, ClientError) as exc:
+        raise BackendUnavailable(f"could not create the AWS resources: {exc}") from exc
     finally:
         dynamodb.close()
         sqs.close()
         s3.close()
+
+
+def _provision_all(
+    settings: Settings,
+    say: Callable[[str], None],
+    dynamodb: DynamoDBClient,
+    sqs: SQSClient,
+    s3: S3Client,
+) -> None:
+    create_table(dynamodb, settings.dynamodb_table)
+    say(f"DynamoDB table {settings.dynamodb_table}: ready")
+    for queue in (settings.logo_jobs_queue, settings.logo_events_queue):
+        create_queue(
+            sqs,
+            queue,
+            max_receives=settings.queue_max_receives,
+            visibility_seconds=max(1, round(settings.queue_visibility_seconds)),
+        )
+        say(f"SQS queue {queue} (dead letters: {dead_letter_queue_name(queue)}): ready")
+    create_bucket(s3, settings.s3_bucket, settings.aws_region)
+    say(f"S3 bucket {settings.s3_bucket}: ready")
 
 
 # --- DynamoDB ------------------------------------------------------------------------------

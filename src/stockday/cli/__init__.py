@@ -1,5 +1,26 @@
-"""The `stockday` command line."""
+"""The `stockday` command: run the stack, one service, or seed demo data; one module per group."""
 
-from stockday.cli.app import main
+from __future__ import annotations
 
-__all__ = ["main"]
+import typer
+
+from stockday.cli import aws, canary, dlq, seed, services, smoke, stack
+
+app = typer.Typer(help="Stock-of-the-Day: five services, one command.", no_args_is_help=True)
+app.command()(stack.up)
+app.command()(services.serve)
+app.command()(services.consume)
+app.command()(seed.seed)
+app.command()(stack.status)
+app.command()(aws.emulator)
+app.command()(aws.provision)
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(canary.app, name="canary")
+app.command()(smoke.smoke)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

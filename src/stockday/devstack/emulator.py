@@ -16,9 +16,10 @@ import time
 from stockday.devstack.supervisor import die_with_parent
 
 # moto accepts any credentials; these are placeholders for the emulator only, never for AWS.
+EMULATOR_KEY_PAIR = ("emulator", "emulator")
 EMULATOR_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "emulator",
-    "AWS_SECRET_ACCESS_KEY": "emulator",
+    "AWS_ACCESS_KEY_ID": EMULATOR_KEY_PAIR[0],
+    "AWS_SECRET_ACCESS_KEY": EMULATOR_KEY_PAIR[1],
 }
 
 

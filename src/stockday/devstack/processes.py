@@ -1,60 +1,89 @@
-"""Processes seen through Linux's /proc: parents, children, commands, uvicorn's workers.
+"""Processes of a running stack, seen through psutil: parents, children, commands, states, uvicorn's
+workers. One view for `stockday status`, the failure tests and the benchmarks alike.
 
-One reading of /proc for `stockday status`, the failure tests and the benchmarks alike.
+Every function answers for a process that is gone (None, False, empty) instead of raising.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import psutil
+
+GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 
-def stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (state first), None if it is gone."""
+def _process(pid: int) -> psutil.Process | None:
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid)
+    except psutil.Error:
         return None
-    # The command name is in parentheses and may itself hold ")" or spaces.
-    return text[text.rindex(")") + 2 :].split()
 
 
 def state(pid: int) -> str | None:
-    """The state letter (R, S, T for stopped, Z for zombie...), None if the process is gone."""
-    fields = stat_fields(pid)
-    return fields[0] if fields else None
+    """psutil's status ("running", "sleeping", "stopped", "zombie"...), None if it is gone."""
+    process = _process(pid)
+    try:
+        return process.status() if process else None
+    except psutil.Error:
+        return None
 
 
 def alive(pid: int) -> bool:
     """Running or stopped: neither gone nor a zombie waiting to be reaped."""
-    return state(pid) not in (None, "Z", "X")
+    return state(pid) not in (None, *GONE)
+
+
+def stopped(pid: int) -> bool:
+    """Stopped by a signal (SIGSTOP, SIGTSTP): alive, but running nothing."""
+    return state(pid) == psutil.STATUS_STOPPED
 
 
 def parent(pid: int) -> int | None:
-    fields = stat_fields(pid)
-    return int(fields[1]) if fields else None
+    process = _process(pid)
+    try:
+        return process.ppid() if process else None
+    except psutil.Error:
+        return None
 
 
 def children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (forked by any of its threads), zombies included."""
-    found: set[int] = set()
+    """Direct children of ``pid``, zombies included."""
+    process = _process(pid)
     try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
+        return sorted(child.pid for child in process.children()) if process else []
+    except psutil.Error:
         return []
-    for task in tasks:
-        try:
-            found.update(int(p) for p in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return sorted(found)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid``."""
+    process = _process(pid)
+    try:
+        below = process.children(recursive=True) if process else []
+    except psutil.Error:
+        return set()
+    return {child.pid for child in below if alive(child.pid)}
 
 
 def command_line(pid: int) -> bytes:
     """The raw command line (arguments separated by NUL), empty if the process is gone."""
+    process = _process(pid)
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        return "\0".join(process.cmdline()).encode() if process else b""
+    except psutil.Error:
         return b""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (all its threads) so far; ProcessLookupError if
+    it is gone."""
+    process = _process(pid)
+    try:
+        if process is None:
+            raise ProcessLookupError(pid)
+        times = process.cpu_times()
+    except psutil.Error:
+        raise ProcessLookupError(pid) from None
+    return times.user + times.system
 
 
 def is_uvicorn_worker(pid: int) -> bool:

@@ -15,8 +15,11 @@ from pathlib import Path
 import httpx
 from rich.table import Table
 
-from stockday.devstack.processes import uvicorn_workers
+from stockday.devstack.processes import alive, uvicorn_workers
 from stockday.release.traffic import Traffic, parse_traffic
+from stockday.runtime.catalog import HTTP_SERVICES
+
+HTTP_SERVICE_NAMES = frozenset(service.name for service in HTTP_SERVICES)
 
 
 @dataclass
@@ -45,7 +48,7 @@ def worker_count(master: int) -> int:
 
 
 def pid_alive(pid: int | None) -> bool:
-    return pid is not None and Path(f"/proc/{pid}").exists()
+    return pid is not None and alive(pid)
 
 
 def scrape(state: dict[str, object], client: httpx.Client) -> list[Row]:
@@ -67,7 +70,7 @@ def scrape(state: dict[str, object], client: httpx.Client) -> list[Row]:
             traffic = parse_traffic(client.get(f"http://127.0.0.1:{port}/metrics").text)
         except (httpx.HTTPError, ValueError) as exc:
             reason = f"not answering: {type(exc).__name__}"
-        http = service in ("frontend", "stock-symbol", "stock-price")
+        http = service in HTTP_SERVICE_NAMES
         replica = str(child["replica"])
         if http and alive and pid:
             replica = f"{worker_count(pid)} workers"

@@ -19,7 +19,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,25 +27,23 @@ from pathlib import Path
 import httpx
 
 from stockday.devstack.haproxy import haproxy_binary, haproxy_config
+from stockday.runtime import catalog
+from stockday.runtime.catalog import service_command
+from stockday.runtime.settings import Settings
 
-HTTP_SERVICES = ("stock-price", "stock-symbol", "frontend")
-CONSUMERS = ("logo-resizer", "queue-worker")
 GATEWAY = "gateway"
 # With HAProxy in front, the frontend's own uvicorn listens here (the site stays on N).
 FRONTEND_BEHIND_GATEWAY_OFFSET = 3
 GATEWAY_DRAIN_SECONDS = 10.0
-PORT_OFFSETS = {"frontend": 0, "stock-symbol": 1, "stock-price": 2}
-CONSUMER_PORT_OFFSETS = {"logo-resizer": 10, "queue-worker": 20}
+# Where each service sits above the port base, from the catalog.
+PORT_OFFSETS = {s.name: s.port_offset for s in catalog.HTTP_SERVICES}
+CONSUMER_PORT_OFFSETS = {s.name: s.port_offset for s in catalog.CONSUMERS}
 MAX_RESTART_DELAY = 30.0
 STOP_GRACE_SECONDS = 15.0
 
-# A consumer whose /api/ping has not answered for this long is hung (stopped, or its event loop
-# blocked) and is killed, then restarted like a dead one: the limit uvicorn applies to its own
-# workers (--timeout-worker-healthcheck 10). STOCKDAY_HANG_SECONDS overrides it, for tests that
-# stop consumers on purpose.
-HANG_SECONDS = 10.0
-HANG_SECONDS_VARIABLE = "STOCKDAY_HANG_SECONDS"
-# One probe per consumer at most this often, each given this long to answer.
+# One probe per consumer at most this often, each given this long to answer. A consumer silent
+# for the hang_seconds setting is hung (stopped, or its event loop blocked): its default is the
+# limit uvicorn applies to its own workers (--timeout-worker-healthcheck 10).
 PING_INTERVAL_SECONDS = 2.0
 PING_TIMEOUT_SECONDS = 1.0
 # A starting consumer imports its modules, opens its queue and binds its port: until it first
@@ -54,43 +51,12 @@ PING_TIMEOUT_SECONDS = 1.0
 START_GRACE_SECONDS = 10.0
 
 
-APP_FACTORIES = {
-    "frontend": "stockday.frontend.app:app_factory",
-    "stock-symbol": "stockday.stock_symbol.app:app_factory",
-    "stock-price": "stockday.stock_price.app:app_factory",
-}
-
-
-def uvicorn_args(service: str, host: str, port: int) -> list[str]:
-    """uvicorn command-line arguments that serve one HTTP service (workers added by callers)."""
-    return [
-        "--factory",
-        APP_FACTORIES[service],
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--timeout-graceful-shutdown",
-        "10",
-        "--timeout-worker-healthcheck",
-        "10",
-    ]
-
-
-def consumer_args(service: str, host: str, port: int) -> list[str]:
-    """Interpreter arguments that run one consumer replica, its health server on host:port."""
-    module = f"stockday.{service.replace('-', '_')}"
-    return ["-m", module, "--health-port", str(port), "--health-host", host]
-
-
 def health_ports(service: str, port_base: int, replicas: int) -> list[int]:
     """Ports where a service answers /api/ping: one per consumer replica, one per HTTP service."""
-    if service in PORT_OFFSETS:
-        return [port_base + PORT_OFFSETS[service]]
-    return [port_base + CONSUMER_PORT_OFFSETS[service] + i for i in range(replicas)]
+    found = catalog.service(service)
+    if found.is_http:
+        return [port_base + found.port_offset]
+    return [port_base + found.port_offset + i for i in range(replicas)]
 
 
 @dataclass
@@ -159,21 +125,6 @@ class PingProbe:
         self._socket.close()
 
 
-def hang_limit(env: dict[str, str], say: Callable[[str], None]) -> float:
-    """The hang limit from STOCKDAY_HANG_SECONDS, else HANG_SECONDS."""
-    raw = env.get(HANG_SECONDS_VARIABLE)
-    if raw is None:
-        return HANG_SECONDS
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0:  # also refuses NaN
-        say(f"ignoring {HANG_SECONDS_VARIABLE}={raw!r}: not a positive number of seconds")
-        return HANG_SECONDS
-    return seconds
-
-
 def die_with_parent() -> None:
     """Ask Linux to SIGTERM this child when `stockday up` dies, even by SIGKILL."""
     try:
@@ -191,6 +142,7 @@ class Stack:
         data_dir: Path,
         port_base: int,
         replicas: int,
+        settings: Settings,
         host: str = "127.0.0.1",
         log_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
@@ -211,7 +163,8 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }
-        self.hang_seconds = hang_limit(self.env, say)
+        self.hang_seconds = settings.hang_seconds
+        self.gateway = settings.gateway
         self.children = self._plan()
 
     @property
@@ -222,26 +175,31 @@ class Stack:
         # Each service's own entry point, not the `stockday` CLI: uvicorn's spawned workers
         # re-import the main module, and the CLI's imports would slow every one of them.
         children: list[Child] = []
-        haproxy = haproxy_binary() if os.environ.get("STOCKDAY_GATEWAY", "on") != "off" else None
+        haproxy = haproxy_binary() if self.gateway else None
         if haproxy:
             # HAProxy takes the site's port and forwards to the frontend on a port of its own.
             argv = [haproxy, "-db", "-f", str(self.gateway_config_path)]
             children.append(Child(GATEWAY, 0, self.port_base + PORT_OFFSETS["frontend"], argv))
-        for service in HTTP_SERVICES:
-            port = self.port_base + PORT_OFFSETS[service]
-            if service == "frontend" and haproxy:
+        start_order = tuple(reversed(catalog.SERVICES))  # called services before their callers
+        for service in (s for s in start_order if s.is_http):
+            port = self.port_base + service.port_offset
+            if service.name == "frontend" and haproxy:
                 port = self.port_base + FRONTEND_BEHIND_GATEWAY_OFFSET
-            argv = [sys.executable, "-m", "uvicorn", *uvicorn_args(service, self.host, port)]
-            argv += ["--workers", str(self.replicas)]
+            argv = [
+                *service_command(service.name, self.host, port),
+                "--workers",
+                str(self.replicas),
+            ]
             # uvicorn's workers share one metrics view (prometheus_client's multiprocess mode),
             # so /metrics answers for the service whichever worker serves it.
-            metrics_dir = self.data_dir / "run" / "metrics" / service
+            metrics_dir = self.data_dir / "run" / "metrics" / service.name
             env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-            children.append(Child(service, 0, port, argv, env=env))
-        for service in CONSUMERS:
-            for replica, port in enumerate(health_ports(service, self.port_base, self.replicas)):
-                argv = [sys.executable, *consumer_args(service, self.host, port)]
-                children.append(Child(service, replica, port, argv))
+            children.append(Child(service.name, 0, port, argv, env=env))
+        for service in (s for s in start_order if not s.is_http):
+            ports = health_ports(service.name, self.port_base, self.replicas)
+            for replica, port in enumerate(ports):
+                argv = service_command(service.name, self.host, port)
+                children.append(Child(service.name, replica, port, argv))
         return children
 
     def ports_in_use(self) -> list[int]:
@@ -347,7 +305,11 @@ class Stack:
         answering its own health pings.
         """
         for child in self.children:
-            if child.service not in CONSUMERS or child.process is None or not child.running:
+            if (
+                child.service not in CONSUMER_PORT_OFFSETS
+                or child.process is None
+                or not child.running
+            ):
                 self._end_probe(child)
                 continue
             if child.killed_as_hung:
@@ -412,10 +374,9 @@ class Stack:
                     child.process.wait(timeout=GATEWAY_DRAIN_SECONDS)
                 except subprocess.TimeoutExpired:
                     child.process.kill()
-        order = ["frontend", "queue-worker", "logo-resizer", "stock-symbol", "stock-price"]
-        for service in order:
+        for service in catalog.SERVICES:  # callers before the services they call
             for child in self.children:
-                if child.service == service and child.running and child.process:
+                if child.service == service.name and child.running and child.process:
                     child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for child in self.children:

@@ -132,6 +132,7 @@ async def run(
         wait_seconds=settings.queue_wait_seconds,
         visibility_timeout=settings.queue_visibility_seconds,
         retry_delay=settings.queue_retry_delay_seconds,
+        crash_before_ack_file=settings.fault_crash_before_ack_file,
     )
     try:
         await serve_consumer(

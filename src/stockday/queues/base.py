@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
+
+from stockday.contracts.messages import MalformedMessage, decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,32 @@ class DeadLetter:
     sent_at: datetime
     dead_at: datetime
     attributes: Mapping[str, str] = field(default_factory=dict)
+    # Why it died, for people: see dead_letter_reason.
+    reason: str = ""
+
+
+def dead_letter_reason(letter: DeadLetter, max_receives: int) -> str:
+    """Why a message is dead, derived from its body (SQS cannot annotate a message).
+
+    A body the domain cannot decode is named with the decoder's error; a well-formed message
+    died because its handler kept failing, and the consumer logs say why under its id.
+    """
+    try:
+        message = decode(letter.body)
+    except MalformedMessage as exc:
+        return f"malformed: {exc}"
+    # On SQS each look at a dead letter adds one to its receive count; it died after at most
+    # the redrive policy's max receives.
+    failures = min(letter.receive_count, max_receives)
+    return (
+        f"{message.type} for {message.symbol}: handler failed {failures} times "
+        f"(see the consumer logs for message {letter.message_id})"
+    )
+
+
+def with_reason(letter: DeadLetter, max_receives: int) -> DeadLetter:
+    """The letter with its ``reason`` filled in."""
+    return dataclasses.replace(letter, reason=dead_letter_reason(letter, max_receives))
 
 
 class MessageQueue(Protocol):
@@ -72,7 +101,8 @@ class MessageQueue(Protocol):
 
     async def stats(self) -> QueueStats: ...
 
-    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]: ...
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Peek at up to ``limit`` dead letters, oldest first, each with its reason."""
 
     async def redrive(self, *, limit: int | None = None) -> int:
         """Move dead letters back to the queue (receive count reset); return how many."""

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage
+from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage, with_reason
 from stockday.sqlite.database import SharedDatabase
 
 MAX_BATCH = 10
@@ -222,13 +222,16 @@ class SqliteQueue:
             .fetchall()
         )
         return [
-            DeadLetter(
-                message_id=message_id,
-                body=body,
-                receive_count=count,
-                sent_at=_utc(sent_at),
-                dead_at=_utc(dead_at),
-                attributes=_attributes(attributes),
+            with_reason(
+                DeadLetter(
+                    message_id=message_id,
+                    body=body,
+                    receive_count=count,
+                    sent_at=_utc(sent_at),
+                    dead_at=_utc(dead_at),
+                    attributes=_attributes(attributes),
+                ),
+                self._max_receives,
             )
             for message_id, body, count, sent_at, dead_at, attributes in rows
         ]

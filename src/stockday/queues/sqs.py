@@ -55,7 +55,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
 from stockday.aws.schema import dead_letter_queue_name
 from stockday.domain.errors import BackendUnavailable
-from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage
+from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage, with_reason
 from stockday.queues.sqs_messages import (
     Receipts,
     decode_attributes,
@@ -273,7 +273,7 @@ class SqsQueue:
         finally:
             await self._release_dead_letters(held)
         letters = sorted((_dead_letter(m) for m in found.values()), key=lambda d: d.sent_at)
-        return letters[:limit]
+        return [with_reason(letter, self._max_receives) for letter in letters[:limit]]
 
     async def redrive(self, *, limit: int | None = None) -> int:
         """Move up to ``limit`` (None: all) dead letters back to the queue; return how many."""

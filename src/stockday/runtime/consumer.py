@@ -17,6 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -80,6 +81,7 @@ class Consumer:
         wait_seconds: float,
         visibility_timeout: float,
         retry_delay: float,
+        crash_before_ack_file: Path | None = None,
     ) -> None:
         self.name = name
         self.queue = queue
@@ -88,6 +90,7 @@ class Consumer:
         self.wait_seconds = wait_seconds
         self.visibility_timeout = visibility_timeout
         self.retry_delay = retry_delay
+        self.crash_before_ack_file = crash_before_ack_file
         self.stopping = asyncio.Event()
         self.last_poll = time.monotonic()
         # Consecutive handler calls that found a dependency down (see DependencyUnavailable).
@@ -202,7 +205,8 @@ class Consumer:
             return
         await cancel_and_wait(keepalive)
         self.dependency_failures = 0
-        crash_before_acknowledging(self.name)
+        if self.crash_before_ack_file is not None:
+            crash_before_acknowledging(self.crash_before_ack_file, self.name)
         # The work is durable: only now acknowledge.
         await self.queue.delete(message.receipt)
         MESSAGES.labels(self.name, "done").inc()
@@ -253,21 +257,14 @@ async def watch_queue(queue: MessageQueue, stopping: asyncio.Event) -> None:
         await stopped_within(stopping, QUEUE_STATS_INTERVAL_SECONDS)
 
 
-# Fault injection for the failure tests: while the file this names exists and holds a
-# consumer's name, the next replica of that consumer to finish a job removes the file and dies
-# by SIGKILL before acknowledging (once per file). Unset, it costs one dictionary lookup.
-CRASH_BEFORE_ACK_FILE = "STOCKDAY_CRASH_BEFORE_ACK_FILE"
-
-
-def crash_before_acknowledging(consumer: str) -> None:
-    flag = os.environ.get(CRASH_BEFORE_ACK_FILE)
-    if not flag:
-        return
+def crash_before_acknowledging(trigger: Path, consumer: str) -> None:
+    """Die by SIGKILL, once, if ``trigger`` exists and names ``consumer``: fault injection
+    (the fault_crash_before_ack_file setting) between a job's durable work and its ack."""
     try:
-        with open(flag) as armed:
+        with open(trigger) as armed:
             if armed.read().strip() != consumer:
                 return
-        os.unlink(flag)  # one replica wins; the others find it gone
+        os.unlink(trigger)  # one replica wins; the others find it gone
     except FileNotFoundError:
         return  # already used, or never armed
     log.warning("fault injection: dying before acknowledging a finished job")

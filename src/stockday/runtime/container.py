@@ -1,32 +1,26 @@
 """The container image's entry point: one image, five services, the argument names which.
 
-Every service listens on one port (8080 unless ``PORT`` says otherwise): an HTTP service serves
-its API and probes there, a consumer its /api/ping, /api/ready and /metrics. The process execs
-the server, so it is PID 1's only child and gets the kubelet's SIGTERM directly.
+Every service listens on one port (the ``port`` setting: ``PORT``, else 8080): an HTTP service
+serves its API and probes there, a consumer its /api/ping, /api/ready and /metrics. The process
+execs the server, so it is PID 1's only child and gets the kubelet's SIGTERM directly.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-from stockday.devstack.supervisor import CONSUMERS, HTTP_SERVICES, consumer_args, uvicorn_args
+from stockday.runtime.catalog import SERVICE_NAMES, service_command
+from stockday.runtime.entrypoint import load_settings_or_exit
+from stockday.runtime.settings import DEFAULT_PORT
 
-SERVICES = (*HTTP_SERVICES, *CONSUMERS)
-DEFAULT_PORT = 8080
+SERVICES = SERVICE_NAMES
 
-
-def service_command(service: str, host: str, port: int) -> list[str]:
-    """The command line that runs one replica of ``service`` on ``host:port``."""
-    if service in HTTP_SERVICES:
-        return [sys.executable, "-m", "uvicorn", *uvicorn_args(service, host, port)]
-    if service in CONSUMERS:
-        return [sys.executable, *consumer_args(service, host, port)]
-    raise ValueError(f"unknown service {service!r}: one of {', '.join(SERVICES)}")
+__all__ = ["DEFAULT_PORT", "SERVICES", "main", "service_command"]
 
 
 def main(argv: list[str] | None = None) -> None:
+    settings = load_settings_or_exit()
     parser = argparse.ArgumentParser(
         prog="python -m stockday.runtime.container", description="Run one Stock-of-the-Day service."
     )
@@ -35,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--port",
         type=int,
-        default=int(os.environ.get("PORT", DEFAULT_PORT)),
+        default=settings.port,
         help=f"listen port (default: $PORT, else {DEFAULT_PORT})",
     )
     args = parser.parse_args(argv)

@@ -6,11 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A multipart body carries boundaries and part headers around the file.
 MULTIPART_FRAMING_BYTES = 16 * 1024
+DEFAULT_PORT = 8080
 
 
 class Settings(BaseSettings):
@@ -140,6 +141,35 @@ class Settings(BaseSettings):
         description="Fail this share of an HTTP service's requests (not probes) with 500: fault "
         "injection for release checks. Never set in production.",
     )
+    fault_crash_before_ack_file: Path | None = Field(
+        default=None,
+        description="While this file exists and names a consumer, the next replica of it to "
+        "finish a job deletes the file and dies by SIGKILL before acknowledging: fault "
+        "injection for failure drills. Never set in production.",
+    )
+
+    hang_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="`stockday up` kills a consumer whose /api/ping stays silent this long.",
+    )
+    gateway: bool = Field(
+        default=True,
+        description="`stockday up` puts HAProxy in front of the frontend when it is installed.",
+    )
+    port: int = Field(
+        default=DEFAULT_PORT,
+        gt=0,
+        lt=65536,
+        validation_alias=AliasChoices("port", "PORT"),
+        description="Listen port of a service started by the container image (variable PORT).",
+    )
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("prometheus_multiproc_dir", "PROMETHEUS_MULTIPROC_DIR"),
+        description="Directory where the workers of one HTTP service share their metrics "
+        "(variable PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads too).",
+    )
 
     @property
     def max_upload_request_bytes(self) -> int:
@@ -164,11 +194,22 @@ class Settings(BaseSettings):
         return self.data_dir / "objects"
 
 
+def variable_name(field: str) -> str:
+    """The environment variable of a Settings field: ``STOCKDAY_<FIELD>`` unless aliased."""
+    alias = (
+        Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+    )
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[-1])
+    return f"STOCKDAY_{field.upper()}"
+
+
 def describe_invalid_settings(exc: ValidationError) -> list[str]:
-    """One line per invalid variable, naming it as it is set: ``STOCKDAY_<FIELD>``."""
+    """One line per invalid variable, naming it as it is set (see ``variable_name``)."""
     lines = []
     for error in exc.errors():
-        name = "STOCKDAY_" + "_".join(str(part) for part in error["loc"]).upper()
+        loc = "_".join(str(part) for part in error["loc"])
+        name = loc if loc.isupper() else variable_name(loc)
         lines.append(f"invalid setting {name}: {error['msg']}")
     return lines
 

@@ -10,6 +10,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -24,6 +25,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockday.runtime.logs import request_id
+from stockday.runtime.settings import get_settings
 from stockday.runtime.web.faults import FaultInjection
 
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -94,13 +96,12 @@ class RequestMetrics:
             latency.observe(time.perf_counter() - started)
 
 
-def metrics_text() -> bytes:
-    """This process's metrics or, under a multi-worker server, those of all its workers."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not directory:
+def metrics_text(directory: Path | None) -> bytes:
+    """This process's metrics or, given the workers' shared directory, those of all of them."""
+    if directory is None:
         return generate_latest()
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
     return generate_latest(registry)
 
 
@@ -147,9 +148,13 @@ def install_observability(
             )
         return JSONResponse({"status": "ready", "service": service})
 
+    # The process's settings, not the app's: the directory is shared by the process's workers,
+    # and prometheus_client picks its multiprocess mode from the same variable at import.
+    metrics_dir = get_settings().prometheus_multiproc_dir
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics_text(metrics_dir), media_type=CONTENT_TYPE_LATEST)
 
     if fault_error_rate > 0:
         # Inside the metrics middleware, so the injected errors are counted like real ones.
