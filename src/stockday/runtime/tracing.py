@@ -24,10 +24,6 @@ EXCLUDED_URLS = "/api/ping,/api/ready,/metrics"
 _enabled = False
 
 
-def tracing_enabled() -> bool:
-    return _enabled
-
-
 def configure_tracing(settings: Settings, service: str) -> None:
     """Install an OTLP-exporting tracer provider and the HTTP instrumentations, once a process.
 
