@@ -14,17 +14,7 @@ Where SQS has no matching operation the adapter says what it does instead:
   time since this handle last saw the queue empty (every message now in the queue was sent after
   that), 0.0 while it is empty, and, before this handle has ever seen it empty, the queue's own
   age capped at its retention period. Like SQS's counts, it is approximate.
-- ``dead_letters()`` peeks by receiving from the dead-letter queue with a short visibility
-  timeout and then releasing the messages at once. Each peek therefore adds one to a dead
-  letter's receive count (harmless: the dead-letter queue has no redrive policy), and a peek
-  running at the same time in another process sees only what that one is not holding. SQS
-  records no time of dead-lettering, so ``dead_at`` is the message's
-  ApproximateFirstReceiveTimestamp (its first delivery, on the source queue): no later than
-  its death.
-- ``redrive()`` receives dead letters, sends each to the queue as a new message (body and
-  attributes kept, so it starts with a receive count of 0, a new id and a new sent time) and
-  only then deletes it from the dead-letter queue: at least once, as everything else.
-  SQS's own StartMessageMoveTask cannot move a given number of messages, which the port needs.
+- ``dead_letters()`` and ``redrive()``: see :mod:`stockday.queues.sqs_dead_letters`.
 - ``purge()`` is SQS's PurgeQueue, the one operation that also removes messages in flight;
   the dead-letter queue is a queue of its own and is kept. SQS allows one purge a minute per
   queue; a purge refused for that reason deletes what it can receive instead (messages in
@@ -46,8 +36,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -55,24 +44,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
 from stockday.aws.schema import dead_letter_queue_name
 from stockday.domain.errors import BackendUnavailable
-from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage, with_reason
+from stockday.queues.base import DeadLetter, QueueStats, ReceivedMessage
+from stockday.queues.sqs_dead_letters import SqsDeadLetters
 from stockday.queues.sqs_messages import (
+    MAX_BATCH,
+    SYSTEM_ATTRIBUTES,
     Receipts,
-    decode_attributes,
     encode_attributes,
-    message_timestamp,
     received_message,
     whole_seconds,
 )
 
 if TYPE_CHECKING:
-    from types_boto3_sqs.literals import MessageSystemAttributeNameType, QueueAttributeNameType
+    from types_boto3_sqs.literals import QueueAttributeNameType
     from types_boto3_sqs.type_defs import (
-        ChangeMessageVisibilityBatchRequestEntryTypeDef,
         DeleteMessageBatchRequestEntryTypeDef,
-        MessageAttributeValueTypeDef,
-        MessageTypeDef,
-        SendMessageBatchRequestEntryTypeDef,
         SendMessageRequestTypeDef,
     )
 
@@ -81,23 +67,14 @@ T = TypeVar("T")
 
 log = logging.getLogger("stockday.queues.sqs")
 
-MAX_BATCH = 10
 MAX_WAIT_SECONDS = 20
 MAX_VISIBILITY_SECONDS = 43_200
 MAX_DELAY_SECONDS = 900
 SQS_DEFAULT_RETENTION_SECONDS = 4 * 24 * 3600
-# Long enough for one peek or one redrive round; a crash leaves them hidden no longer than this.
-PEEK_VISIBILITY_SECONDS = 30
-REDRIVE_VISIBILITY_SECONDS = 60
-# SendMessageBatch limits the whole request to what one message may hold.
-MAX_BATCH_BYTES = 256 * 1024
+# Long enough to delete one batch a purge fell back to receiving.
+DRAIN_VISIBILITY_SECONDS = 30
 REMEMBERED_RECEIPTS = 10_000
 
-_SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
-    "SentTimestamp",
-    "ApproximateReceiveCount",
-    "ApproximateFirstReceiveTimestamp",
-]
 # A queue's message counts: visible, in flight, delayed.
 _COUNT_ATTRIBUTES: list[QueueAttributeNameType] = [
     "ApproximateNumberOfMessages",
@@ -145,6 +122,15 @@ class SqsQueue:
         self._urls: dict[str, str] = {}
         self._receipts = Receipts(REMEMBERED_RECEIPTS)
         self._seen_empty_at: float | None = None
+        self._dead_letters = SqsDeadLetters(
+            name=name,
+            dead_letter_name=self.dead_letter_name,
+            max_receives=max_receives,
+            client=self._client,
+            poll_client=self._poll_client,
+            call=self._aws,
+            url=self._url,
+        )
 
     # -- the port ---------------------------------------------------------------------------
 
@@ -184,7 +170,7 @@ class SqsQueue:
             MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
             WaitTimeSeconds=whole_seconds(wait_seconds, MAX_WAIT_SECONDS),
             VisibilityTimeout=whole_seconds(visibility_timeout, MAX_VISIBILITY_SECONDS),
-            MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
+            MessageSystemAttributeNames=SYSTEM_ATTRIBUTES,
             MessageAttributeNames=["All"],
         )
         batch = [received_message(message) for message in response.get("Messages", [])]
@@ -247,60 +233,12 @@ class SqsQueue:
         )
 
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
-        """Peek at up to ``limit`` dead letters, oldest sent first, leaving them in place.
-
-        Each peek adds one to their receive counts; see the module docstring.
-        """
-        if limit <= 0:
-            return []
-        expected = await self._visible_dead_letters()
-        found: dict[str, MessageTypeDef] = {}
-        held: list[str] = []
-        try:
-            while len(found) < limit:
-                batch = await self._receive_dead_letters(
-                    min(MAX_BATCH, limit - len(found)),
-                    # Long-poll (SQS then asks every server) only while more are expected, so
-                    # that the last round on an exhausted queue costs no waiting.
-                    wait=len(found) < expected,
-                    visibility=PEEK_VISIBILITY_SECONDS,
-                )
-                if not batch:
-                    break
-                for message in batch:
-                    held.append(message["ReceiptHandle"])
-                    found.setdefault(message["MessageId"], message)
-        finally:
-            await self._release_dead_letters(held)
-        letters = sorted((_dead_letter(m) for m in found.values()), key=lambda d: d.sent_at)
-        return [with_reason(letter, self._max_receives) for letter in letters[:limit]]
+        """Peek at up to ``limit`` dead letters, oldest sent first, leaving them in place."""
+        return await self._dead_letters.dead_letters(limit=limit)
 
     async def redrive(self, *, limit: int | None = None) -> int:
         """Move up to ``limit`` (None: all) dead letters back to the queue; return how many."""
-        if limit is not None and limit <= 0:
-            return 0
-        expected = await self._visible_dead_letters()
-        moved = 0
-        stuck: list[str] = []
-        try:
-            while limit is None or moved < limit:
-                want = MAX_BATCH if limit is None else min(MAX_BATCH, limit - moved)
-                batch = await self._receive_dead_letters(
-                    want,
-                    wait=moved + len(stuck) < expected,
-                    visibility=REDRIVE_VISIBILITY_SECONDS,
-                )
-                if not batch:
-                    break
-                sent, failed = await self._resend(batch)
-                moved += len(sent)
-                stuck.extend(failed)
-                await self._delete_dead_letters(sent)
-        finally:
-            # Ones that could not be sent stay hidden until the end so the loop ends; then
-            # they are dead letters again at once.
-            await self._release_dead_letters(stuck)
-        return moved
+        return await self._dead_letters.redrive(limit=limit)
 
     async def purge(self) -> None:
         """Delete every message of the queue, in flight or not; the dead letters are kept."""
@@ -341,92 +279,6 @@ class SqsQueue:
         if self._owns_calls:
             self._calls.close()
 
-    # -- dead letters -----------------------------------------------------------------------
-
-    async def _visible_dead_letters(self) -> int:
-        attributes = await self._attributes(self.dead_letter_name, ["ApproximateNumberOfMessages"])
-        return _count(attributes, "ApproximateNumberOfMessages")
-
-    async def _receive_dead_letters(
-        self, count: int, *, wait: bool, visibility: int
-    ) -> list[MessageTypeDef]:
-        client = self._poll_client if wait else self._client
-        url = await self._url(self.dead_letter_name)
-        response = await self._aws(
-            self.dead_letter_name,
-            client.receive_message,
-            QueueUrl=url,
-            MaxNumberOfMessages=count,
-            WaitTimeSeconds=1 if wait else 0,
-            VisibilityTimeout=visibility,
-            MessageSystemAttributeNames=_SYSTEM_ATTRIBUTES,
-            MessageAttributeNames=["All"],
-        )
-        return response.get("Messages", [])
-
-    async def _resend(self, batch: Sequence[MessageTypeDef]) -> tuple[list[str], list[str]]:
-        """Send dead letters to the queue; return the DLQ receipts of (sent, not sent)."""
-        client, url = self._client, await self._url(self.name)
-        entries: list[SendMessageBatchRequestEntryTypeDef] = []
-        for index, message in enumerate(batch):
-            entry: SendMessageBatchRequestEntryTypeDef = {
-                "Id": str(index),
-                "MessageBody": message["Body"],
-            }
-            copied = _copy_attributes(message.get("MessageAttributes", {}))
-            if copied:
-                entry["MessageAttributes"] = copied
-            entries.append(entry)
-        if sum(_size(entry) for entry in entries) > MAX_BATCH_BYTES:
-            groups = [[entry] for entry in entries]
-        else:
-            groups = [entries]
-        sent: list[str] = []
-        failed: list[str] = []
-        for group in groups:
-            response = await self._aws(
-                self.name, client.send_message_batch, QueueUrl=url, Entries=group
-            )
-            for failure in response.get("Failed", []):
-                log.warning("redrive to %r failed: %s", self.name, failure.get("Message"))
-                failed.append(batch[int(failure["Id"])]["ReceiptHandle"])
-            sent.extend(batch[int(ok["Id"])]["ReceiptHandle"] for ok in response["Successful"])
-        return sent, failed
-
-    async def _delete_dead_letters(self, receipts: Sequence[str]) -> None:
-        if not receipts:
-            return
-        client, url = self._client, await self._url(self.dead_letter_name)
-        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
-            {"Id": str(index), "ReceiptHandle": receipt} for index, receipt in enumerate(receipts)
-        ]
-        response = await self._aws(
-            self.dead_letter_name, client.delete_message_batch, QueueUrl=url, Entries=entries
-        )
-        for failure in response.get("Failed", []):
-            # Sent but still dead: it will be redriven (and so delivered) once more.
-            log.warning("redriven message left in %r: %s", self.dead_letter_name, failure)
-
-    async def _release_dead_letters(self, receipts: Sequence[str]) -> None:
-        """Make held dead letters visible again; best effort, they return by themselves."""
-        if not receipts:
-            return
-        try:
-            client, url = self._client, await self._url(self.dead_letter_name)
-            for start in range(0, len(receipts), MAX_BATCH):
-                entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
-                    {"Id": str(index), "ReceiptHandle": receipt, "VisibilityTimeout": 0}
-                    for index, receipt in enumerate(receipts[start : start + MAX_BATCH])
-                ]
-                await self._aws(
-                    self.dead_letter_name,
-                    client.change_message_visibility_batch,
-                    QueueUrl=url,
-                    Entries=entries,
-                )
-        except BackendUnavailable as exc:
-            log.warning("dead letters stay hidden a little longer: %s", exc)
-
     # -- purge fallback -----------------------------------------------------------------------
 
     async def _drain(self, url: str) -> None:
@@ -439,7 +291,7 @@ class SqsQueue:
                 QueueUrl=url,
                 MaxNumberOfMessages=MAX_BATCH,
                 WaitTimeSeconds=1,
-                VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
+                VisibilityTimeout=DRAIN_VISIBILITY_SECONDS,
             )
             messages = response.get("Messages", [])
             if not messages:
@@ -489,43 +341,6 @@ class SqsQueue:
 
 
 # -- conversions ----------------------------------------------------------------------------
-
-
-def _copy_attributes(
-    attributes: Mapping[str, Any],
-) -> dict[str, MessageAttributeValueTypeDef]:
-    """Received attributes as sendable ones (String, Number and Binary kinds kept)."""
-    copied: dict[str, MessageAttributeValueTypeDef] = {}
-    for name, value in attributes.items():
-        if "StringValue" in value:
-            copied[name] = {"DataType": value["DataType"], "StringValue": value["StringValue"]}
-        elif "BinaryValue" in value:
-            copied[name] = {"DataType": value["DataType"], "BinaryValue": value["BinaryValue"]}
-    return copied
-
-
-def _size(entry: SendMessageBatchRequestEntryTypeDef) -> int:
-    size = len(entry["MessageBody"].encode())
-    for name, value in entry.get("MessageAttributes", {}).items():
-        size += len(name.encode()) + len(value["DataType"].encode())
-        size += len(str(value.get("StringValue", "")).encode())
-        binary = value.get("BinaryValue", b"")
-        size += len(binary) if isinstance(binary, bytes | bytearray | str) else 0
-    return size
-
-
-def _dead_letter(message: MessageTypeDef) -> DeadLetter:
-    sent_at = message_timestamp(message, "SentTimestamp") or datetime.now(UTC)
-    return DeadLetter(
-        message_id=message["MessageId"],
-        body=message["Body"],
-        receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "0")),
-        sent_at=sent_at,
-        dead_at=max(
-            sent_at, message_timestamp(message, "ApproximateFirstReceiveTimestamp") or sent_at
-        ),
-        attributes=decode_attributes(message),
-    )
 
 
 def _count(attributes: Mapping[str, str], key: str) -> int:

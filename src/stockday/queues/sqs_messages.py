@@ -18,6 +18,14 @@ if TYPE_CHECKING:
     from types_boto3_sqs.type_defs import MessageAttributeValueTypeDef, MessageTypeDef
 
 MAX_ATTRIBUTES = 10
+# SQS receives, sends, deletes and changes visibility at most this many messages per call.
+MAX_BATCH = 10
+# What a received message is asked to carry: received_message and dead letters read these.
+SYSTEM_ATTRIBUTES: list[MessageSystemAttributeNameType] = [
+    "SentTimestamp",
+    "ApproximateReceiveCount",
+    "ApproximateFirstReceiveTimestamp",
+]
 # Letters, digits, "_", "-" and "." (not first, last or doubled), at most 256 characters.
 _ATTRIBUTE_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9_.-]{1,256}(?<!\.)")
 _RESERVED_PREFIXES = ("aws.", "amazon.")
