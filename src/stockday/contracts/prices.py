@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -11,9 +11,9 @@ from stockday.domain.prices import Interval
 from stockday.domain.stocks import Price
 
 
-class QuoteOut(BaseModel):
-    symbol: str
-    price: float
+class PriceFigures(BaseModel):
+    """What a price says besides its value, spelled alike by both APIs."""
+
     previous_close: float
     change: float
     change_percent: float
@@ -21,19 +21,26 @@ class QuoteOut(BaseModel):
     source: str
     currency: str
 
+    @staticmethod
+    def fields_of(price: Price) -> dict[str, Any]:
+        # The domain's Price owns the change arithmetic, so every service rounds alike.
+        return {
+            "previous_close": price.previous_close,
+            "change": price.change,
+            "change_percent": price.change_percent,
+            "as_of": price.as_of,
+            "source": price.source,
+            "currency": price.currency,
+        }
+
+
+class QuoteOut(PriceFigures):
+    symbol: str
+    price: float
+
     @classmethod
     def of(cls, symbol: str, price: Price) -> QuoteOut:
-        # The domain's Price owns the change arithmetic, so every service rounds alike.
-        return cls(
-            symbol=symbol,
-            price=price.value,
-            previous_close=price.previous_close,
-            change=price.change,
-            change_percent=price.change_percent,
-            as_of=price.as_of,
-            source=price.source,
-            currency=price.currency,
-        )
+        return cls(symbol=symbol, price=price.value, **PriceFigures.fields_of(price))
 
     def to_price(self) -> Price:
         """The quote as the domain's price (fresh)."""

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stockday.contracts.prices import PriceFigures
 from stockday.domain.prices import Interval
 from stockday.domain.stocks import LogoState, Price, Stock
 
@@ -37,28 +38,13 @@ class LogoOut(BaseModel):
     error: str | None
 
 
-class PriceOut(BaseModel):
+class PriceOut(PriceFigures):
     value: float
-    previous_close: float
-    change: float
-    change_percent: float
-    as_of: date
-    source: str
-    currency: str
     stale: bool
 
     @classmethod
     def of(cls, price: Price) -> PriceOut:
-        return cls(
-            value=price.value,
-            previous_close=price.previous_close,
-            change=price.change,
-            change_percent=price.change_percent,
-            as_of=price.as_of,
-            source=price.source,
-            currency=price.currency,
-            stale=price.stale,
-        )
+        return cls(value=price.value, stale=price.stale, **PriceFigures.fields_of(price))
 
 
 class StockOut(BaseModel):

@@ -124,15 +124,8 @@ async def run(
         max_side=settings.logo_max_side,
         max_pixels=settings.max_upload_pixels,
     )
-    consumer = Consumer(
-        name="logo-resizer",
-        queue=jobs,
-        handler=resizer.handle,
-        concurrency=CONCURRENCY,
-        wait_seconds=settings.queue_wait_seconds,
-        visibility_timeout=settings.queue_visibility_seconds,
-        retry_delay=settings.queue_retry_delay_seconds,
-        crash_before_ack_file=settings.fault_crash_before_ack_file,
+    consumer = Consumer.configured(
+        settings, name="logo-resizer", queue=jobs, handler=resizer.handle, concurrency=CONCURRENCY
     )
     try:
         await serve_consumer(

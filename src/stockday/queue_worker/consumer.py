@@ -115,15 +115,12 @@ async def run(
         janitor = UploadJanitor(
             objects=objects, retention_seconds=settings.upload_retention_seconds
         )
-        consumer = Consumer(
+        consumer = Consumer.configured(
+            settings,
             name="queue-worker",
             queue=events,
             handler=recorder.handle,
             concurrency=CONCURRENCY,
-            wait_seconds=settings.queue_wait_seconds,
-            visibility_timeout=settings.queue_visibility_seconds,
-            retry_delay=settings.queue_retry_delay_seconds,
-            crash_before_ack_file=settings.fault_crash_before_ack_file,
         )
 
         sweeping = asyncio.create_task(

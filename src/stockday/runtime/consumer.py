@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from stockday.contracts.messages import MalformedMessage
 from stockday.queues.base import MessageQueue, ReceivedMessage
 from stockday.runtime.logs import request_id
+from stockday.runtime.settings import Settings
 from stockday.runtime.tracing import consuming
 from stockday.runtime.web.observability import (
     READINESS_TIMEOUT_SECONDS,
@@ -95,6 +96,28 @@ class Consumer:
         self.last_poll = time.monotonic()
         # Consecutive handler calls that found a dependency down (see DependencyUnavailable).
         self.dependency_failures = 0
+
+    @classmethod
+    def configured(
+        cls,
+        settings: Settings,
+        *,
+        name: str,
+        queue: MessageQueue,
+        handler: Handler,
+        concurrency: int,
+    ) -> Consumer:
+        """A consumer with the queue timings and the fault injection ``settings`` name."""
+        return cls(
+            name=name,
+            queue=queue,
+            handler=handler,
+            concurrency=concurrency,
+            wait_seconds=settings.queue_wait_seconds,
+            visibility_timeout=settings.queue_visibility_seconds,
+            retry_delay=settings.queue_retry_delay_seconds,
+            crash_before_ack_file=settings.fault_crash_before_ack_file,
+        )
 
     def stop(self) -> None:
         self.stopping.set()
