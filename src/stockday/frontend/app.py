@@ -11,14 +11,11 @@ from fastapi.staticfiles import StaticFiles
 
 from stockday.frontend import security
 from stockday.frontend.context import open_frontend
-from stockday.frontend.errors import install_error_handlers
 from stockday.frontend.rendering import PACKAGE
 from stockday.frontend.routes import logos, pages, stocks, uploads
 from stockday.frontend.views import image_origins
-from stockday.runtime.logs import configure_logging
 from stockday.runtime.settings import Settings, get_settings
-from stockday.runtime.tracing import configure_tracing
-from stockday.runtime.web.observability import install_observability
+from stockday.runtime.web.service import app_from_environment, install_service_runtime
 
 
 def create_app(
@@ -49,18 +46,13 @@ def create_app(
     async def symbol_service_ready() -> None:
         await app.state.frontend.symbols.ping()
 
-    install_observability(
-        app,
-        service="frontend",
-        readiness_checks=[symbol_service_ready],
-        readiness_timeout=settings.readiness_timeout_seconds,
-        fault_error_rate=settings.fault_error_rate,
+    install_service_runtime(
+        app, settings, service="frontend", readiness_checks=[symbol_service_ready]
     )
     app.add_middleware(
         security.SecurityHeaders, headers=security.security_headers(image_origins(settings))
     )
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
-    install_error_handlers(app)
     # /stocks/new before the pages' /stocks/{symbol}, which would take it otherwise.
     app.include_router(stocks.router)
     app.include_router(uploads.router)
@@ -70,8 +62,5 @@ def create_app(
 
 
 def app_factory() -> FastAPI:
-    """Entry point for ``uvicorn --factory``: settings from the environment, logging set up."""
-    settings = get_settings()
-    configure_logging(settings, "frontend")
-    configure_tracing(settings, "frontend")
-    return create_app(settings)
+    """Entry point for ``uvicorn --factory``."""
+    return app_from_environment("frontend", create_app)

@@ -9,11 +9,8 @@ from fastapi import FastAPI
 
 from stockday.marketdata import build_provider
 from stockday.marketdata.base import MarketDataProvider
-from stockday.runtime.logs import configure_logging
 from stockday.runtime.settings import Settings, get_settings
-from stockday.runtime.tracing import configure_tracing
-from stockday.runtime.web.errors import install_error_handlers
-from stockday.runtime.web.observability import install_observability
+from stockday.runtime.web.service import app_from_environment, install_service_runtime
 from stockday.stock_price.errors import install_price_error_handlers
 from stockday.stock_price.routes import quotes, series
 from stockday.stock_price.service import PriceService
@@ -51,14 +48,7 @@ def create_app(
     app.state.prices = PriceService(market)
     # The provider is deliberately not a readiness check: when it fails, every replica would
     # leave rotation at once; answering 503 quickly lets callers fall back instead.
-    install_observability(
-        app,
-        service="stock-price",
-        readiness_checks=[],
-        readiness_timeout=settings.readiness_timeout_seconds,
-        fault_error_rate=settings.fault_error_rate,
-    )
-    install_error_handlers(app)
+    install_service_runtime(app, settings, service="stock-price", readiness_checks=[])
     install_price_error_handlers(app)
     app.include_router(quotes.router)
     app.include_router(series.router)
@@ -66,8 +56,5 @@ def create_app(
 
 
 def app_factory() -> FastAPI:
-    """Entry point for ``uvicorn --factory``: settings from the environment, logging set up."""
-    settings = get_settings()
-    configure_logging(settings, "stock-price")
-    configure_tracing(settings, "stock-price")
-    return create_app(settings)
+    """Entry point for ``uvicorn --factory``."""
+    return app_from_environment("stock-price", create_app)

@@ -8,11 +8,8 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from stockday.runtime.logs import configure_logging
 from stockday.runtime.settings import Settings, get_settings
-from stockday.runtime.tracing import configure_tracing
-from stockday.runtime.web.errors import install_error_handlers
-from stockday.runtime.web.observability import install_observability
+from stockday.runtime.web.service import app_from_environment, install_service_runtime
 from stockday.stock_symbol.context import SymbolContext, build_context
 from stockday.stock_symbol.errors import install_stock_error_handlers
 from stockday.stock_symbol.routes import logos, stocks, uploads
@@ -43,14 +40,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.context = context
-    install_observability(
-        app,
-        service="stock-symbol",
-        readiness_checks=context.readiness_checks,
-        readiness_timeout=settings.readiness_timeout_seconds,
-        fault_error_rate=settings.fault_error_rate,
+    install_service_runtime(
+        app, settings, service="stock-symbol", readiness_checks=context.readiness_checks
     )
-    install_error_handlers(app)
     install_stock_error_handlers(app)
     app.include_router(uploads.router)
     app.include_router(stocks.router)
@@ -59,8 +51,5 @@ def create_app(
 
 
 def app_factory() -> FastAPI:
-    """Entry point for ``uvicorn --factory``: settings from the environment, logging set up."""
-    settings = get_settings()
-    configure_logging(settings, "stock-symbol")
-    configure_tracing(settings, "stock-symbol")
-    return create_app(settings)
+    """Entry point for ``uvicorn --factory``."""
+    return app_from_environment("stock-symbol", create_app)

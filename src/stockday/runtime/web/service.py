@@ -1,0 +1,39 @@
+"""What every HTTP service installs and how uvicorn starts it, written once for the three."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from fastapi import FastAPI
+
+from stockday.runtime.logs import configure_logging
+from stockday.runtime.settings import Settings, get_settings
+from stockday.runtime.tracing import configure_tracing
+from stockday.runtime.web.errors import install_error_handlers
+from stockday.runtime.web.observability import ReadinessCheck, install_observability
+
+
+def install_service_runtime(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    service: str,
+    readiness_checks: Sequence[ReadinessCheck] = (),
+) -> None:
+    """Probes, metrics, the fault setting and the shared error answers."""
+    install_observability(
+        app,
+        service=service,
+        readiness_checks=readiness_checks,
+        readiness_timeout=settings.readiness_timeout_seconds,
+        fault_error_rate=settings.fault_error_rate,
+    )
+    install_error_handlers(app)
+
+
+def app_from_environment(service: str, create_app: Callable[[Settings], FastAPI]) -> FastAPI:
+    """An app for ``uvicorn --factory``: settings from the environment, logs and tracing set up."""
+    settings = get_settings()
+    configure_logging(settings, service)
+    configure_tracing(settings, service)
+    return create_app(settings)
