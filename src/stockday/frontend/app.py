@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from stockday.frontend import security
 from stockday.frontend.context import open_frontend
+from stockday.frontend.errors import install_error_handlers
 from stockday.frontend.rendering import PACKAGE
 from stockday.frontend.routes import logos, pages, stocks, uploads
 from stockday.frontend.views import image_origins
@@ -46,9 +47,15 @@ def create_app(
     async def symbol_service_ready() -> None:
         await app.state.frontend.symbols.ping()
 
+    # Pages answer errors as pages (stockday.frontend.errors), not as the APIs' JSON.
     install_service_runtime(
-        app, settings, service="frontend", readiness_checks=[symbol_service_ready]
+        app,
+        settings,
+        service="frontend",
+        readiness_checks=[symbol_service_ready],
+        json_errors=False,
     )
+    install_error_handlers(app)
     app.add_middleware(
         security.SecurityHeaders, headers=security.security_headers(image_origins(settings))
     )

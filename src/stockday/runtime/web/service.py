@@ -19,8 +19,9 @@ def install_service_runtime(
     *,
     service: str,
     readiness_checks: Sequence[ReadinessCheck] = (),
+    json_errors: bool = True,
 ) -> None:
-    """Probes, metrics, the fault setting and the shared error answers."""
+    """Probes, metrics, the fault setting and, for the JSON APIs, the shared error answers."""
     install_observability(
         app,
         service=service,
@@ -28,7 +29,8 @@ def install_service_runtime(
         readiness_timeout=settings.readiness_timeout_seconds,
         fault_error_rate=settings.fault_error_rate,
     )
-    install_error_handlers(app)
+    if json_errors:
+        install_error_handlers(app)
 
 
 def app_from_environment(service: str, create_app: Callable[[Settings], FastAPI]) -> FastAPI:
