@@ -34,6 +34,7 @@ from harness import (
     print_targets,
     pss_kb,
     rss_kb,
+    stack_processes,
     target,
     warn_if_busy,
     write_report,
@@ -69,7 +70,7 @@ def page_views(url: str, count: int) -> None:
 
 def wait_for_logos(stack: RunningStack, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=stack.symbol_url, timeout=10.0) as client:
+    with httpx.Client(base_url=stack.symbol, timeout=10.0) as client:
         while time.monotonic() < deadline:
             items = client.get("/api/stocks", params={"limit": 200}).json()["items"]
             if items and all(item["logo"]["state"] == "ready" for item in items):
@@ -85,12 +86,12 @@ def measure_stack(args: argparse.Namespace, tmp: Path, run: int) -> dict[str, An
             "printed_ready_s": stack.printed_ready_seconds,
         }
         if run == args.runs - 1:
-            processes = stack.processes()
+            processes = stack_processes(stack.pid)
             measured["at_ready"] = memory(processes)
             stack.seed()
             wait_for_logos(stack)
-            page_views(stack.frontend_url + "/", args.requests)
-            measured["after_traffic"] = memory(stack.processes())
+            page_views(stack.frontend + "/", args.requests)
+            measured["after_traffic"] = memory(stack_processes(stack.pid))
     return measured
 
 

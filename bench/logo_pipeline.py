@@ -37,6 +37,7 @@ from harness import (
     format_table,
     percentile,
     print_targets,
+    stack_processes,
     target,
     warn_if_busy,
     write_report,
@@ -145,9 +146,9 @@ async def throughput(stack: RunningStack, images: Sequence[bytes], logos: int) -
     worker_ports = [
         stack.port_base + CONSUMER_PORT_OFFSETS["queue-worker"] + i for i in range(stack.replicas)
     ]
-    services = {p.pid: p.service for p in stack.processes()}
+    services = {p.pid: p.service for p in stack_processes(stack.pid)}
     limits = httpx.Limits(max_connections=CREATE_CONCURRENCY)
-    async with httpx.AsyncClient(base_url=stack.symbol_url, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=stack.symbol, timeout=60, limits=limits) as client:
         gate = asyncio.Semaphore(CREATE_CONCURRENCY)
 
         async def gated_upload(image: bytes) -> str:
@@ -203,7 +204,7 @@ async def throughput(stack: RunningStack, images: Sequence[bytes], logos: int) -
 async def measure_stack(
     stack: RunningStack, images: Sequence[bytes], args: argparse.Namespace
 ) -> tuple[list[float], dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=stack.symbol_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=stack.symbol, timeout=30) as client:
         for i in range(2):  # warm up every step of the pipeline, not measured
             await upload_to_ready(client, f"W{i:04d}", images[i % len(images)])
         latencies = [

@@ -35,6 +35,7 @@ from harness import (
     RunningStack,
     WrkResult,
     format_table,
+    pids_of,
     print_targets,
     run_wrk,
     target,
@@ -85,7 +86,7 @@ def ratio_row(result: WrkResult, reference: WrkResult) -> tuple[object, ...]:
 
 def check_home_page(stack: RunningStack) -> None:
     """The page under load is the real one: 200 and a seeded stock on it."""
-    page = httpx.get(stack.frontend_url + "/", timeout=10.0)
+    page = httpx.get(stack.frontend + "/", timeout=10.0)
     page.raise_for_status()
     if not any(symbol in page.text for symbol, _ in DEMO_STOCKS):
         raise SystemExit("the home page shows none of the seeded stocks")
@@ -130,7 +131,7 @@ def profile(stack: RunningStack, args: argparse.Namespace, out_dir: Path) -> dic
     targets = [
         (service, pid)
         for service in ("frontend", "stock-symbol")
-        for pid in stack.pids_of(service, "worker")
+        for pid in pids_of(stack.pid, service, "worker")
     ]
     seconds = max(2, round(args.duration))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +165,7 @@ def profile(stack: RunningStack, args: argparse.Namespace, out_dir: Path) -> dic
             )
         )
     run_wrk(
-        stack.frontend_url + "/",
+        stack.frontend + "/",
         threads=args.threads,
         connections=args.connections,
         seconds=seconds,
@@ -209,10 +210,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     ):
         stack.seed()
         check_home_page(stack)
-        page = measure(stack.frontend_server_url + "/", args, "page view")
+        page = measure(stack.frontend_server + "/", args, "page view")
         via_gateway: WrkResult | None = None
-        if stack.frontend_server_url != stack.frontend_url:
-            via_gateway = measure(stack.frontend_url + "/", args, "page view via HAProxy")
+        if stack.frontend_server != stack.frontend:
+            via_gateway = measure(stack.frontend + "/", args, "page view via HAProxy")
         if args.profile:
             profile_summary = profile(stack, args, args.output.parent)
 

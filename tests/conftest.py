@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import ServerProcess, shared_memcached, shared_moto, stop_shared_servers
+from tests.support.servers import ServerProcess, shared_memcached, shared_moto, stop_shared_servers
 
 
 @pytest.fixture

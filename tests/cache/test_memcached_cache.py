@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,32 +18,14 @@ from stockday.cache.memcached import (
     memcached_exptime,
     parse_servers,
 )
-from tests.servers import (
-    ServerProcess,
-    free_port,
-    memcached_binary,
-    memcached_server,
-    stop,
-    wait_for_port,
-)
+from tests.support.clock import FakeClock
+from tests.support.ports import free_port
+from tests.support.servers import ServerProcess, memcached_server, stop
 
 pytestmark = pytest.mark.anyio
 
 TIMEOUT = 0.2
 BACKOFF = 2.0
-
-
-class FakeClock:
-    """The back-off's clock, moved by hand: no test waits for a back-off to pass."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def unique_prefix() -> str:
@@ -62,22 +41,6 @@ def new_cache(address: str, clock: FakeClock, **options: int) -> MemcachedCache:
         clock=clock,
         **options,
     )
-
-
-@contextmanager
-def memcached_on(port: int) -> Iterator[ServerProcess]:
-    """A memcached on a given port (tests.servers picks ports itself): for restarts."""
-    binary = memcached_binary()
-    assert binary is not None, "memcached is not installed"
-    command = [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64"]
-    if os.geteuid() == 0:
-        command += ["-u", "root"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, process)
-        yield ServerProcess(port, process)
-    finally:
-        stop(process)
 
 
 def all_threads_stopped(process: subprocess.Popen[bytes]) -> bool:
@@ -123,7 +86,7 @@ async def test_a_stopped_memcached_misses_then_a_restarted_one_is_used_after_the
             assert time.perf_counter() - started < TIMEOUT + 0.5
         assert cache.errors == 3
 
-    with memcached_on(port):
+    with memcached_server(port):
         # Up again, but the cache does not look until the back-off is over: this set is skipped.
         await cache.set("price:AAPL", b"skipped", ttl_seconds=60)
         assert cache.errors == 4

@@ -22,7 +22,7 @@ from stockday.queues.base import MessageQueue, ReceivedMessage
 from stockday.queues.sqlite import SqliteQueue
 from stockday.queues.sqs import SqsQueue, create_queue
 from stockday.runtime.consumer import Consumer
-from tests.servers import shared_moto
+from tests.support.servers import shared_moto
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.stack_process import RunningStack, free_port_base
-from tests.servers import memcached_server
+from tests.support.servers import memcached_server
+from tests.support.stack import RunningStack, free_port_base
 
 pytestmark = pytest.mark.e2e
 

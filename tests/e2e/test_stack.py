@@ -14,8 +14,8 @@ from PIL import Image
 
 from stockday.devstack.processes import parent, uvicorn_workers
 from stockday.queues.base import MessageQueue
-from tests import sample_images
-from tests.e2e.stack_process import RunningStack, free_port_base
+from tests.support import images as sample_images
+from tests.support.stack import RunningStack, free_port_base
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from stockday import procfs
+from stockday.devstack import processes as procfs
 from stockday.devstack.processes import alive, stat_fields, state
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday import stack as stack_module
+from stockday.devstack import supervisor as stack_module
 from stockday.devstack.processes import alive
 from stockday.devstack.supervisor import Child, Stack
 from tests.failures.processes import ping_pid
-from tests.servers import free_port
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 

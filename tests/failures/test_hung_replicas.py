@@ -9,9 +9,9 @@ import pytest
 
 from stockday.devstack.processes import alive, parent, uvicorn_workers
 from stockday.devstack.supervisor import health_ports
-from tests import sample_images
 from tests.failures.conftest import StartStack
 from tests.failures.processes import Signals, ping_pid
+from tests.support import images as sample_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -28,9 +28,9 @@ import pytest
 from stockday.domain.stocks import upload_key
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
-from tests import sample_images
-from tests.e2e.stack_process import MAX_RECEIVES, RunningStack
 from tests.failures.conftest import StartStack
+from tests.support import images as sample_images
+from tests.support.stack import MAX_RECEIVES, RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -14,7 +14,7 @@ from stockday.frontend.app import create_app as create_frontend_app
 from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
-from tests import sample_images
+from tests.support import images as sample_images
 
 HIDDEN_FIELD = re.compile(r'<input[^>]*type="hidden"[^>]*name="(\w+)"[^>]*value="([^"]*)"')
 

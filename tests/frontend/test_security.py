@@ -16,7 +16,6 @@ from stockday.frontend.app import create_app as create_frontend_app
 from stockday.frontend.app import image_origins
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
-from tests import sample_images
 from tests.frontend.site import (
     Site,
     closed_port,
@@ -25,6 +24,7 @@ from tests.frontend.site import (
     submit,
     upload_png,
 )
+from tests.support import images as sample_images
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,7 @@ from stockday.aws.clients import AwsConfig, make_client
 from stockday.objects.base import InvalidKey, ObjectStore
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.objects.s3 import S3ObjectStore, create_bucket
-from tests.servers import shared_moto
+from tests.support.servers import shared_moto
 
 ObjectStoreFactory = Callable[[Path], Awaitable[ObjectStore]]
 """tmp_path -> an empty store (an S3 adapter would use a fresh bucket or key prefix)."""

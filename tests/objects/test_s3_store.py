@@ -19,7 +19,8 @@ from stockday.domain.errors import BackendUnavailable
 from stockday.objects.base import InvalidKey
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.objects.s3 import S3ObjectStore, create_bucket
-from tests.servers import ServerProcess, free_port
+from tests.support.ports import free_port
+from tests.support.servers import ServerProcess
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client

@@ -21,7 +21,7 @@ from stockday.aws.clients import AwsConfig, make_client
 from stockday.queues.base import MessageQueue, QueueStats, ReceivedMessage
 from stockday.queues.sqlite import SqliteQueue
 from stockday.queues.sqs import SqsQueue, create_queue
-from tests.servers import shared_moto
+from tests.support.servers import shared_moto
 
 QueueFactory = Callable[[Path, str, int], Awaitable[MessageQueue]]
 """(tmp_path, queue name, max_receives) -> a new handle on that queue.

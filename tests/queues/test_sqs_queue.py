@@ -14,7 +14,8 @@ import pytest
 from stockday.aws.clients import AwsConfig, make_client
 from stockday.domain.errors import BackendUnavailable
 from stockday.queues.sqs import DLQ_RETENTION_SECONDS, SqsQueue, create_queue
-from tests.servers import ServerProcess, free_port
+from tests.support.ports import free_port
+from tests.support.servers import ServerProcess
 
 if TYPE_CHECKING:
     from types_boto3_sqs import SQSClient

@@ -18,7 +18,8 @@ from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Stock
 from stockday.stocks.base import StockExists
 from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
-from tests.servers import EMULATOR_ENV, ServerProcess, free_port, moto_server
+from tests.support.ports import free_port
+from tests.support.servers import EMULATOR_ENV, ServerProcess, moto_server
 
 pytestmark = pytest.mark.anyio
 

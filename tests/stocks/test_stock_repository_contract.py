@@ -17,7 +17,7 @@ from stockday.domain.stocks import LogoState, Price, Stock
 from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
 from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
 from stockday.stocks.sqlite import SqliteStockRepository
-from tests.servers import shared_moto
+from tests.support.servers import shared_moto
 
 RepositoryFactory = Callable[[Path], Awaitable[StockRepository]]
 
