@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,16 +18,17 @@ from stockday.domain.stocks import LogoState, Price, Stock
 from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
 from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
 from stockday.stocks.sqlite import SqliteStockRepository
+from tests.support.seeded import seeded_rng
 from tests.support.servers import shared_moto
 
-RepositoryFactory = Callable[[Path], Awaitable[StockRepository]]
+RepositoryFactory = Callable[[Path, random.Random], Awaitable[StockRepository]]
 
 
-async def make_sqlite(tmp_path: Path) -> StockRepository:
-    return SqliteStockRepository(tmp_path / "stocks.sqlite3")
+async def make_sqlite(tmp_path: Path, rng: random.Random) -> StockRepository:
+    return SqliteStockRepository(tmp_path / "stocks.sqlite3", rng=rng)
 
 
-async def make_dynamodb(tmp_path: Path) -> StockRepository:
+async def make_dynamodb(tmp_path: Path, rng: random.Random) -> StockRepository:
     """A fresh table on the session's moto server over HTTP."""
     config = AwsConfig(region="us-east-1", endpoint_url=shared_moto().url)
     table = f"stocks-{uuid.uuid4().hex}"
@@ -35,7 +37,7 @@ async def make_dynamodb(tmp_path: Path) -> StockRepository:
         create_table(client, table)
     finally:
         client.close()
-    return DynamoDbStockRepository(config, table)
+    return DynamoDbStockRepository(config, table, rng=rng)
 
 
 # AWS adapters join here; the tests below stay unchanged.
@@ -48,7 +50,7 @@ REPOSITORY_FACTORIES = [
 @pytest.fixture(params=REPOSITORY_FACTORIES)
 async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StockRepository]:
     factory: RepositoryFactory = request.param
-    repository = await factory(tmp_path)
+    repository = await factory(tmp_path, seeded_rng())
     yield repository
     await repository.close()
 

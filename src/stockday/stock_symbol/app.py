@@ -37,7 +37,7 @@ from stockday.stock_symbol.service import (
     StockService,
     UnknownUpload,
 )
-from stockday.stocks.base import StockExists, StockNotFound, VersionConflict
+from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
 
 UPLOAD_CHUNK = 64 * 1024
 # Long enough to pick a file on a slow connection, short enough not to be worth stealing.
@@ -65,11 +65,14 @@ SeriesQuery = Annotated[
 
 
 def create_app(
-    settings: Settings | None = None, *, price_client: httpx.AsyncClient | None = None
+    settings: Settings | None = None,
+    *,
+    price_client: httpx.AsyncClient | None = None,
+    repository: StockRepository | None = None,
 ) -> FastAPI:
     """Wire adapters from settings and build the app (adapters are created eagerly)."""
     settings = settings or get_settings()
-    repository = composition.stock_repository(settings)
+    repository = repository or composition.stock_repository(settings)
     jobs = composition.message_queue(settings, settings.logo_jobs_queue)
     objects = composition.object_store(settings)
     cache = composition.cache(settings)
