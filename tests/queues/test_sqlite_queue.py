@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import sqlite3
 from collections import Counter
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ import pytest
 from stockday.domain.errors import BackendUnavailable
 from stockday.queues.sqlite import SqliteQueue
 from tests.support.clock import FakeClock
+from tests.support.readonly import run_read_only
 
 
 @pytest.fixture
@@ -240,20 +240,19 @@ async def test_unusable_path_raises_backend_unavailable(tmp_path: Path) -> None:
         await queue.close()
 
 
-@pytest.mark.anyio
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write read-only files")
-async def test_read_only_file_fails_check(db_path: Path) -> None:
-    queue = SqliteQueue(db_path, "jobs")
-    await queue.check()
-    await queue.close()
-    for path in db_path.parent.iterdir():
-        path.chmod(0o444)
-    db_path.parent.chmod(0o555)
-    try:
-        with pytest.raises(BackendUnavailable):
-            await SqliteQueue(db_path, "jobs").check()
-    finally:
-        db_path.parent.chmod(0o755)
+def check_fails(directory: Path) -> None:
+    with pytest.raises(BackendUnavailable):
+        asyncio.run(SqliteQueue(directory / "queues.sqlite3", "jobs").check())
+
+
+def test_read_only_file_fails_check(db_path: Path) -> None:
+    async def create() -> None:
+        queue = SqliteQueue(db_path, "jobs")
+        await queue.check()
+        await queue.close()
+
+    asyncio.run(create())
+    run_read_only(db_path.parent, check_fails)
 
 
 # -- several handles and processes ----------------------------------------------------------
