@@ -59,6 +59,23 @@ def pause(process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.001)
 
 
+async def commands_served(server: ServerProcess, **at_least: int) -> dict[str, int]:
+    """memcached's own count of the get and set commands it has served, once it has served
+    ``at_least`` of them (it answers ``stats`` after what came before on other connections)."""
+    deadline = time.monotonic() + 10
+    while True:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"stats\r\n")
+        text = (await reader.readuntil(b"END\r\n")).decode()
+        writer.close()
+        await writer.wait_closed()
+        stats = dict(line.split()[1:3] for line in text.splitlines() if line.startswith("STAT"))
+        served = {"get": int(stats["cmd_get"]), "set": int(stats["cmd_set"])}
+        if all(served[k] >= n for k, n in at_least.items()) or time.monotonic() > deadline:
+            return served
+        await asyncio.sleep(0.05)
+
+
 def sample(name: str) -> float:
     return REGISTRY.get_sample_value(name, {"backend": "memcached"}) or 0.0
 
@@ -81,9 +98,7 @@ async def test_a_stopped_memcached_misses_then_a_restarted_one_is_used_after_the
             cache.set("price:AAPL", b"190", ttl_seconds=60),
             cache.delete("price:AAPL"),
         ):
-            started = time.perf_counter()
             assert await call is None  # a miss, and nothing raised
-            assert time.perf_counter() - started < TIMEOUT + 0.5
         assert cache.errors == 3
 
     with memcached_server(port):
@@ -106,20 +121,17 @@ async def test_a_hung_memcached_costs_one_timeout_then_nothing_during_the_back_o
         await cache.set("price:MSFT", b"420.1", ttl_seconds=60)
         pause(server.process)  # connections open, no answers
         try:
-            started = time.perf_counter()
-            assert await cache.get("price:AAPL") is None
-            first = time.perf_counter() - started
-            assert TIMEOUT * 0.9 <= first < TIMEOUT + 0.5
-
-            started = time.perf_counter()
+            assert await cache.get("price:AAPL") is None  # sent, then timed out
+            assert cache.errors == 1
             for _ in range(50):
                 assert await cache.get("price:AAPL") is None
                 await cache.set("price:AAPL", b"x", ttl_seconds=60)
-            # A hundred calls in less than one timeout: none of them waited for the server.
-            assert time.perf_counter() - started < TIMEOUT
             assert cache.errors == 101
         finally:
             server.process.send_signal(signal.SIGCONT)
+        # What reached the server: the two sets and the get that timed out, none of the hundred
+        # calls of the back-off (queued in the paused server, they would be counted once it runs).
+        assert await commands_served(server, get=1) == {"get": 1, "set": 2}
 
         # The timed-out get left its reply in the only connection; reading it now as the
         # answer to another key would be a miss (or garbage), so that connection is gone.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 import traceback
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -173,14 +172,12 @@ async def test_missing_fields(av_provider: AlphaVantageProvider) -> None:
 
 async def test_slow_answer_times_out(av_stub: AlphaVantageStub) -> None:
     provider = AlphaVantageProvider(api_key=API_KEY, base_url=av_stub.url, timeout=0.3)
-    started = time.monotonic()
     try:
+        # The stub holds the answer for 10 s: only the client's timeout raises this error.
         with pytest.raises(ProviderError, match=r"within 0\.3 s"):
             await provider.quote("SLOW")
     finally:
         await provider.close()
-    # The stub holds the answer for 10 s: only the client's timeout can end the call this soon.
-    assert time.monotonic() - started < 3
 
 
 async def test_unreachable_provider() -> None:

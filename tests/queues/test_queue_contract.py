@@ -207,26 +207,25 @@ async def test_max_messages_one_returns_one(queue: MessageQueue) -> None:
 async def test_empty_queue_long_poll_returns_nothing_after_the_wait(queue: MessageQueue) -> None:
     started = time.monotonic()
     assert await queue.receive(max_messages=10, wait_seconds=1, visibility_timeout=LONG) == []
-    assert 0.8 <= time.monotonic() - started < 3.0
+    # It waited: a slower machine only waits longer, so this bound cannot flake.
+    assert time.monotonic() - started >= 0.8
 
 
 async def test_zero_wait_on_an_empty_queue_returns_at_once(queue: MessageQueue) -> None:
-    started = time.monotonic()
-    assert await queue.receive(max_messages=10, wait_seconds=0, visibility_timeout=LONG) == []
-    assert time.monotonic() - started < 1.0
+    # A long poll that does not end is what would fail here, not a slow machine.
+    receive = queue.receive(max_messages=10, wait_seconds=0, visibility_timeout=LONG)
+    assert await asyncio.wait_for(receive, DEADLINE) == []
 
 
 async def test_long_poll_returns_as_soon_as_a_message_arrives(open_queue: OpenQueue) -> None:
     consumer, producer = await open_queue(), await open_queue()
-    started = time.monotonic()
+    # A long poll of twice the deadline: ending before the deadline, it ended on the message.
     waiting = asyncio.create_task(
-        consumer.receive(max_messages=10, wait_seconds=10, visibility_timeout=LONG)
+        consumer.receive(max_messages=10, wait_seconds=2 * DEADLINE, visibility_timeout=LONG)
     )
-    await asyncio.sleep(0.3)
     await producer.send("wake up")
-    batch = await waiting
+    batch = await asyncio.wait_for(waiting, DEADLINE)
     assert [m.body for m in batch] == ["wake up"]
-    assert time.monotonic() - started < 5.0
 
 
 async def test_delayed_message_is_hidden_until_the_delay_passes(queue: MessageQueue) -> None:
@@ -313,10 +312,9 @@ async def test_change_visibility_extends_the_timeout(queue: MessageQueue) -> Non
 async def test_change_visibility_zero_releases_at_once(queue: MessageQueue) -> None:
     await queue.send("work")
     message = await receive_one(queue)
-    released_at = time.monotonic()
     await queue.change_visibility(message.receipt, 0)
+    # Long before the LONG visibility timeout would have let it back: receive_one's deadline.
     again = await receive_one(queue)
-    assert time.monotonic() - released_at < 2.0
     assert again.message_id == message.message_id
 
 

