@@ -106,7 +106,6 @@ def test_add_a_stock_with_a_logo_then_restart(stack: RunningStack) -> None:
 
         stock = wait_for_logo(symbol_api, "ACME", submitted_at + 5.0)
         assert stock["logo"]["state"] == "ready", stock  # type: ignore[index]
-        assert time.monotonic() - submitted_at < 5.0
         logo_url = stock["logo"]["url"]  # type: ignore[index]
         served = site.get(logo_url)
         assert served.status_code == 200

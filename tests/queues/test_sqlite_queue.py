@@ -212,11 +212,13 @@ async def test_file_and_directory_are_created_in_wal_mode(db_path: Path) -> None
 async def test_long_poll_holds_no_lock_while_waiting(db_path: Path) -> None:
     queue = SqliteQueue(db_path, "jobs", poll_interval=0.01)
     await queue.check()
-    waiting = asyncio.create_task(queue.receive(wait_seconds=1))
-    await asyncio.sleep(0.2)
+    # Long enough that the poll is still waiting when the message comes, however busy the machine.
+    waiting = asyncio.create_task(queue.receive(wait_seconds=10))
     raw = sqlite3.connect(db_path, timeout=0, isolation_level=None)
-    raw.execute("BEGIN IMMEDIATE")  # would raise "database is locked" if a writer held it
-    raw.execute("ROLLBACK")
+    for _ in range(20):  # across the waiting receive's polls, every 10 ms
+        raw.execute("BEGIN IMMEDIATE")  # would raise "database is locked" if a writer held it
+        raw.execute("ROLLBACK")
+        await asyncio.sleep(0.01)
     raw.close()
     await queue.send("hello")
     assert [m.body for m in await waiting] == ["hello"]
