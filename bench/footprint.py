@@ -30,6 +30,7 @@ from harness import (
     HelloWorldServer,
     RunningStack,
     StackProcess,
+    command_line,
     format_table,
     print_targets,
     pss_kb,
@@ -105,6 +106,16 @@ def measure_hello(args: argparse.Namespace, run: int) -> dict[str, Any]:
             # With one worker, uvicorn serves in its own process: there is no master.
             measured["master_rss_mb"] = rss_kb(hello.pid) / 1024 if args.replicas > 1 else None
     return measured
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = command_line(__doc__, RESULTS, "replicas of each service")
+    parser.add_argument("--runs", type=int, default=3, help="stack starts timed (median)")
+    parser.add_argument("--requests", type=int, default=200, help="page views before memory")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    return args
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -227,20 +238,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "targets": targets,
     }
     return write_report("footprint", report, args.output)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--replicas", type=int, default=2, help="replicas of each service")
-    parser.add_argument("--runs", type=int, default=3, help="stack starts timed (median)")
-    parser.add_argument("--requests", type=int, default=200, help="page views before memory")
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    return args
 
 
 if __name__ == "__main__":

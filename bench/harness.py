@@ -9,6 +9,7 @@ import it as ``bench.harness``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -302,6 +303,23 @@ def run_wrk(url: str, *, threads: int, connections: int, seconds: float) -> WrkR
     ]
     run = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60)
     return parse_wrk(run.stdout)
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def command_line(
+    description: str | None, results: Path, replicas: str | None = None
+) -> argparse.ArgumentParser:
+    """A benchmark's options: its docstring as help, ``--output`` (where the report goes) and,
+    given its help text, ``--replicas``; the benchmark adds its own."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    if replicas is not None:
+        parser.add_argument("--replicas", type=int, default=2, help=replicas)
+    parser.add_argument("--output", type=Path, default=results)
+    return parser
 
 
 # --- numbers and reports -------------------------------------------------------------------

@@ -33,6 +33,7 @@ import httpx
 from harness import (
     RESULTS_DIR,
     RunningStack,
+    command_line,
     cpu_seconds,
     format_table,
     percentile,
@@ -214,6 +215,18 @@ async def measure_stack(
     return latencies, await throughput(stack, images, args.logos)
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = command_line(__doc__, RESULTS, "replicas of each service")
+    parser.add_argument("--logos", type=int, default=200, help="logos in the throughput run")
+    parser.add_argument("--latency-samples", type=int, default=20, help="one-at-a-time logos")
+    parser.add_argument("--image-size", type=int, default=1024, help="side of the uploads, px")
+    parser.add_argument("--distinct-images", type=int, default=8, help="different images used")
+    args = parser.parse_args(argv)
+    if min(args.logos, args.latency_samples, args.distinct_images) < 1:
+        parser.error("--logos, --latency-samples and --distinct-images must be positive")
+    return args
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     warn_if_busy()
     settings = Settings()
@@ -294,22 +307,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "targets": targets,
     }
     return write_report("logo_pipeline", report, args.output)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--replicas", type=int, default=2, help="replicas of each service")
-    parser.add_argument("--logos", type=int, default=200, help="logos in the throughput run")
-    parser.add_argument("--latency-samples", type=int, default=20, help="one-at-a-time logos")
-    parser.add_argument("--image-size", type=int, default=1024, help="side of the uploads, px")
-    parser.add_argument("--distinct-images", type=int, default=8, help="different images used")
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    if min(args.logos, args.latency_samples, args.distinct_images) < 1:
-        parser.error("--logos, --latency-samples and --distinct-images must be positive")
-    return args
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from harness import (
     HelloWorldServer,
     RunningStack,
     WrkResult,
+    command_line,
     format_table,
     pids_of,
     print_targets,
@@ -193,6 +194,16 @@ def profile(stack: RunningStack, args: argparse.Namespace, out_dir: Path) -> dic
 # --- main ----------------------------------------------------------------------------------
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = command_line(__doc__, RESULTS, "uvicorn workers per service")
+    parser.add_argument("--profile", action="store_true", help="profile workers with py-spy")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--duration", type=float, default=30, help="seconds of measured load")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of load before it")
+    return parser.parse_args(argv)
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     wrk_command()  # fail early, before starting anything
     warn_if_busy()
@@ -263,20 +274,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if profile_summary is not None:
         report["profile"] = profile_summary
     return write_report("page_view", report, args.output)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--replicas", type=int, default=2, help="uvicorn workers per service")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
-    parser.add_argument("--duration", type=float, default=30, help="seconds of measured load")
-    parser.add_argument("--warmup", type=float, default=5, help="seconds of load before it")
-    parser.add_argument("--profile", action="store_true", help="profile workers with py-spy")
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":

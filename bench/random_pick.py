@@ -38,7 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import RESULTS_DIR, free_port, print_targets, target, warn_if_busy, write_report
+from harness import (
+    RESULTS_DIR,
+    command_line,
+    free_port,
+    print_targets,
+    target,
+    warn_if_busy,
+    write_report,
+)
 
 from stockday.domain.stocks import Stock
 from stockday.stocks.base import StockRepository
@@ -294,9 +302,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_line(__doc__, RESULTS)
     parser.add_argument("--backend", choices=[*BACKENDS, "all"], default="all")
     parser.add_argument(
         "--sizes",
@@ -314,7 +320,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--load-threads", type=int, default=4, help="parallel BatchWriteItem callers (dynamodb)"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if any(size < 1 for size in [*(args.sizes or []), *(args.dynamodb_sizes or [])]):
         parser.error("sizes must be positive")
