@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.waiting import wait_until
+
 HOST = "127.0.0.1"
 
 
@@ -51,15 +53,12 @@ def free_ports(offsets: Iterable[int]) -> int:
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     """Poll until something listens on ``port``; fail early if ``process`` exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
+
+    def listening() -> bool:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            if probe.connect_ex((HOST, port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {HOST}:{port} after {timeout}s")
+            return probe.connect_ex((HOST, port)) == 0
+
+    wait_until(listening, timeout, lambda: f"nothing listening on {HOST}:{port}", process=process)
 
 
 def wait_for_http(url: str, timeout: float, *, alive: Callable[[], bool] | None = None) -> None:

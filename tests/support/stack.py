@@ -19,6 +19,7 @@ from stockday.devstack.supervisor import (
     PORT_OFFSETS,
 )
 from stockday.runtime.settings import Settings
+from tests.support import images
 from tests.support.ports import HOST, free_ports
 from tests.support.servers import Started, shared_memcached, shared_moto
 
@@ -33,6 +34,19 @@ def free_port_base(replicas: int = 2) -> int:
     for first in CONSUMER_PORT_OFFSETS.values():
         offsets += [first + i for i in range(replicas)]
     return free_ports(offsets)
+
+
+def add_stock(api: httpx.Client, symbol: str, image: bytes | None = None) -> str:
+    """Add ``symbol`` with a logo through stock-symbol's API, as the form does; its upload id."""
+    image = image or images.png(300, 150)
+    uploaded = api.post("/api/uploads", files={"file": ("l.png", image, "image/png")})
+    assert uploaded.status_code == 201, uploaded.text
+    upload_id: str = uploaded.json()["upload_id"]
+    created = api.post(
+        "/api/stocks", json={"symbol": symbol, "name": f"{symbol} Inc.", "upload_id": upload_id}
+    )
+    assert created.status_code == 201, created.text
+    return upload_id
 
 
 def backend_env(backend: str, port_base: int) -> dict[str, str]:
