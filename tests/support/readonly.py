@@ -47,17 +47,11 @@ def run_read_only(directory: Path, operation: Callable[[Path], None]) -> None:
 
 def _run_in_read_only_mount(directory: Path, operation: Callable[[Path], None]) -> None:
     unshare = require_program("unshare", "util-linux")
-    child = subprocess.run(
-        [
-            *(unshare, "--mount", "--propagation", "private", "--", "sh", "-ec"),
-            *(_MOUNT_READ_ONLY, str(directory)),
-            *(sys.executable, "-c", _CALL, operation.__module__, operation.__qualname__),
-            str(directory),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    command = [
+        *(unshare, "--mount", "--propagation", "private", "--", "sh", "-ec"),
+        *(_MOUNT_READ_ONLY, str(directory)),
+        *(sys.executable, "-c", _CALL, operation.__module__, operation.__qualname__),
+        str(directory),
+    ]
+    child = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert child.returncode == 0, child.stdout + child.stderr

@@ -13,12 +13,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 from stockday.devstack.emulator import memcached_command, stop_process
-from tests.support.ports import free_port, wait_for_port
+from tests.support.ports import HOST, free_port, wait_for_port
 from tests.support.programs import require_program
 
 # Fake credentials for the emulator, set once for the whole test session: moto accepts any.
@@ -52,16 +52,16 @@ class Started:
 
 @dataclass
 class ServerProcess:
+    """A server on 127.0.0.1:``port``, run by ``process``."""
+
     port: int
     process: subprocess.Popen[bytes]
+    address: str = field(init=False)
+    url: str = field(init=False)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def __post_init__(self) -> None:
+        self.address = f"{HOST}:{self.port}"
+        self.url = f"http://{self.address}"
 
 
 @contextmanager
