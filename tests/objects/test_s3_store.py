@@ -19,6 +19,7 @@ from stockday.domain.errors import BackendUnavailable
 from stockday.objects.base import InvalidKey
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.objects.s3 import S3ObjectStore, create_bucket
+from tests.support.aws import emulator_config
 from tests.support.ports import free_port
 from tests.support.servers import ServerProcess
 
@@ -39,7 +40,7 @@ def new_bucket_name() -> str:
 
 @pytest.fixture
 def config(aws_emulator: ServerProcess) -> AwsConfig:
-    return AwsConfig(region="us-east-1", endpoint_url=aws_emulator.url)
+    return emulator_config(aws_emulator)
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.clients import make_client
 from stockday.queues.base import MessageQueue, QueueStats, ReceivedMessage
 from stockday.queues.sqlite import SqliteQueue
 from stockday.queues.sqs import SqsQueue, create_queue
-from tests.support.servers import shared_moto
+from tests.support.aws import emulator_config
 
 QueueFactory = Callable[[Path, str, int], Awaitable[MessageQueue]]
 """(tmp_path, queue name, max_receives) -> a new handle on that queue.
@@ -41,7 +41,7 @@ async def make_sqlite_queue(tmp_path: Path, name: str, max_receives: int) -> Mes
 
 async def make_sqs_queue(tmp_path: Path, name: str, max_receives: int) -> MessageQueue:
     """A handle on SQS queue ``name`` in the shared moto server (create_queue is idempotent)."""
-    config = AwsConfig(region="us-east-1", endpoint_url=shared_moto().url)
+    config = emulator_config()
     client = make_client("sqs", config)
     try:
         await asyncio.to_thread(create_queue, client, name, max_receives=max_receives)

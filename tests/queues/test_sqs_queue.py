@@ -13,6 +13,7 @@ import pytest
 from stockday.aws.clients import AwsConfig, make_client
 from stockday.domain.errors import BackendUnavailable
 from stockday.queues.sqs import DLQ_RETENTION_SECONDS, SqsQueue, create_queue
+from tests.support.aws import emulator_config
 from tests.support.ports import free_port
 from tests.support.servers import ServerProcess
 
@@ -26,7 +27,7 @@ SETTING = "STOCKDAY_LOGO_EVENTS_QUEUE"
 
 @pytest.fixture
 def config(aws_emulator: ServerProcess) -> AwsConfig:
-    return AwsConfig(region="us-east-1", endpoint_url=aws_emulator.url)
+    return emulator_config(aws_emulator)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Stock
 from stockday.stocks.base import StockExists
 from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
+from tests.support.aws import emulator_config, new_stocks_table
 from tests.support.ports import free_port
 from tests.support.servers import EMULATOR_ENV, ServerProcess, moto_server
 
@@ -47,7 +48,7 @@ def serial_moto() -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def config(aws_emulator: ServerProcess) -> AwsConfig:
-    return AwsConfig(region="us-east-1", endpoint_url=aws_emulator.url)
+    return emulator_config(aws_emulator)
 
 
 @pytest.fixture
@@ -222,13 +223,8 @@ async def test_replicas_adding_and_deleting_concurrently_keep_slots_dense(
     """Four replicas (own clients, own count hints) churn one table at the same time."""
     for name, value in EMULATOR_ENV.items():
         monkeypatch.setenv(name, value)
-    config = AwsConfig(region="us-east-1", endpoint_url=serial_moto.url)
-    table = f"stocks-{uuid.uuid4().hex}"
-    client = make_client("dynamodb", config)
-    try:
-        create_table(client, table)
-    finally:
-        client.close()
+    config = emulator_config(serial_moto)
+    table = new_stocks_table(config)
     workers = 4
     replicas = [DynamoDbStockRepository(config, table) for _ in range(workers)]
     try:

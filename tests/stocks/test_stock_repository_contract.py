@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
@@ -13,13 +12,12 @@ from pathlib import Path
 import pytest
 from scipy.stats import chisquare
 
-from stockday.aws.clients import AwsConfig, make_client
 from stockday.domain.stocks import LogoState, Price, Stock
 from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
-from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
+from stockday.stocks.dynamodb import DynamoDbStockRepository
 from stockday.stocks.sqlite import SqliteStockRepository
+from tests.support.aws import emulator_config, new_stocks_table
 from tests.support.seeded import seeded_rng
-from tests.support.servers import shared_moto
 
 RepositoryFactory = Callable[[Path, random.Random], Awaitable[StockRepository]]
 
@@ -30,14 +28,8 @@ async def make_sqlite(tmp_path: Path, rng: random.Random) -> StockRepository:
 
 async def make_dynamodb(tmp_path: Path, rng: random.Random) -> StockRepository:
     """A fresh table on the session's moto server over HTTP."""
-    config = AwsConfig(region="us-east-1", endpoint_url=shared_moto().url)
-    table = f"stocks-{uuid.uuid4().hex}"
-    client = make_client("dynamodb", config)
-    try:
-        create_table(client, table)
-    finally:
-        client.close()
-    return DynamoDbStockRepository(config, table, rng=rng)
+    config = emulator_config()
+    return DynamoDbStockRepository(config, new_stocks_table(config), rng=rng)
 
 
 # AWS adapters join here; the tests below stay unchanged.
