@@ -13,8 +13,7 @@ import pytest
 from stockday.aws.clients import AwsConfig, make_client
 from stockday.domain.errors import BackendUnavailable
 from stockday.queues.sqs import DLQ_RETENTION_SECONDS, SqsQueue, create_queue
-from tests.support.aws import emulator_config
-from tests.support.ports import free_port
+from tests.support.aws import emulator_config, unreachable_config
 from tests.support.servers import ServerProcess
 
 if TYPE_CHECKING:
@@ -143,9 +142,8 @@ async def test_every_method_reports_a_missing_queue_as_unavailable(
 
 
 async def test_an_unreachable_endpoint_is_unavailable_quickly(name: str) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
     queue = SqsQueue(
-        AwsConfig(region="us-east-1", endpoint_url=closed, timeout_seconds=1, max_attempts=2),
+        unreachable_config(timeout_seconds=1, max_attempts=2),
         name,
         max_receives=3,
         setting=SETTING,

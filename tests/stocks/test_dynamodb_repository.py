@@ -17,8 +17,7 @@ from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Stock
 from stockday.stocks.base import StockExists
 from stockday.stocks.dynamodb import DynamoDbStockRepository, create_table
-from tests.support.aws import emulator_config, new_stocks_table
-from tests.support.ports import free_port
+from tests.support.aws import emulator_config, new_stocks_table, unreachable_config
 from tests.support.servers import EMULATOR_ENV, ServerProcess, moto_server
 
 pytestmark = pytest.mark.anyio
@@ -125,13 +124,7 @@ async def test_a_table_without_the_listing_index_is_not_ready(config: AwsConfig)
 
 
 async def test_an_unreachable_endpoint_fails_fast_in_one_line() -> None:
-    port = free_port()  # nothing listens there
-    config = AwsConfig(
-        region="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{port}",
-        timeout_seconds=0.5,
-        max_attempts=1,
-    )
+    config = unreachable_config()
     repository = DynamoDbStockRepository(config, "stocks", setting="MY_TABLE_SETTING")
     try:
         for call in (repository.check, repository.count, repository.random, repository.list):

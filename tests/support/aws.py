@@ -7,12 +7,19 @@ from typing import Any
 
 from stockday.aws.clients import AwsConfig, make_client
 from stockday.stocks.dynamodb import create_table
+from tests.support.ports import HOST, free_port
 from tests.support.servers import ServerProcess, shared_moto
 
 
 def emulator_config(server: ServerProcess | None = None, **options: Any) -> AwsConfig:
     """The configuration of the adapters on ``server``, by default the session's moto."""
     return AwsConfig(region="us-east-1", endpoint_url=(server or shared_moto()).url, **options)
+
+
+def unreachable_config(**options: Any) -> AwsConfig:
+    """Adapters pointed at a loopback port nothing listens on: one quick attempt by default."""
+    options = {"timeout_seconds": 0.5, "max_attempts": 1, **options}
+    return AwsConfig(region="us-east-1", endpoint_url=f"http://{HOST}:{free_port()}", **options)
 
 
 def new_stocks_table(config: AwsConfig) -> str:
