@@ -19,7 +19,7 @@ from stockday.domain.errors import BackendUnavailable
 from stockday.objects.base import InvalidKey
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.objects.s3 import S3ObjectStore, create_bucket
-from tests.support.aws import emulator_config, unreachable_config
+from tests.support.aws import unreachable_config
 from tests.support.servers import ServerProcess
 
 if TYPE_CHECKING:
@@ -35,11 +35,6 @@ PUBLIC_GROUPS = (
 
 def new_bucket_name() -> str:
     return f"stockday-s3-{uuid.uuid4().hex[:16]}"
-
-
-@pytest.fixture
-def config(aws_emulator: ServerProcess) -> AwsConfig:
-    return emulator_config(aws_emulator)
 
 
 @pytest.fixture

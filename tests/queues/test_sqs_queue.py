@@ -13,8 +13,7 @@ import pytest
 from stockday.aws.clients import AwsConfig, make_client
 from stockday.domain.errors import BackendUnavailable
 from stockday.queues.sqs import DLQ_RETENTION_SECONDS, SqsQueue, create_queue
-from tests.support.aws import emulator_config, unreachable_config
-from tests.support.servers import ServerProcess
+from tests.support.aws import unreachable_config
 
 if TYPE_CHECKING:
     from types_boto3_sqs import SQSClient
@@ -22,11 +21,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 SETTING = "STOCKDAY_LOGO_EVENTS_QUEUE"
-
-
-@pytest.fixture
-def config(aws_emulator: ServerProcess) -> AwsConfig:
-    return emulator_config(aws_emulator)
 
 
 @pytest.fixture

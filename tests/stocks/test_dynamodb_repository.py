@@ -46,11 +46,6 @@ def serial_moto() -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-def config(aws_emulator: ServerProcess) -> AwsConfig:
-    return emulator_config(aws_emulator)
-
-
-@pytest.fixture
 def table(config: AwsConfig) -> Iterator[str]:
     name = f"stocks-{uuid.uuid4().hex}"
     client = make_client("dynamodb", config)
