@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -69,71 +70,58 @@ async def test_retries_once_after_a_connection_failure_only() -> None:
     assert attempts == 1  # never retried: the caller's timeout is the most it waits
 
 
-def client_with(handler: httpx.MockTransport) -> SymbolClient:
-    http = httpx.AsyncClient(transport=handler, base_url="http://symbol")
-    return SymbolClient(http, timeout_seconds=1)
+DISCONNECTED = httpx.RemoteProtocolError("server disconnected without a response")
+
+
+def no_stocks() -> httpx.Response:
+    return httpx.Response(404, json={"detail": "no stocks"})
+
+
+def client_with(answer: Callable[[int], httpx.Response]) -> tuple[SymbolClient, list[int]]:
+    """A stock-symbol client whose n-th request (from 1) gets ``answer(n)``, which may raise;
+    and the numbers of the requests made so far."""
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(len(calls) + 1)
+        return answer(calls[-1])
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://symbol")
+    return SymbolClient(http, timeout_seconds=1), calls
+
+
+def raise_(error: Exception) -> httpx.Response:
+    raise error
 
 
 async def test_a_get_is_retried_once_when_the_replica_dies_mid_request() -> None:
-    seen = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal seen
-        seen += 1
-        if seen == 1:
-            raise httpx.RemoteProtocolError("server disconnected without a response")
-        return httpx.Response(404, json={"detail": "no stocks"})
-
-    symbols = client_with(httpx.MockTransport(handler))
+    symbols, calls = client_with(lambda n: raise_(DISCONNECTED) if n == 1 else no_stocks())
     assert await symbols.random_stock() is None
-    assert seen == 2
+    assert len(calls) == 2
 
 
 async def test_uploads_are_not_retried() -> None:
-    seen = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal seen
-        seen += 1
-        raise httpx.RemoteProtocolError("server disconnected without a response")
-
-    symbols = client_with(httpx.MockTransport(handler))
+    symbols, calls = client_with(lambda n: raise_(DISCONNECTED))
     with pytest.raises(Exception, match="failed"):
         await symbols.forward_upload(b"--x--", "multipart/form-data; boundary=x")
-    assert seen == 1
+    assert len(calls) == 1
 
 
 async def test_a_dead_stock_symbol_is_not_called_once_the_breaker_opens() -> None:
-    seen = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal seen
-        seen += 1
-        return httpx.Response(503, json={"detail": "down"})
-
-    symbols = client_with(httpx.MockTransport(handler))
+    symbols, calls = client_with(lambda n: httpx.Response(503, json={"detail": "down"}))
     for _ in range(BREAKER_THRESHOLD):
         with pytest.raises(Exception, match="answered 503"):
             await symbols.random_stock()
-    assert seen == BREAKER_THRESHOLD
+    assert len(calls) == BREAKER_THRESHOLD
     with pytest.raises(Exception, match="not called"):
         await symbols.random_stock()
-    assert seen == BREAKER_THRESHOLD
+    assert len(calls) == BREAKER_THRESHOLD
 
 
 async def test_failed_readiness_probes_do_not_open_the_breaker() -> None:
     """At start-up stock-symbol is not listening yet: probes fail, page views must not."""
     up = False
-    seen = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal seen
-        seen += 1
-        if not up:
-            raise httpx.ConnectError("refused")
-        return httpx.Response(404, json={"detail": "no stocks"})
-
-    symbols = client_with(httpx.MockTransport(handler))
+    symbols, _ = client_with(lambda n: no_stocks() if up else raise_(httpx.ConnectError("refused")))
     for _ in range(BREAKER_THRESHOLD + 2):
         with pytest.raises(Exception, match="failed"):
             await symbols.ping()
