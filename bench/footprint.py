@@ -30,10 +30,12 @@ from harness import (
     HelloWorldServer,
     RunningStack,
     StackProcess,
+    command_line,
     format_table,
     print_targets,
     pss_kb,
     rss_kb,
+    stack_processes,
     target,
     warn_if_busy,
     write_report,
@@ -69,7 +71,7 @@ def page_views(url: str, count: int) -> None:
 
 def wait_for_logos(stack: RunningStack, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=stack.symbol_url, timeout=10.0) as client:
+    with httpx.Client(base_url=stack.symbol, timeout=10.0) as client:
         while time.monotonic() < deadline:
             items = client.get("/api/stocks", params={"limit": 200}).json()["items"]
             if items and all(item["logo"]["state"] == "ready" for item in items):
@@ -85,12 +87,12 @@ def measure_stack(args: argparse.Namespace, tmp: Path, run: int) -> dict[str, An
             "printed_ready_s": stack.printed_ready_seconds,
         }
         if run == args.runs - 1:
-            processes = stack.processes()
+            processes = stack_processes(stack.pid)
             measured["at_ready"] = memory(processes)
             stack.seed()
             wait_for_logos(stack)
-            page_views(stack.frontend_url + "/", args.requests)
-            measured["after_traffic"] = memory(stack.processes())
+            page_views(stack.frontend + "/", args.requests)
+            measured["after_traffic"] = memory(stack_processes(stack.pid))
     return measured
 
 
@@ -104,6 +106,16 @@ def measure_hello(args: argparse.Namespace, run: int) -> dict[str, Any]:
             # With one worker, uvicorn serves in its own process: there is no master.
             measured["master_rss_mb"] = rss_kb(hello.pid) / 1024 if args.replicas > 1 else None
     return measured
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = command_line(__doc__, RESULTS, "replicas of each service")
+    parser.add_argument("--runs", type=int, default=3, help="stack starts timed (median)")
+    parser.add_argument("--requests", type=int, default=200, help="page views before memory")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    return args
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -226,20 +238,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "targets": targets,
     }
     return write_report("footprint", report, args.output)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--replicas", type=int, default=2, help="replicas of each service")
-    parser.add_argument("--runs", type=int, default=3, help="stack starts timed (median)")
-    parser.add_argument("--requests", type=int, default=200, help="page views before memory")
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    return args
 
 
 if __name__ == "__main__":

@@ -1,19 +1,20 @@
 """What every benchmark shares: a stack on free loopback ports, a hello-world reference server,
 wrk and its output, the processes of a stack read from /proc, and the results file.
 
-The benchmark scripts import this module by name (``python bench/<script>.py`` puts ``bench/``
-on the path); the tests import it as ``bench.harness``.
+The stack, free ports and the waits come from ``tests.support``, shared with the tests. The
+benchmark scripts import this module by name (``python bench/<script>.py`` puts ``bench/`` on
+the path, and this module puts the repository root there for ``tests.support``); the tests
+import it as ``bench.harness``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
-import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,78 +22,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
-
-import httpx
+from typing import Any
 
 from stockday.devstack import processes as procfs
 from stockday.devstack.emulator import stop_process
-from stockday.devstack.supervisor import (
-    CONSUMER_PORT_OFFSETS,
-    FRONTEND_BEHIND_GATEWAY_OFFSET,
-    PORT_OFFSETS,
-)
+from stockday.devstack.supervisor import CONSUMER_PORT_OFFSETS
 from stockday.runtime import catalog
 
 BENCH_DIR = Path(__file__).resolve().parent
+if str(BENCH_DIR.parent) not in sys.path:
+    sys.path.insert(0, str(BENCH_DIR.parent))
+
+from tests.support.ports import HOST, free_port, wait_for_http  # noqa: E402
+from tests.support.servers import Started  # noqa: E402
+from tests.support.stack import RunningStack, free_port_base  # noqa: E402
+
+__all__ = ["RunningStack", "free_port", "free_port_base"]
+
 RESULTS_DIR = BENCH_DIR / "results"
-HOST = "127.0.0.1"
-READY_LINE = "Stock-of-the-Day is at"
-READY_IN = re.compile(r"ready in ([0-9.]+)\s*s")
 LOAD_AT_START = os.getloadavg()  # the benchmarks import this module first thing
-
-
-# --- ports ---------------------------------------------------------------------------------
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def free_port_base(replicas: int) -> int:
-    """A port base N whose every port of a stack (N+0..3, N+10+i, N+20+i) is free."""
-    offsets = [*PORT_OFFSETS.values(), FRONTEND_BEHIND_GATEWAY_OFFSET]
-    for first in CONSUMER_PORT_OFFSETS.values():
-        offsets += [first + i for i in range(replicas)]
-    # Below the ephemeral range, where outgoing connections could take a port at any moment.
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(10_000, min(low, 32_768) - 100, 50)
-        if all(_port_is_free(base + offset) for offset in offsets):
-            return base
-    raise RuntimeError(f"no free port range on {HOST}")
-
-
-def wait_for_http(url: str, timeout: float, *, alive: Callable[[], bool] | None = None) -> None:
-    """Poll ``url`` until it answers 200, or raise TimeoutError."""
-    deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if alive is not None and not alive():
-                raise RuntimeError(f"the server behind {url} exited")
-            try:
-                if client.get(url).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.02)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f}s")
 
 
 # --- processes, from /proc -----------------------------------------------------------------
@@ -188,154 +136,18 @@ def stack_processes(root_pid: int) -> list[StackProcess]:
     return found
 
 
-# --- the stack ----------------------------------------------------------------------------
+def pids_of(root_pid: int, service: str, role: str | None = None) -> list[int]:
+    return [
+        p.pid
+        for p in stack_processes(root_pid)
+        if p.service == service and (role is None or p.role == role)
+    ]
 
 
-class ServerUnderTest:
-    """Started on entering a ``with`` block, stopped on leaving it."""
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+# --- the reference server ------------------------------------------------------------------
 
 
-class RunningStack(ServerUnderTest):
-    """``python -m stockday up`` as a subprocess on free ports, with a data directory of its own.
-
-    Records when it was launched and when its "ready" line appeared, and what ``up`` itself
-    printed as its time to ready.
-    """
-
-    def __init__(
-        self,
-        data_dir: Path,
-        *,
-        replicas: int = 2,
-        port_base: int | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.data_dir = data_dir
-        self.replicas = replicas
-        self.port_base = port_base if port_base is not None else free_port_base(replicas)
-        self.frontend_url = f"http://{HOST}:{self.port_base}"
-        self.symbol_url = f"http://{HOST}:{self.port_base + 1}"
-        self.env = {
-            **os.environ,
-            "STOCKDAY_BACKEND": "local",
-            # rich wraps at 80 columns when not on a terminal: keep the ready line on one line.
-            "COLUMNS": "200",
-            **(env or {}),
-        }
-        self.output_path = data_dir.parent / f"stockday-up-{self.port_base}.out"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.launched_at = 0.0
-        self.ready_line_seconds = 0.0  # from launch to the ready line, as seen from outside
-        self.printed_ready_seconds: float | None = None  # what `up` printed ("ready in X s")
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    @property
-    def frontend_server_url(self) -> str:
-        """The frontend's uvicorn itself: behind HAProxy when it holds the site's port."""
-        url = f"http://{HOST}:{self.port_base + FRONTEND_BEHIND_GATEWAY_OFFSET}"
-        try:
-            httpx.get(f"{url}/api/ping", timeout=2.0).raise_for_status()
-        except httpx.HTTPError:
-            return self.frontend_url  # no gateway: the frontend serves the site's port
-        return url
-
-    def output(self) -> str:
-        return self.output_path.read_text() if self.output_path.exists() else ""
-
-    def start(self, timeout: float = 120.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "stockday",
-            "up",
-            "--port-base",
-            str(self.port_base),
-            "--data-dir",
-            str(self.data_dir),
-            "--replicas",
-            str(self.replicas),
-        ]
-        with open(self.output_path, "wb") as out:
-            self.launched_at = time.monotonic()
-            self.process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-            )
-        deadline = self.launched_at + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"stockday up exited early:\n{self.output()}")
-            text = self.output()
-            if READY_LINE in text:
-                self.ready_line_seconds = time.monotonic() - self.launched_at
-                printed = READY_IN.search(text)
-                self.printed_ready_seconds = float(printed.group(1)) if printed else None
-                return
-            time.sleep(0.01)
-        self.stop()
-        raise TimeoutError(f"stack not ready after {timeout:.0f}s:\n{self.output()}")
-
-    def seed(self) -> None:
-        """Add the demo stocks through ``stockday seed``, as the README says."""
-        subprocess.run(
-            [sys.executable, "-m", "stockday", "seed", "--port-base", str(self.port_base)],
-            check=True,
-            capture_output=True,
-            env=self.env,
-            timeout=120,
-        )
-
-    def processes(self) -> list[StackProcess]:
-        return stack_processes(self.pid)
-
-    def pids_of(self, service: str, role: str | None = None) -> list[int]:
-        return [
-            p.pid
-            for p in self.processes()
-            if p.service == service and (role is None or p.role == role)
-        ]
-
-    def consumer_pids(self, service: str) -> list[int]:
-        """Consumer replicas' pids, as each one reports it on its health port's /api/ping."""
-        first = self.port_base + CONSUMER_PORT_OFFSETS[service]
-        with httpx.Client(timeout=5.0) as client:
-            return [
-                int(client.get(f"http://{HOST}:{first + i}/api/ping").json()["pid"])
-                for i in range(self.replicas)
-            ]
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.process is not None:
-            stop_process(self.process, timeout)
-
-
-class HelloWorldServer(ServerUnderTest):
+class HelloWorldServer(Started):
     """The reference: ``bench/hello_app.py`` on the same server software and worker count."""
 
     def __init__(self, *, workers: int, port: int | None = None) -> None:
@@ -488,6 +300,23 @@ def run_wrk(url: str, *, threads: int, connections: int, seconds: float) -> WrkR
     ]
     run = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60)
     return parse_wrk(run.stdout)
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+def command_line(
+    description: str | None, results: Path, replicas: str | None = None
+) -> argparse.ArgumentParser:
+    """A benchmark's options: its docstring as help, ``--output`` (where the report goes) and,
+    given its help text, ``--replicas``; the benchmark adds its own."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    if replicas is not None:
+        parser.add_argument("--replicas", type=int, default=2, help=replicas)
+    parser.add_argument("--output", type=Path, default=results)
+    return parser
 
 
 # --- numbers and reports -------------------------------------------------------------------

@@ -33,10 +33,12 @@ import httpx
 from harness import (
     RESULTS_DIR,
     RunningStack,
+    command_line,
     cpu_seconds,
     format_table,
     percentile,
     print_targets,
+    stack_processes,
     target,
     warn_if_busy,
     write_report,
@@ -145,9 +147,9 @@ async def throughput(stack: RunningStack, images: Sequence[bytes], logos: int) -
     worker_ports = [
         stack.port_base + CONSUMER_PORT_OFFSETS["queue-worker"] + i for i in range(stack.replicas)
     ]
-    services = {p.pid: p.service for p in stack.processes()}
+    services = {p.pid: p.service for p in stack_processes(stack.pid)}
     limits = httpx.Limits(max_connections=CREATE_CONCURRENCY)
-    async with httpx.AsyncClient(base_url=stack.symbol_url, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=stack.symbol, timeout=60, limits=limits) as client:
         gate = asyncio.Semaphore(CREATE_CONCURRENCY)
 
         async def gated_upload(image: bytes) -> str:
@@ -203,7 +205,7 @@ async def throughput(stack: RunningStack, images: Sequence[bytes], logos: int) -
 async def measure_stack(
     stack: RunningStack, images: Sequence[bytes], args: argparse.Namespace
 ) -> tuple[list[float], dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=stack.symbol_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=stack.symbol, timeout=30) as client:
         for i in range(2):  # warm up every step of the pipeline, not measured
             await upload_to_ready(client, f"W{i:04d}", images[i % len(images)])
         latencies = [
@@ -211,6 +213,18 @@ async def measure_stack(
             for i in range(args.latency_samples)
         ]
     return latencies, await throughput(stack, images, args.logos)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = command_line(__doc__, RESULTS, "replicas of each service")
+    parser.add_argument("--logos", type=int, default=200, help="logos in the throughput run")
+    parser.add_argument("--latency-samples", type=int, default=20, help="one-at-a-time logos")
+    parser.add_argument("--image-size", type=int, default=1024, help="side of the uploads, px")
+    parser.add_argument("--distinct-images", type=int, default=8, help="different images used")
+    args = parser.parse_args(argv)
+    if min(args.logos, args.latency_samples, args.distinct_images) < 1:
+        parser.error("--logos, --latency-samples and --distinct-images must be positive")
+    return args
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -293,22 +307,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "targets": targets,
     }
     return write_report("logo_pipeline", report, args.output)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--replicas", type=int, default=2, help="replicas of each service")
-    parser.add_argument("--logos", type=int, default=200, help="logos in the throughput run")
-    parser.add_argument("--latency-samples", type=int, default=20, help="one-at-a-time logos")
-    parser.add_argument("--image-size", type=int, default=1024, help="side of the uploads, px")
-    parser.add_argument("--distinct-images", type=int, default=8, help="different images used")
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
-    if min(args.logos, args.latency_samples, args.distinct_images) < 1:
-        parser.error("--logos, --latency-samples and --distinct-images must be positive")
-    return args
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ from harness import (
     HelloWorldServer,
     RunningStack,
     WrkResult,
+    command_line,
     format_table,
+    pids_of,
     print_targets,
     run_wrk,
     target,
@@ -85,7 +87,7 @@ def ratio_row(result: WrkResult, reference: WrkResult) -> tuple[object, ...]:
 
 def check_home_page(stack: RunningStack) -> None:
     """The page under load is the real one: 200 and a seeded stock on it."""
-    page = httpx.get(stack.frontend_url + "/", timeout=10.0)
+    page = httpx.get(stack.frontend + "/", timeout=10.0)
     page.raise_for_status()
     if not any(symbol in page.text for symbol, _ in DEMO_STOCKS):
         raise SystemExit("the home page shows none of the seeded stocks")
@@ -130,7 +132,7 @@ def profile(stack: RunningStack, args: argparse.Namespace, out_dir: Path) -> dic
     targets = [
         (service, pid)
         for service in ("frontend", "stock-symbol")
-        for pid in stack.pids_of(service, "worker")
+        for pid in pids_of(stack.pid, service, "worker")
     ]
     seconds = max(2, round(args.duration))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -164,7 +166,7 @@ def profile(stack: RunningStack, args: argparse.Namespace, out_dir: Path) -> dic
             )
         )
     run_wrk(
-        stack.frontend_url + "/",
+        stack.frontend + "/",
         threads=args.threads,
         connections=args.connections,
         seconds=seconds,
@@ -192,6 +194,16 @@ def profile(stack: RunningStack, args: argparse.Namespace, out_dir: Path) -> dic
 # --- main ----------------------------------------------------------------------------------
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = command_line(__doc__, RESULTS, "uvicorn workers per service")
+    parser.add_argument("--profile", action="store_true", help="profile workers with py-spy")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--duration", type=float, default=30, help="seconds of measured load")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of load before it")
+    return parser.parse_args(argv)
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     wrk_command()  # fail early, before starting anything
     warn_if_busy()
@@ -209,10 +221,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     ):
         stack.seed()
         check_home_page(stack)
-        page = measure(stack.frontend_server_url + "/", args, "page view")
+        page = measure(stack.frontend_server + "/", args, "page view")
         via_gateway: WrkResult | None = None
-        if stack.frontend_server_url != stack.frontend_url:
-            via_gateway = measure(stack.frontend_url + "/", args, "page view via HAProxy")
+        if stack.frontend_server != stack.frontend:
+            via_gateway = measure(stack.frontend + "/", args, "page view via HAProxy")
         if args.profile:
             profile_summary = profile(stack, args, args.output.parent)
 
@@ -262,20 +274,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if profile_summary is not None:
         report["profile"] = profile_summary
     return write_report("page_view", report, args.output)
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--replicas", type=int, default=2, help="uvicorn workers per service")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
-    parser.add_argument("--duration", type=float, default=30, help="seconds of measured load")
-    parser.add_argument("--warmup", type=float, default=5, help="seconds of load before it")
-    parser.add_argument("--profile", action="store_true", help="profile workers with py-spy")
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import RESULTS_DIR, free_port, print_targets, target, warn_if_busy, write_report
+from harness import (
+    RESULTS_DIR,
+    command_line,
+    free_port,
+    print_targets,
+    target,
+    warn_if_busy,
+    write_report,
+)
 
 from stockday.domain.stocks import Stock
 from stockday.stocks.base import StockRepository
@@ -116,20 +124,16 @@ def bulk_load(client: Any, table: str, size: int, threads: int) -> None:
 
     The items come from the adapter's own item functions, so the layout cannot drift from it.
     """
-    from stockday.stocks.dynamodb import (
-        COUNTER_PK,
-        _slot_item,
-        _stock_attributes,
-        _stock_item,
-    )
+    from stockday.aws.dynamodb_values import to_item
+    from stockday.stocks.dynamodb_items import COUNTER_PK, slot_item, stock_item, stock_record
 
     def write(start: int, stop: int) -> None:
         requests = []
         for i in range(start, stop):
-            record = _stock_attributes(new_stock(i), slot=i, rev=0)
+            record = stock_record(new_stock(i), slot=i, rev=0)
             requests += [
-                {"PutRequest": {"Item": _stock_item(record)}},
-                {"PutRequest": {"Item": _slot_item(record)}},
+                {"PutRequest": {"Item": to_item(stock_item(record))}},
+                {"PutRequest": {"Item": to_item(slot_item(record))}},
             ]
         for first in range(0, len(requests), BATCH_WRITE_ITEMS):
             pending = {table: requests[first : first + BATCH_WRITE_ITEMS]}
@@ -295,9 +299,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = command_line(__doc__, RESULTS)
     parser.add_argument("--backend", choices=[*BACKENDS, "all"], default="all")
     parser.add_argument(
         "--sizes",
@@ -315,7 +317,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--load-threads", type=int, default=4, help="parallel BatchWriteItem callers (dynamodb)"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if any(size < 1 for size in [*(args.sizes or []), *(args.dynamodb_sizes or [])]):
         parser.error("sizes must be positive")

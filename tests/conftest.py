@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import ServerProcess, shared_memcached, shared_moto, stop_shared_servers
+from stockday.aws.clients import AwsConfig
+from tests.support.aws import emulator_config
+from tests.support.servers import ServerProcess, shared_memcached, shared_moto, stop_shared_servers
 
 
 @pytest.fixture
@@ -24,6 +26,12 @@ def _stop_shared_servers() -> Iterator[None]:
 def aws_emulator() -> ServerProcess:
     """The session's moto server; tests isolate themselves by resource name."""
     return shared_moto()
+
+
+@pytest.fixture
+def config(aws_emulator: ServerProcess) -> AwsConfig:
+    """The AWS adapters' configuration on the session's moto server."""
+    return emulator_config(aws_emulator)
 
 
 @pytest.fixture(scope="session")

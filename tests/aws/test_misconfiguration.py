@@ -20,7 +20,8 @@ import pytest
 
 from stockday.aws.provision import provision
 from stockday.runtime.settings import Settings
-from tests.servers import ServerProcess, free_port
+from tests.support.ports import free_port
+from tests.support.servers import ServerProcess
 
 PROBES = 5
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from bench.harness import parse_wrk, percentile
+from tests.support.programs import find_program, in_ci, require_program
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"frontend", "stock-symbol", "stock-price", "logo-resizer", "queue-worker"}
@@ -81,8 +81,8 @@ def test_random_pick_keeps_its_sqlite_only_command_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_page_view_benchmark_runs_against_the_stack_and_hello_world(tmp_path: Path) -> None:
+    require_program("wrk")
     _, report = run_benchmark(
         "page_view.py",
         tmp_path / "page_view.json",
@@ -100,8 +100,8 @@ def test_page_view_benchmark_runs_against_the_stack_and_hello_world(tmp_path: Pa
         reference["requests_per_second"],
     )
     assert_ratio(report["ratios"]["p99_latency"], page["p99_ms"], reference["p99_ms"])
-    # CI installs haproxy: the site's port is then HAProxy's, measured too.
-    if shutil.which("haproxy") or Path("/usr/sbin/haproxy").exists():
+    # With HAProxy (CI installs it) the site's port is HAProxy's, measured too.
+    if in_ci() or find_program("haproxy"):
         gateway = report["page_view_via_haproxy"]
         assert gateway["requests"] > 0 and gateway["errors"] == 0
         assert_ratio(

@@ -14,7 +14,7 @@ import pytest
 from stockday.cache.base import Cache
 from stockday.cache.memcached import MemcachedCache
 from stockday.cache.memory import MemoryCache
-from tests.servers import shared_memcached
+from tests.support.servers import shared_memcached
 
 CacheFactory = Callable[[Path], Awaitable[Cache]]
 """tmp_path -> an empty cache (a shared cache adapter would use a fresh key namespace)."""

@@ -5,20 +5,13 @@ from __future__ import annotations
 import pytest
 
 from stockday.cache.memory import MemoryCache
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_expiry_follows_the_clock() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     cache = MemoryCache(clock=clock)
     await cache.set("k", b"v", ttl_seconds=10)
     clock.now += 9.999
@@ -51,7 +44,7 @@ async def test_overwriting_refreshes_recency_without_growing() -> None:
 
 
 async def test_hits_and_misses_are_counted() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     cache = MemoryCache(clock=clock)
     await cache.get("absent")
     await cache.set("k", b"v", ttl_seconds=1)

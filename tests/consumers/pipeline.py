@@ -24,7 +24,7 @@ from stockday.runtime.consumer import Consumer
 from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
-from tests import sample_images
+from tests.support import images as sample_images
 
 
 @dataclass

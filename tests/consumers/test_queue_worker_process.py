@@ -13,6 +13,7 @@ from pathlib import Path
 from stockday.domain.stocks import upload_key
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.runtime.settings import Settings
+from tests.support.waiting import wait_for_line
 
 
 def test_queue_worker_sweeps_expired_uploads_and_stops_cleanly(tmp_path: Path) -> None:
@@ -43,11 +44,7 @@ def test_queue_worker_sweeps_expired_uploads_and_stops_cleanly(tmp_path: Path) -
             stdin=subprocess.DEVNULL,
         )
     try:
-        deadline = time.monotonic() + 20
-        while "janitor deleted" not in log_path.read_text():
-            assert worker.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
+        wait_for_line(log_path, "janitor deleted", 20, worker)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=20) == 0, log_path.read_text()
     finally:

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.clients import make_client
 from stockday.aws.provision import create_queue
 from stockday.queues.base import MessageQueue, ReceivedMessage
 from stockday.queues.sqlite import SqliteQueue
 from stockday.queues.sqs import SqsQueue
 from stockday.runtime.consumer import Consumer
-from tests.servers import shared_moto
+from tests.support.aws import emulator_config
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +42,7 @@ async def sqlite_queues(tmp_path: Path, name: str) -> OpenQueue:
 
 
 async def sqs_queues(tmp_path: Path, name: str) -> OpenQueue:
-    config = AwsConfig(region="us-east-1", endpoint_url=shared_moto().url)
+    config = emulator_config()
     client = make_client("sqs", config)
     try:
         await asyncio.to_thread(create_queue, client, name, max_receives=5)

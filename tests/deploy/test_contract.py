@@ -22,7 +22,8 @@ from stockday.runtime.container import DEFAULT_PORT
 from stockday.runtime.settings import Settings
 from tests.deploy.cdk_support import Template, resources, synthesized
 from tests.deploy.overlays import env_file, render
-from tests.servers import container_service, free_port, local_service_env
+from tests.support.ports import free_port
+from tests.support.servers import container_service, local_service_env
 
 STAGES = ("staging", "production")
 

@@ -8,31 +8,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stockday.contracts.messages import (
-    LogoFailed,
-    LogoRequested,
-    LogoResized,
-    MalformedMessage,
-    decode,
-    encode,
-)
+from stockday.contracts import messages
 
 MESSAGES = [
-    LogoRequested(symbol="AAPL", upload_id="a" * 32, upload_key="uploads/" + "a" * 32),
-    LogoResized(symbol="AAPL", upload_id="a" * 32, logo_key="logos/AAPL/x.webp", width=9, height=4),
-    LogoFailed(symbol="AAPL", upload_id="a" * 32, error="not an image"),
+    messages.LogoRequested(symbol="AAPL", upload_id="a" * 32, upload_key="uploads/" + "a" * 32),
+    messages.LogoResized(
+        symbol="AAPL", upload_id="a" * 32, logo_key="logos/AAPL/x.webp", width=9, height=4
+    ),
+    messages.LogoFailed(symbol="AAPL", upload_id="a" * 32, error="not an image"),
 ]
 
 
 @pytest.mark.parametrize("message", MESSAGES, ids=lambda m: m.type)
 def test_round_trip_carries_type_and_schema_version(
-    message: LogoRequested | LogoResized | LogoFailed,
+    message: messages.LogoRequested | messages.LogoResized | messages.LogoFailed,
 ) -> None:
-    body = encode(message)
+    body = messages.encode(message)
     raw = json.loads(body)
     assert raw["type"] == message.type
     assert raw["schema_version"] == 1
-    assert decode(body) == message
+    assert messages.decode(body) == message
 
 
 @pytest.mark.parametrize(
@@ -50,8 +45,8 @@ def test_round_trip_carries_type_and_schema_version(
     ],
 )
 def test_malformed_bodies_are_explained(body: str, reason: str) -> None:
-    with pytest.raises(MalformedMessage, match=reason):
-        decode(body)
+    with pytest.raises(messages.MalformedMessage, match=reason):
+        messages.decode(body)
 
 
 @given(
@@ -70,7 +65,7 @@ def test_malformed_bodies_are_explained(body: str, reason: str) -> None:
 )
 def test_any_body_is_a_message_or_malformed(body: str) -> None:
     try:
-        message = decode(body)
-    except MalformedMessage:
+        message = messages.decode(body)
+    except messages.MalformedMessage:
         return
-    assert decode(encode(message)) == message
+    assert messages.decode(messages.encode(message)) == message

@@ -21,8 +21,8 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
 
 from stockday.devstack.supervisor import health_ports
-from tests import sample_images
-from tests.e2e.stack_process import RunningStack, free_port_base
+from tests.support import images as sample_images
+from tests.support.stack import RunningStack, free_port_base
 
 pytestmark = pytest.mark.e2e
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tests import sample_images
-from tests.e2e.stack_process import RunningStack, free_port_base
-from tests.servers import free_port
+from tests.support import images as sample_images
+from tests.support.ports import free_port
+from tests.support.stack import RunningStack, free_port_base
 
 pytestmark = pytest.mark.e2e
 

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from stockday.runtime.catalog import uvicorn_args
-from tests.e2e.stack_process import RunningStack, free_port_base
-from tests.servers import free_port
+from tests.support.ports import free_port
+from tests.support.stack import RunningStack, free_port_base
 
 pytestmark = pytest.mark.e2e
 

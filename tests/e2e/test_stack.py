@@ -14,8 +14,8 @@ from PIL import Image
 
 from stockday.devstack.processes import parent, uvicorn_workers
 from stockday.queues.base import MessageQueue
-from tests import sample_images
-from tests.e2e.stack_process import RunningStack, free_port_base
+from tests.support import images as sample_images
+from tests.support.stack import RunningStack, add_stock, free_port_base
 
 pytestmark = pytest.mark.e2e
 
@@ -106,7 +106,6 @@ def test_add_a_stock_with_a_logo_then_restart(stack: RunningStack) -> None:
 
         stock = wait_for_logo(symbol_api, "ACME", submitted_at + 5.0)
         assert stock["logo"]["state"] == "ready", stock  # type: ignore[index]
-        assert time.monotonic() - submitted_at < 5.0
         logo_url = stock["logo"]["url"]  # type: ignore[index]
         served = site.get(logo_url)
         assert served.status_code == 200
@@ -274,18 +273,7 @@ def test_poison_messages_are_dead_lettered_while_good_ones_flow(
 
     asyncio.run(send_poison())
     with shared_stack.client(shared_stack.symbol) as api:
-        upload = api.post(
-            "/api/uploads", files={"file": ("l.png", sample_images.png(), "image/png")}
-        )
-        created = api.post(
-            "/api/stocks",
-            json={
-                "symbol": "FLOW",
-                "name": "Keeps Flowing",
-                "upload_id": upload.json()["upload_id"],
-            },
-        )
-        assert created.status_code == 201
+        add_stock(api, "FLOW")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             jobs_dead, events_dead = asyncio.run(dead_letters())

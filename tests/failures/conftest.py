@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack_process import RunningStack, free_port_base
 from tests.failures.processes import resume, stopped_below
+from tests.support.stack import RunningStack, free_port_base
 
 StartStack = Callable[..., RunningStack]
 

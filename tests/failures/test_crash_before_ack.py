@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from stockday.runtime import composition
-from tests import sample_images
-from tests.e2e.stack_process import RunningStack
 from tests.failures.conftest import StartStack
+from tests.support import images as sample_images
+from tests.support.stack import RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 

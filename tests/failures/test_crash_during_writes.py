@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from stockday.runtime import composition
-from tests.e2e.stack_process import RunningStack
 from tests.failures.conftest import StartStack
 from tests.failures.processes import descendants, send, wait_until_gone
+from tests.support.stack import RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -56,11 +57,18 @@ def test_page_views_in_flight_are_answered_when_the_stack_is_stopped(
     threads = [threading.Thread(target=visitor, daemon=True) for _ in range(VISITORS)]
     for thread in threads:
         thread.start()
-    time.sleep(2.0)  # steady load before the stop
+
+    def until(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, f"{what}: answered {answered}, refused {refused}"
+            time.sleep(0.05)
+
+    until(lambda: answered > 50, "no steady load before the stop")
     assert stack.process is not None
     stack.process.send_signal(signal.SIGTERM)
     code = stack.process.wait(timeout=60)
-    time.sleep(0.5)
+    until(lambda: refused > 0, "no visitor came after the stop")
     done.set()
     for thread in threads:
         thread.join(timeout=15)

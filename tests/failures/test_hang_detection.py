@@ -16,7 +16,7 @@ from stockday.devstack.processes import alive
 from stockday.devstack.supervisor import Child, Stack
 from stockday.runtime.settings import Settings
 from tests.failures.processes import ping_pid
-from tests.servers import free_port
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 

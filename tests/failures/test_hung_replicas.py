@@ -9,9 +9,9 @@ import pytest
 
 from stockday.devstack.processes import alive, parent, uvicorn_workers
 from stockday.devstack.supervisor import health_ports
-from tests import sample_images
 from tests.failures.conftest import StartStack
 from tests.failures.processes import Signals, ping_pid
+from tests.support.stack import add_stock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -91,19 +91,7 @@ def test_a_stopped_logo_resizer_is_killed_and_replaced(start_stack: StartStack) 
 
         # A stock with a logo added while the replica is hung still gets its logo.
         with stack.client(stack.symbol) as api:
-            upload = api.post(
-                "/api/uploads", files={"file": ("l.png", sample_images.png(), "image/png")}
-            )
-            assert upload.status_code == 201, upload.text
-            created = api.post(
-                "/api/stocks",
-                json={
-                    "symbol": "HUNG",
-                    "name": "Hung Replica Inc",
-                    "upload_id": upload.json()["upload_id"],
-                },
-            )
-            assert created.status_code == 201, created.text
+            add_stock(api, "HUNG")
 
             replacement = None
             killed_after: float | None = None

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.stack_process import RunningStack, free_port_base
+from tests.support.stack import RunningStack, free_port_base
 
 pytestmark = pytest.mark.e2e
 

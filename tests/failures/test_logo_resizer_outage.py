@@ -12,10 +12,10 @@ import pytest
 from stockday.devstack.supervisor import health_ports
 from stockday.domain.stocks import Stock
 from stockday.runtime import composition
-from tests import sample_images
-from tests.e2e.stack_process import RunningStack
 from tests.failures.conftest import StartStack
 from tests.failures.processes import Signals, ping_pid
+from tests.support import images as sample_images
+from tests.support.stack import RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 

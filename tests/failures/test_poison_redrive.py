@@ -22,15 +22,13 @@ import sys
 import time
 from collections.abc import Callable
 
-import httpx
 import pytest
 
 from stockday.domain.stocks import upload_key
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
-from tests import sample_images
-from tests.e2e.stack_process import MAX_RECEIVES, RunningStack
 from tests.failures.conftest import StartStack
+from tests.support.stack import MAX_RECEIVES, RunningStack, add_stock
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -95,18 +93,6 @@ def stockday(stack: RunningStack, *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-def add_stock(api: httpx.Client, symbol: str) -> str:
-    image = sample_images.png(300, 150)
-    uploaded = api.post("/api/uploads", files={"file": ("l.png", image, "image/png")})
-    assert uploaded.status_code == 201, uploaded.text
-    upload_id: str = uploaded.json()["upload_id"]
-    created = api.post(
-        "/api/stocks", json={"symbol": symbol, "name": f"{symbol} Inc.", "upload_id": upload_id}
-    )
-    assert created.status_code == 201, created.text
-    return upload_id
 
 
 def test_poison_is_dead_lettered_good_logos_flow_and_a_redrive_after_the_fix_works(

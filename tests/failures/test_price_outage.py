@@ -16,9 +16,9 @@ import pytest
 from stockday.devstack.processes import alive, command_line, uvicorn_workers
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
-from tests.e2e.stack_process import RunningStack
 from tests.failures.conftest import StartStack
 from tests.failures.processes import children, send
+from tests.support.stack import RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 

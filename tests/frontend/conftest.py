@@ -7,6 +7,7 @@ import pytest
 
 from stockday.runtime.settings import Settings
 from tests.frontend.site import Site, running_site
+from tests.support.seeded import seeded_stocks
 
 
 @pytest.fixture
@@ -16,5 +17,5 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def site(settings: Settings) -> AsyncIterator[Site]:
-    async with running_site(settings) as running:
+    async with running_site(settings, repository=seeded_stocks(settings)) as running:
         yield running

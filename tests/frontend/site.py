@@ -15,7 +15,8 @@ from stockday.frontend.app import create_app as create_frontend_app
 from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
-from tests import sample_images
+from stockday.stocks.base import StockRepository
+from tests.support import images as sample_images
 
 HIDDEN_FIELD = re.compile(r'<input[^>]*type="hidden"[^>]*name="(\w+)"[^>]*value="([^"]*)"')
 
@@ -43,13 +44,17 @@ async def browsing(frontend_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @asynccontextmanager
 async def running_site(
-    settings: Settings, price_client: httpx.AsyncClient | None = None
+    settings: Settings,
+    price_client: httpx.AsyncClient | None = None,
+    repository: StockRepository | None = None,
 ) -> AsyncIterator[Site]:
     """The three HTTP services wired in-process; ``price_client`` replaces stock-price."""
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_price_app(settings)), base_url="http://price"
     ) as prices:
-        symbol_app = create_symbol_app(settings, price_client=price_client or prices)
+        symbol_app = create_symbol_app(
+            settings, price_client=price_client or prices, repository=repository
+        )
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=symbol_app), base_url="http://symbol"
         ) as symbol_api:

@@ -16,7 +16,6 @@ from stockday.domain.stocks import logo_key
 from stockday.frontend.app import create_app as create_frontend_app
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
-from tests import sample_images
 from tests.frontend.site import (
     HIDDEN_FIELD,
     Site,
@@ -27,6 +26,7 @@ from tests.frontend.site import (
     submit,
     upload_png,
 )
+from tests.support import images as sample_images
 
 pytestmark = pytest.mark.anyio
 

@@ -20,6 +20,7 @@ from stockday.frontend.app import create_app as create_frontend_app
 from stockday.frontend.picks import RandomPicks
 from stockday.runtime.settings import Settings
 from tests.frontend.site import Site, browsing, closed_port, form_fields, running_site
+from tests.support.seeded import seeded_stocks
 
 pytestmark = pytest.mark.anyio
 
@@ -47,11 +48,13 @@ class Drawer:
         self.drawn: list[StockOut] = []
         self.calls: list[int] = []
         self.fail: Exception | None = None
+        self.failed = asyncio.Event()
 
     async def __call__(self, count: int) -> list[StockOut]:
         self.calls.append(count)
         await asyncio.sleep(0)  # a real call yields to the other page views
         if self.fail is not None:
+            self.failed.set()
             raise self.fail
         batch = [view(self.rng.choice(self.stocks)) for _ in range(count)] if self.stocks else []
         self.drawn += batch
@@ -143,22 +146,23 @@ async def test_a_failed_background_refill_leaves_the_queue_in_use() -> None:
     picks = RandomPicks(drawer, batch_size=8, max_age_seconds=60.0)
     await picks.next()  # a batch of 4: 3 queued, under half of 8, so a refill starts
     drawer.fail = SymbolServiceUnavailable("stock-symbol down")
-    await asyncio.sleep(0.01)  # the background refill fails, retrieved and logged
+    await asyncio.wait_for(drawer.failed.wait(), 5)  # the background refill fails
     drawer.fail = None
     assert [(await picks.next()).symbol for _ in range(10)] == ["BG"] * 10  # type: ignore[union-attr]
 
 
 async def test_a_visitor_who_leaves_does_not_cancel_the_batch_others_wait_for() -> None:
-    release = asyncio.Event()
+    release, asked = asyncio.Event(), asyncio.Event()
 
     async def slow(count: int) -> list[StockOut]:
+        asked.set()
         await release.wait()
         return [view("SLOW")] * count
 
     picks = RandomPicks(slow, batch_size=8, max_age_seconds=60.0)
     leaving = asyncio.create_task(picks.next())
     staying = asyncio.create_task(picks.next())
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(asked.wait(), 5)  # both views run before this task resumes
     leaving.cancel()
     release.set()
     stayed = await staying
@@ -203,7 +207,7 @@ async def test_a_stock_deleted_elsewhere_is_gone_from_the_home_page_within_max_a
 ) -> None:
     max_age = 0.3
     settings = Settings(data_dir=tmp_path, random_pick_max_age_seconds=max_age)
-    async with running_site(settings) as site:
+    async with running_site(settings, repository=seeded_stocks(settings)) as site:
         await add(site, "STAY", "DROP")
         assert {await shown(site) for _ in range(60)} == {"STAY", "DROP"}
         # Deleted through the API, as another worker or replica would: this worker is not told.

@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from stockday.runtime.container import DEFAULT_PORT, SERVICES
-from tests.servers import container_service, free_port, local_service_env
+from tests.support.ports import free_port
+from tests.support.servers import container_service, local_service_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

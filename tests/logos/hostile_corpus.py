@@ -18,6 +18,7 @@ from functools import cache
 from PIL import ExifTags, Image, ImageCms
 
 from stockday.logos.images import CorruptImage, NotAnImage, RejectedImage, TooManyPixels
+from tests.support.images import huge_png
 
 MAX_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 25_000_000
@@ -192,32 +193,12 @@ def _png_20k_header() -> Case:
 
 def _png_bomb() -> Case:
     """A complete, valid 20,000 x 20,000 1-bit PNG: about 50 KB that inflate to 50 MB."""
-    width = height = 20_000
-    row = b"\x00" * (1 + width // 8)
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    data = (
-        PNG_SIGNATURE
-        + png_ihdr(width, height, 1, 0)
-        + png_chunk(b"IDAT", idat)
-        + png_chunk(b"IEND", b"")
-    )
-    return Case("png_bomb", data, TooManyPixels)
+    return Case("png_bomb", huge_png(20_000, 20_000), TooManyPixels)
 
 
 def _png_just_over_limit() -> Case:
     """Within Pillow's own limit but over ours: 5,001 x 5,000, all zeros, about 25 KB."""
-    width, height = 5_001, 5_000
-    row = b"\x00" * (1 + width)
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    data = (
-        PNG_SIGNATURE
-        + png_ihdr(width, height, 8, 0)
-        + png_chunk(b"IDAT", idat)
-        + png_chunk(b"IEND", b"")
-    )
-    return Case("png_just_over_limit", data, TooManyPixels)
+    return Case("png_just_over_limit", huge_png(5_001, 5_000, bit_depth=8), TooManyPixels)
 
 
 def _png_ztxt_bomb() -> Case:

@@ -27,9 +27,10 @@ import threading
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.servers import Started
 
 API_KEY = "av-test-key-7f3e9c21"
 LAST_DAY = date(2025, 3, 14)  # a Friday: the stub's "latest trading day"
@@ -193,7 +194,7 @@ FAILURES: dict[str, Reply] = {
 }
 
 
-class AlphaVantageStub:
+class AlphaVantageStub(Started):
     """Serves ``http://127.0.0.1:<free port>/query`` from a background thread until stopped."""
 
     def __init__(self, api_key: str = API_KEY, slow_seconds: float = 10.0) -> None:
@@ -283,14 +284,3 @@ class AlphaVantageStub:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> AlphaVantageStub:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -7,7 +7,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Coroutine
 from datetime import date, timedelta
 from itertools import pairwise
@@ -183,17 +182,26 @@ def test_non_tickers_are_unknown(symbol: str) -> None:
         run(provider.series(symbol, Interval.WEEKLY))
 
 
-def test_cached_calls_are_fast_and_the_cache_is_bounded() -> None:
+def test_repeated_calls_come_from_the_cache_and_the_cache_is_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     provider = SimulatedProvider(today=lambda: MONDAY, cache_size=16)
+    computed: list[str] = []
+    compute = provider._compute
 
-    async def many() -> float:
-        await provider.quote("AAPL")
-        started = time.perf_counter()
+    def counted(symbol: str, last_day: date, interval: Interval) -> list[Bar]:
+        computed.append(symbol)
+        return compute(symbol, last_day, interval)
+
+    monkeypatch.setattr(provider, "_compute", counted)
+
+    async def many() -> None:
+        first = await provider.quote("AAPL")
         for _ in range(1000):
-            await provider.quote("AAPL")
-        return (time.perf_counter() - started) / 1000
+            assert await provider.quote("AAPL") == first
 
-    assert run(many()) < 0.001
+    run(many())
+    assert computed == ["AAPL"]  # computed once, then served from the cache
     for n in range(40):
         run(provider.series(f"S{n}", Interval.DAILY))
     assert len(provider._series) <= 16

@@ -18,6 +18,7 @@ from stockday.objects.filesystem import (
     FilesystemObjectStore,
     check_key,
 )
+from tests.support.readonly import run_read_only
 
 
 @pytest.fixture
@@ -169,13 +170,11 @@ async def test_check_fails_when_the_root_is_a_file(tmp_path: Path) -> None:
     assert "\n" not in message
 
 
-@pytest.mark.anyio
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only directories")
-async def test_check_fails_on_a_read_only_directory(root: Path) -> None:
+def check_fails(root: Path) -> None:
+    with pytest.raises(BackendUnavailable):
+        asyncio.run(FilesystemObjectStore(root).check())
+
+
+def test_check_fails_on_a_read_only_directory(root: Path) -> None:
     root.mkdir()
-    root.chmod(0o555)
-    try:
-        with pytest.raises(BackendUnavailable):
-            await FilesystemObjectStore(root).check()
-    finally:
-        root.chmod(0o755)
+    run_read_only(root, check_fails)

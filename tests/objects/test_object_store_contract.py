@@ -12,12 +12,12 @@ from pathlib import Path
 import anyio.to_thread
 import pytest
 
-from stockday.aws.clients import AwsConfig, make_client
+from stockday.aws.clients import make_client
 from stockday.aws.provision import create_bucket
 from stockday.objects.base import InvalidKey, ObjectStore
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.objects.s3 import S3ObjectStore
-from tests.servers import shared_moto
+from tests.support.aws import emulator_config
 
 ObjectStoreFactory = Callable[[Path], Awaitable[ObjectStore]]
 """tmp_path -> an empty store (an S3 adapter would use a fresh bucket or key prefix)."""
@@ -29,7 +29,7 @@ async def make_filesystem_store(tmp_path: Path) -> ObjectStore:
 
 async def make_s3_store(tmp_path: Path) -> ObjectStore:
     """A fresh private bucket on the session's moto server."""
-    config = AwsConfig(region="us-east-1", endpoint_url=shared_moto().url)
+    config = emulator_config()
     bucket = f"stockday-contract-{uuid.uuid4().hex[:16]}"
     client = make_client("s3", config)
     try:

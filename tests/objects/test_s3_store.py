@@ -20,7 +20,8 @@ from stockday.domain.errors import BackendUnavailable
 from stockday.objects.base import InvalidKey
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.objects.s3 import S3ObjectStore
-from tests.servers import ServerProcess, free_port
+from tests.support.aws import unreachable_config
+from tests.support.servers import ServerProcess
 
 if TYPE_CHECKING:
     from types_boto3_s3 import S3Client
@@ -35,11 +36,6 @@ PUBLIC_GROUPS = (
 
 def new_bucket_name() -> str:
     return f"stockday-s3-{uuid.uuid4().hex[:16]}"
-
-
-@pytest.fixture
-def config(aws_emulator: ServerProcess) -> AwsConfig:
-    return AwsConfig(region="us-east-1", endpoint_url=aws_emulator.url)
 
 
 @pytest.fixture
@@ -95,13 +91,7 @@ async def test_check_of_a_missing_bucket_names_the_bucket_and_the_setting(
 
 
 async def test_an_unreachable_endpoint_is_backend_unavailable() -> None:
-    config = AwsConfig(
-        region="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{free_port()}",
-        timeout_seconds=0.5,
-        max_attempts=1,
-    )
-    store = S3ObjectStore(config, "stockday-anything", setting="STOCKDAY_S3_BUCKET")
+    store = S3ObjectStore(unreachable_config(), "stockday-anything", setting="STOCKDAY_S3_BUCKET")
     try:
         with pytest.raises(BackendUnavailable, match="cannot reach") as raised:
             await store.check()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import sqlite3
 from collections import Counter
 from datetime import UTC, datetime
@@ -15,22 +14,13 @@ import pytest
 
 from stockday.domain.errors import BackendUnavailable
 from stockday.queues.sqlite import SqliteQueue
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
+from tests.support.readonly import run_read_only
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_700_000_000.0)
 
 
 @pytest.fixture
@@ -222,11 +212,13 @@ async def test_file_and_directory_are_created_in_wal_mode(db_path: Path) -> None
 async def test_long_poll_holds_no_lock_while_waiting(db_path: Path) -> None:
     queue = SqliteQueue(db_path, "jobs", poll_interval=0.01)
     await queue.check()
-    waiting = asyncio.create_task(queue.receive(wait_seconds=1))
-    await asyncio.sleep(0.2)
+    # Long enough that the poll is still waiting when the message comes, however busy the machine.
+    waiting = asyncio.create_task(queue.receive(wait_seconds=10))
     raw = sqlite3.connect(db_path, timeout=0, isolation_level=None)
-    raw.execute("BEGIN IMMEDIATE")  # would raise "database is locked" if a writer held it
-    raw.execute("ROLLBACK")
+    for _ in range(20):  # across the waiting receive's polls, every 10 ms
+        raw.execute("BEGIN IMMEDIATE")  # would raise "database is locked" if a writer held it
+        raw.execute("ROLLBACK")
+        await asyncio.sleep(0.01)
     raw.close()
     await queue.send("hello")
     assert [m.body for m in await waiting] == ["hello"]
@@ -250,20 +242,19 @@ async def test_unusable_path_raises_backend_unavailable(tmp_path: Path) -> None:
         await queue.close()
 
 
-@pytest.mark.anyio
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write read-only files")
-async def test_read_only_file_fails_check(db_path: Path) -> None:
-    queue = SqliteQueue(db_path, "jobs")
-    await queue.check()
-    await queue.close()
-    for path in db_path.parent.iterdir():
-        path.chmod(0o444)
-    db_path.parent.chmod(0o555)
-    try:
-        with pytest.raises(BackendUnavailable):
-            await SqliteQueue(db_path, "jobs").check()
-    finally:
-        db_path.parent.chmod(0o755)
+def check_fails(directory: Path) -> None:
+    with pytest.raises(BackendUnavailable):
+        asyncio.run(SqliteQueue(directory / "queues.sqlite3", "jobs").check())
+
+
+def test_read_only_file_fails_check(db_path: Path) -> None:
+    async def create() -> None:
+        queue = SqliteQueue(db_path, "jobs")
+        await queue.check()
+        await queue.close()
+
+    asyncio.run(create())
+    run_read_only(db_path.parent, check_fails)
 
 
 # -- several handles and processes ----------------------------------------------------------

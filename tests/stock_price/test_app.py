@@ -27,6 +27,7 @@ from stockday.stock_price import app as price_app
 from stockday.stock_price.app import create_app
 from stockday.stock_price.memo import TtlMemo
 from tests.marketdata.alphavantage_stub import API_KEY, AlphaVantageStub
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -303,14 +304,6 @@ async def test_app_factory_builds_the_service() -> None:
     app = price_app.app_factory()
     assert app.title == "stock-price"
     await app.state.provider.close()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_memo_expires_entries() -> None:

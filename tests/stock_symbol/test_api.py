@@ -20,7 +20,8 @@ from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
-from tests import sample_images
+from tests.support import images as sample_images
+from tests.support.seeded import seeded_stocks
 
 pytestmark = pytest.mark.anyio
 
@@ -41,7 +42,7 @@ def _price_client(settings: Settings) -> httpx.AsyncClient:
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     settings = Settings(data_dir=tmp_path)
     async with _price_client(settings) as prices:
-        app = create_symbol_app(settings, price_client=prices)
+        app = create_symbol_app(settings, price_client=prices, repository=seeded_stocks(settings))
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://symbol"
         ) as client:

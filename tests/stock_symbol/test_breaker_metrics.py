@@ -10,7 +10,7 @@ import pytest
 
 from stockday.runtime.settings import Settings
 from stockday.stock_symbol.app import create_app
-from tests.servers import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -15,8 +15,8 @@ from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
-from tests import sample_images
-from tests.servers import ServerProcess
+from tests.support import images as sample_images
+from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.anyio
 

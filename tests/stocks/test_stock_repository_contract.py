@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
+import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
@@ -12,31 +12,24 @@ from pathlib import Path
 import pytest
 from scipy.stats import chisquare
 
-from stockday.aws.clients import AwsConfig, make_client
-from stockday.aws.provision import create_table
 from stockday.domain.stocks import LogoState, Price, Stock
 from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
 from stockday.stocks.dynamodb import DynamoDbStockRepository
 from stockday.stocks.sqlite import SqliteStockRepository
-from tests.servers import shared_moto
+from tests.support.aws import emulator_config, new_stocks_table
+from tests.support.seeded import seeded_rng
 
-RepositoryFactory = Callable[[Path], Awaitable[StockRepository]]
-
-
-async def make_sqlite(tmp_path: Path) -> StockRepository:
-    return SqliteStockRepository(tmp_path / "stocks.sqlite3")
+RepositoryFactory = Callable[[Path, random.Random], Awaitable[StockRepository]]
 
 
-async def make_dynamodb(tmp_path: Path) -> StockRepository:
+async def make_sqlite(tmp_path: Path, rng: random.Random) -> StockRepository:
+    return SqliteStockRepository(tmp_path / "stocks.sqlite3", rng=rng)
+
+
+async def make_dynamodb(tmp_path: Path, rng: random.Random) -> StockRepository:
     """A fresh table on the session's moto server over HTTP."""
-    config = AwsConfig(region="us-east-1", endpoint_url=shared_moto().url)
-    table = f"stocks-{uuid.uuid4().hex}"
-    client = make_client("dynamodb", config)
-    try:
-        create_table(client, table)
-    finally:
-        client.close()
-    return DynamoDbStockRepository(config, table)
+    config = emulator_config()
+    return DynamoDbStockRepository(config, new_stocks_table(config), rng=rng)
 
 
 # AWS adapters join here; the tests below stay unchanged.
@@ -49,7 +42,7 @@ REPOSITORY_FACTORIES = [
 @pytest.fixture(params=REPOSITORY_FACTORIES)
 async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StockRepository]:
     factory: RepositoryFactory = request.param
-    repository = await factory(tmp_path)
+    repository = await factory(tmp_path, seeded_rng())
     yield repository
     await repository.close()
 

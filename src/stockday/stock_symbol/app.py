@@ -13,6 +13,7 @@ from stockday.runtime.web.service import app_from_environment, install_service_r
 from stockday.stock_symbol.context import SymbolContext, build_context
 from stockday.stock_symbol.errors import install_stock_error_handlers
 from stockday.stock_symbol.routes import logos, stocks, uploads
+from stockday.stocks.base import StockRepository
 
 
 @asynccontextmanager
@@ -24,7 +25,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(
-    settings: Settings | None = None, *, price_client: httpx.AsyncClient | None = None
+    settings: Settings | None = None,
+    *,
+    price_client: httpx.AsyncClient | None = None,
+    repository: StockRepository | None = None,
 ) -> FastAPI:
     """Wire adapters from settings and build the app.
 
@@ -32,7 +36,7 @@ def create_app(
     in-process callers (httpx's ASGITransport) serve requests without running the lifespan.
     """
     settings = settings or get_settings()
-    context = build_context(settings, price_client)
+    context = build_context(settings, price_client, repository)
     app = FastAPI(
         title="stock-symbol",
         version="1",

@@ -12,6 +12,7 @@ from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 from stockday.stock_symbol.pricing import PriceLookup
 from stockday.stock_symbol.service import StockService, UploadLimits
+from stockday.stocks.base import StockRepository
 
 
 @dataclass
@@ -27,9 +28,14 @@ class SymbolContext:
             await close()
 
 
-def build_context(settings: Settings, price_client: httpx.AsyncClient | None) -> SymbolContext:
-    """Wire the adapters from settings (eagerly); a given price client stays the caller's."""
-    repository = composition.stock_repository(settings)
+def build_context(
+    settings: Settings,
+    price_client: httpx.AsyncClient | None,
+    repository: StockRepository | None = None,
+) -> SymbolContext:
+    """Wire the adapters from settings (eagerly); a given price client stays the caller's, a
+    given repository (a test's, drawing from a seeded generator) is used instead of one."""
+    repository = repository or composition.stock_repository(settings)
     jobs = composition.message_queue(settings, settings.logo_jobs_queue)
     objects = composition.object_store(settings)
     cache = composition.cache(settings)

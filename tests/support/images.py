@@ -31,15 +31,16 @@ def truncated_jpeg() -> bytes:
     return data[: len(data) // 2]
 
 
-def huge_png(width: int = 20_000, height: int = 20_000) -> bytes:
-    """A valid PNG claiming width x height 1-bit pixels; tiny on disk, huge when decoded."""
+def huge_png(width: int = 20_000, height: int = 20_000, bit_depth: int = 1) -> bytes:
+    """A valid, all-black grayscale PNG of width x height pixels: tiny on disk, huge when
+    decoded."""
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
         crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
 
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
-    row = b"\x00" + b"\x00" * ((width + 7) // 8)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)  # grayscale
+    row = b"\x00" + b"\x00" * ((width * bit_depth + 7) // 8)
     compressor = zlib.compressobj(9)
     body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     return (

@@ -7,21 +7,19 @@ by the fixture that started it.
 from __future__ import annotations
 
 import os
-import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
+from typing import Self
 
 from stockday.devstack.emulator import memcached_command, stop_process
+from tests.support.ports import HOST, free_port, wait_for_port
+from tests.support.programs import require_program
 
 # Fake credentials for the emulator, set once for the whole test session: moto accepts any.
 EMULATOR_ENV = {
@@ -31,55 +29,39 @@ EMULATOR_ENV = {
 }
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    """A free loopback port below the kernel's ephemeral range."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    rng = random.Random()
-    for _ in range(500):
-        port = rng.randrange(10_000, min(low, 32_768))
-        if port_is_free(port):
-            return port
-    raise RuntimeError("no free port on 127.0.0.1")
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server on port {port} exited with {process.returncode}")
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-
-
 def stop(process: subprocess.Popen[bytes]) -> None:
     stop_process(process, timeout=10)
 
 
+class Started:
+    """Used in a ``with`` block: started on entering it, stopped on leaving it."""
+
+    def start(self) -> None:
+        """Nothing more to start by default: the server started when it was made."""
+
+    def stop(self) -> object:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @dataclass
 class ServerProcess:
+    """A server on 127.0.0.1:``port``, run by ``process``."""
+
     port: int
     process: subprocess.Popen[bytes]
+    address: str = field(init=False)
+    url: str = field(init=False)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    def __post_init__(self) -> None:
+        self.address = f"{HOST}:{self.port}"
+        self.url = f"http://{self.address}"
 
 
 @contextmanager
@@ -100,18 +82,11 @@ def moto_server(command: list[str] | None = None) -> Iterator[ServerProcess]:
         stop(process)
 
 
-def memcached_binary() -> str | None:
-    return shutil.which("memcached") or next(
-        (p for p in ("/usr/bin/memcached", "/usr/sbin/memcached") if Path(p).exists()), None
-    )
-
-
 @contextmanager
-def memcached_server() -> Iterator[ServerProcess]:
-    binary = memcached_binary()
-    if binary is None:
-        pytest.fail("memcached is not installed (Debian package memcached; .ci/run installs it)")
-    port = free_port()
+def memcached_server(port: int | None = None) -> Iterator[ServerProcess]:
+    """A real memcached without UDP, on ``port`` (to restart one in place) or a free one."""
+    binary = require_program("memcached")
+    port = port or free_port()
     command = [*memcached_command(binary, port), "-m", "64"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -1,0 +1,200 @@
+"""``python -m stockday up`` as a real process on free loopback ports, the way the README
+starts it: for the end-to-end and failure tests and for the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from stockday.devstack.supervisor import (
+    CONSUMER_PORT_OFFSETS,
+    FRONTEND_BEHIND_GATEWAY_OFFSET,
+    PORT_OFFSETS,
+)
+from stockday.runtime.settings import Settings
+from tests.support import images
+from tests.support.ports import HOST, free_ports
+from tests.support.servers import Started, shared_memcached, shared_moto
+
+READY_LINE = "Stock-of-the-Day is at"
+READY_IN = re.compile(r"ready in ([0-9.]+)\s*s")
+MAX_RECEIVES = 3
+
+
+def free_port_base(replicas: int = 2) -> int:
+    """A port base N whose every port of a stack (N+0..3, N+10+i, N+20+i) is free."""
+    offsets = [*PORT_OFFSETS.values(), FRONTEND_BEHIND_GATEWAY_OFFSET]
+    for first in CONSUMER_PORT_OFFSETS.values():
+        offsets += [first + i for i in range(replicas)]
+    return free_ports(offsets)
+
+
+def add_stock(api: httpx.Client, symbol: str, image: bytes | None = None) -> str:
+    """Add ``symbol`` with a logo through stock-symbol's API, as the form does; its upload id."""
+    image = image or images.png(300, 150)
+    uploaded = api.post("/api/uploads", files={"file": ("l.png", image, "image/png")})
+    assert uploaded.status_code == 201, uploaded.text
+    upload_id: str = uploaded.json()["upload_id"]
+    created = api.post(
+        "/api/stocks", json={"symbol": symbol, "name": f"{symbol} Inc.", "upload_id": upload_id}
+    )
+    assert created.status_code == 201, created.text
+    return upload_id
+
+
+def backend_env(backend: str, port_base: int) -> dict[str, str]:
+    """Settings for a stack on ``backend``; on aws, resource names of its own on the emulator."""
+    if backend == "local":
+        return {"STOCKDAY_BACKEND": "local"}
+    return {
+        "STOCKDAY_BACKEND": "aws",
+        "STOCKDAY_AWS_ENDPOINT_URL": shared_moto().url,
+        "STOCKDAY_AWS_REGION": "us-east-1",
+        "STOCKDAY_DYNAMODB_TABLE": f"stocks-{port_base}",
+        "STOCKDAY_S3_BUCKET": f"objects-{port_base}",
+        "STOCKDAY_LOGO_JOBS_QUEUE": f"logo-jobs-{port_base}",
+        "STOCKDAY_LOGO_EVENTS_QUEUE": f"logo-events-{port_base}",
+        "STOCKDAY_MEMCACHED_SERVERS": shared_memcached().address,
+        # moto answers in milliseconds when idle but can take seconds on a busy CI machine
+        # (one Python process emulating every table, queue and bucket of the session).
+        "STOCKDAY_HTTP_TIMEOUT_SECONDS": "10",
+        "STOCKDAY_AWS_TIMEOUT_SECONDS": "10",
+    }
+
+
+class RunningStack(Started):
+    """The stack in a data directory of its own; started by ``start()`` or a ``with`` block.
+
+    Records how long its "ready" line took to appear, seen from outside, and what ``up``
+    itself printed as its time to ready.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port_base: int | None = None,
+        replicas: int = 2,
+        backend: str = "local",
+    ) -> None:
+        self.data_dir = data_dir
+        self.port_base = port_base if port_base is not None else free_port_base(replicas)
+        self.replicas = replicas
+        self.backend = backend
+        self.env = {
+            "STOCKDAY_QUEUE_WAIT_SECONDS": "1",
+            "STOCKDAY_LOG_LEVEL": "INFO",
+            # Poison messages reach the dead-letter queue in about a second, not five.
+            "STOCKDAY_QUEUE_RETRY_DELAY_SECONDS": "0.2",
+            "STOCKDAY_QUEUE_MAX_RECEIVES": str(MAX_RECEIVES),
+            "STOCKDAY_DATA_DIR": str(data_dir),
+            **backend_env(backend, self.port_base),
+        }
+        self.frontend = f"http://{HOST}:{self.port_base}"
+        self.symbol = f"http://{HOST}:{self.port_base + 1}"
+        self.price = f"http://{HOST}:{self.port_base + 2}"
+        self.process: subprocess.Popen[str] | None = None
+        self.output_path = data_dir.parent / f"up-{self.port_base}.out"
+        self._offset = 0
+        self.ready_line_seconds = 0.0  # from launch to the ready line, as seen from outside
+        self.printed_ready_seconds: float | None = None  # what `up` printed ("ready in X s")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._offset = len(self.output())
+        # rich wraps at 80 columns when not on a terminal: keep the ready line on one line.
+        env = {**os.environ, "COLUMNS": "200", **self.env}
+        provision = ["--provision"] if self.backend == "aws" else []
+        with open(self.output_path, "a") as out:
+            launched = time.monotonic()
+            self.process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "stockday", "up"),
+                    *("--port-base", str(self.port_base)),
+                    *("--data-dir", str(self.data_dir)),
+                    *("--replicas", str(self.replicas)),
+                    *provision,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=env,
+            )
+        deadline = launched + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"stockday up exited early:\n{self.output()}")
+            text = self.output()[self._offset :]
+            if READY_LINE in text:
+                self.ready_line_seconds = time.monotonic() - launched
+                printed = READY_IN.search(text)
+                self.printed_ready_seconds = float(printed.group(1)) if printed else None
+                return
+            time.sleep(0.01)
+        self.stop()
+        raise TimeoutError(f"stack not ready after {timeout:.0f}s:\n{self.output()}")
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the stack's services run with, for tests that reach its backends."""
+        env = {k.removeprefix("STOCKDAY_").lower(): v for k, v in self.env.items()}
+        return Settings.model_validate(env)
+
+    @property
+    def frontend_server(self) -> str:
+        """The frontend's uvicorn itself: behind HAProxy when it holds the site's port."""
+        url = f"http://{HOST}:{self.port_base + FRONTEND_BEHIND_GATEWAY_OFFSET}"
+        try:
+            httpx.get(f"{url}/api/ping", timeout=2.0).raise_for_status()
+        except httpx.HTTPError:
+            return self.frontend  # no gateway: the frontend serves the site's port
+        return url
+
+    def output(self) -> str:
+        return self.output_path.read_text() if self.output_path.exists() else ""
+
+    def seed(self) -> None:
+        """Add the demo stocks through ``stockday seed``, as the README says."""
+        subprocess.run(
+            [sys.executable, "-m", "stockday", "seed", "--port-base", str(self.port_base)],
+            check=True,
+            capture_output=True,
+            env={**os.environ, **self.env},
+            timeout=120,
+        )
+
+    def consumer_pids(self, service: str) -> list[int]:
+        """Consumer replicas' pids, as each one reports it on its health port's /api/ping."""
+        first = self.port_base + CONSUMER_PORT_OFFSETS[service]
+        with httpx.Client(timeout=5.0) as client:
+            return [
+                int(client.get(f"http://{HOST}:{first + i}/api/ping").json()["pid"])
+                for i in range(self.replicas)
+            ]
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, as an operator stops it; its exit code (killed if it outlives ``timeout``)."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def client(self, base: str) -> httpx.Client:
+        return httpx.Client(base_url=base, timeout=10.0)
