@@ -29,7 +29,7 @@ from stockday.logos.images import RejectedImage, inspect_upload, resize_logo
 from stockday.objects.base import ObjectStore
 from stockday.queues.base import MessageQueue, ReceivedMessage
 from stockday.runtime import composition
-from stockday.runtime.consumer import Consumer, serve_consumer
+from stockday.runtime.consumer import Consumer, HealthEndpoint, serve_consumer
 from stockday.runtime.settings import Settings
 from stockday.runtime.tracing import message_attributes
 
@@ -124,18 +124,12 @@ async def run(
         max_side=settings.logo_max_side,
         max_pixels=settings.max_upload_pixels,
     )
+    health = HealthEndpoint(health_host, health_port, settings.readiness_timeout_seconds)
     consumer = Consumer.configured(
         settings, name="logo-resizer", queue=jobs, handler=resizer.handle, concurrency=CONCURRENCY
     )
     try:
-        await serve_consumer(
-            consumer,
-            service="logo-resizer",
-            health_port=health_port,
-            host=health_host,
-            checks=[jobs.check, events.check, objects.check],
-            readiness_timeout=settings.readiness_timeout_seconds,
-        )
+        await serve_consumer(consumer, health, checks=[jobs.check, events.check, objects.check])
     finally:
         await jobs.close()
         await events.close()

@@ -26,6 +26,7 @@ from stockday.runtime import composition
 from stockday.runtime.consumer import (
     Consumer,
     DependencyUnavailable,
+    HealthEndpoint,
     cancel_and_wait,
     serve_consumer,
 )
@@ -115,6 +116,7 @@ async def run(
         janitor = UploadJanitor(
             objects=objects, retention_seconds=settings.upload_retention_seconds
         )
+        health = HealthEndpoint(health_host, health_port, settings.readiness_timeout_seconds)
         consumer = Consumer.configured(
             settings,
             name="queue-worker",
@@ -128,12 +130,7 @@ async def run(
         )
         try:
             await serve_consumer(
-                consumer,
-                service="queue-worker",
-                health_port=health_port,
-                host=health_host,
-                checks=[events.check, objects.check, symbols.ping],
-                readiness_timeout=settings.readiness_timeout_seconds,
+                consumer, health, checks=[events.check, objects.check, symbols.ping]
             )
         finally:
             await cancel_and_wait(sweeping)

@@ -17,6 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -329,21 +330,25 @@ def health_app(
     return app
 
 
+@dataclass(frozen=True, slots=True)
+class HealthEndpoint:
+    """Where a consumer answers its probes and metrics; no server when ``port`` is None."""
+
+    host: str
+    port: int | None
+    readiness_timeout: float = READINESS_TIMEOUT_SECONDS
+
+
 async def serve_consumer(
-    consumer: Consumer,
-    *,
-    service: str,
-    health_port: int | None,
-    checks: Sequence[ReadinessCheck],
-    host: str = "127.0.0.1",
-    readiness_timeout: float = READINESS_TIMEOUT_SECONDS,
+    consumer: Consumer, health: HealthEndpoint, *, checks: Sequence[ReadinessCheck]
 ) -> None:
     """Run a consumer (and its health server when a port is given) until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
+    service, host, health_port = consumer.name, health.host, health.port
     server: uvicorn.Server | None = None
     if health_port is not None:
         config = uvicorn.Config(
-            health_app(consumer, service, checks, readiness_timeout),
+            health_app(consumer, service, checks, health.readiness_timeout),
             host=host,
             port=health_port,
             log_level="warning",
