@@ -61,10 +61,8 @@ def create_app(
     )
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
     # /stocks/new before the pages' /stocks/{symbol}, which would take it otherwise.
-    app.include_router(stocks.router)
-    app.include_router(uploads.router)
-    app.include_router(pages.router)
-    app.include_router(logos.router)
+    for routes in (stocks, uploads, pages, logos):
+        app.include_router(routes.router)
     return app
 
 

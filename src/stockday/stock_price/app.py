@@ -50,8 +50,8 @@ def create_app(
     # leave rotation at once; answering 503 quickly lets callers fall back instead.
     install_service_runtime(app, settings, service="stock-price", readiness_checks=[])
     install_price_error_handlers(app)
-    app.include_router(quotes.router)
-    app.include_router(series.router)
+    for routes in (quotes, series):
+        app.include_router(routes.router)
     return app
 
 

@@ -48,9 +48,8 @@ def create_app(
         app, settings, service="stock-symbol", readiness_checks=context.readiness_checks
     )
     install_stock_error_handlers(app)
-    app.include_router(uploads.router)
-    app.include_router(stocks.router)
-    app.include_router(logos.router)
+    for routes in (uploads, stocks, logos):
+        app.include_router(routes.router)
     return app
 
 
