@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -216,7 +217,10 @@ async def test_replicas_adding_and_deleting_concurrently_keep_slots_dense(
     config = emulator_config(serial_moto)
     table = new_stocks_table(config)
     workers = 4
-    replicas = [DynamoDbStockRepository(config, table) for _ in range(workers)]
+    # Seeded, and distinct per replica: the same seed would back them off in lockstep.
+    replicas = [
+        DynamoDbStockRepository(config, table, rng=random.Random(1000 + w)) for w in range(workers)
+    ]
     try:
         await asyncio.gather(*(_churn(r, w) for w, r in enumerate(replicas)))
     finally:

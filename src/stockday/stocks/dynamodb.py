@@ -8,8 +8,8 @@ item points back at its slot, and nothing else exists" holds under any concurren
 
 - add: [counter n -> n+1 if still n; put the stock if its symbol is absent; put slot n]. A
   cancelled transaction says which condition failed: the stock item (-> StockExists with the
-  stored stock, returned by the failed condition itself) or the counter (-> retry on a fresh
-  count, with jittered backoff).
+  stored stock, returned by the failed condition itself) or the counter (-> retry on the count
+  the failed condition returned, with jittered backoff).
 - update: read the stock, then rewrite it and its slot copy if ``rev`` is unchanged.
 - delete: move the last slot's stock into the hole and shrink the counter, in one transaction
   conditioned on the revisions and the count that were read; retried on conflict.
@@ -18,6 +18,9 @@ item points back at its slot, and nothing else exists" holds under any concurren
   snapshot's count is the n that k was drawn from, so it is uniform over that snapshot
   (otherwise redraw with the new count): one round trip per page view in the steady state,
   whatever the table size, and never a Scan. The slot copy is what makes it one round trip.
+
+Writes retry the races they lose within a time budget, not a count of attempts (see
+stockday.stocks.dynamodb_retry for why).
 
 The counter is one item, so writes that add or delete stocks serialize on it (fine for a
 watchlist) and every pick reads it (a hot key from about 1,500 picks a second; a short-lived
@@ -28,7 +31,6 @@ consistent: a stock just added may take a moment to appear in ``list``; ``get``,
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
@@ -57,6 +59,7 @@ from stockday.stocks.dynamodb_items import (
     stock_record,
     to_stock,
 )
+from stockday.stocks.dynamodb_retry import Retries
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient
@@ -72,11 +75,8 @@ __all__ = ["DynamoDbStockRepository"]
 
 MAX_PAGE = 500
 
-# Optimistic writes retry on a conflict a bounded number of times, with full-jitter backoff.
-WRITE_ATTEMPTS = 16
-BACKOFF_BASE_SECONDS = 0.005
-BACKOFF_CAP_SECONDS = 0.4
-# A pick is redrawn only when the count changed between draw and read.
+# A pick is redrawn only when the count changed between draw and read; a page view does not
+# wait out contention, so its bound stays a small count (its last attempt settles).
 RANDOM_ATTEMPTS = 8
 
 _CONDITION_FAILED = "ConditionalCheckFailed"
@@ -132,7 +132,8 @@ class DynamoDbStockRepository:
     async def add(self, stock: Stock) -> None:
         n = self._count_hint if self._count_hint is not None else await self._read_count()
         fresh = self._count_hint is None
-        for attempt in range(WRITE_ATTEMPTS):
+        retries = Retries(self._rng)
+        while True:
             record = stock_record(stock, slot=n, rev=0)
             counter_condition = "attribute_not_exists(pk) OR n = :n" if n == 0 else "n = :n"
             try:
@@ -158,13 +159,12 @@ class DynamoDbStockRepository:
                 # The counter moved (or the stock vanished again): retry on a fresh count,
                 # backing off only when the count we used was already fresh.
                 if fresh:
-                    await self._pause(attempt)
-                n = await self._read_count()
+                    await self._backoff(retries, "adding a stock")
+                n = await self._current_count(cancelled, 0)
                 fresh = True
                 continue
             self._count_hint = n + 1
             return
-        self._too_contended("adding a stock")
 
     async def get(self, symbol: str) -> Stock | None:
         item = await self._get_item(stock_pk(symbol))
@@ -202,7 +202,8 @@ class DynamoDbStockRepository:
         return StockPage(items=stocks, next_cursor=next_cursor)
 
     async def update(self, stock: Stock, *, expected_version: int) -> None:
-        for attempt in range(WRITE_ATTEMPTS):
+        retries = Retries(self._rng)
+        while True:
             current = await self._get_item(stock_pk(stock.symbol))
             if current is None:
                 raise StockNotFound(stock.symbol)
@@ -226,22 +227,22 @@ class DynamoDbStockRepository:
                 )
             except _Cancelled:
                 # Changed since read: the next read tells a real conflict from a slot move.
-                await self._pause(attempt)
+                await self._backoff(retries, f"updating stock {stock.symbol}")
                 continue
             return
-        self._too_contended(f"updating stock {stock.symbol}")
 
     async def delete(self, symbol: str) -> Stock | None:
         # One snapshot reads the stock, the counter and the last slot, guessed from the count
         # hint; a wrong guess costs one more snapshot, now with the count it returned.
         guess = self._count_hint or 0
         fresh = False
-        for attempt in range(WRITE_ATTEMPTS):
+        retries = Retries(self._rng)
+        while True:
             last_pks = [slot_pk(guess - 1)] if guess > 0 else []
             try:
                 item, counter, *tail = await self._snapshot(stock_pk(symbol), COUNTER_PK, *last_pks)
             except _Cancelled:  # a write transaction was in flight on one of the items
-                await self._pause(attempt)
+                await self._backoff(retries, f"deleting stock {symbol}")
                 continue
             if item is None:
                 return None
@@ -250,24 +251,27 @@ class DynamoDbStockRepository:
             moved = tail[0] if tail and guess == n and slot != last else None
             if slot != last and (moved is None or moved["symbol"] == symbol):
                 if fresh:  # the count moved again since the last snapshot
-                    await self._pause(attempt)
+                    await self._backoff(retries, f"deleting stock {symbol}")
                 guess, fresh = n, True
                 continue
+            actions = delete_actions(self._table, item, n, moved)
             try:
-                await self._transact(delete_actions(self._table, item, n, moved))
-            except _Cancelled:
-                await self._pause(attempt)
-                guess, fresh = n, False
+                await self._transact(actions)
+            except _Cancelled as cancelled:
+                # A lost race: the counter's failed condition says the count to guess next.
+                await self._backoff(retries, f"deleting stock {symbol}")
+                fresh = cancelled.failed(len(actions) - 1)
+                guess = await self._current_count(cancelled, len(actions) - 1) if fresh else n
                 continue
             self._count_hint = last
             return to_stock(item)
-        self._too_contended(f"deleting stock {symbol}")
 
     async def count(self) -> int:
         return await self._read_count()
 
     async def random(self) -> Stock | None:
         n = self._count_hint
+        retries = Retries(self._rng)
         for attempt in range(RANDOM_ATTEMPTS):
             if not n:  # unknown, or a zero that may be stale
                 n = await self._read_count()
@@ -277,7 +281,7 @@ class DynamoDbStockRepository:
             try:
                 counter, item = await self._snapshot(COUNTER_PK, slot_pk(k))
             except _Cancelled:  # a concurrent write transaction on one of the two items
-                await self._pause(attempt)
+                await retries.pause()
                 continue
             current = int(counter["n"]) if counter is not None else 0
             self._count_hint = current
@@ -353,9 +357,18 @@ class DynamoDbStockRepository:
         self._count_hint = n
         return n
 
-    async def _pause(self, attempt: int) -> None:
-        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
-        await asyncio.sleep(self._rng.uniform(0, ceiling))
+    async def _current_count(self, cancelled: _Cancelled, counter_index: int) -> int:
+        """The count after a lost race: the one the counter's failed condition returned."""
+        counter = cancelled.item(counter_index) if cancelled.failed(counter_index) else None
+        if counter is None:  # the counter was not what failed, or it is absent
+            return await self._read_count()
+        n = int(counter["n"])
+        self._count_hint = n
+        return n
+
+    async def _backoff(self, retries: Retries, what: str) -> None:
+        if not await retries.pause():
+            self._too_contended(what)
 
     def _reason(self, why: str) -> str:
         return f"DynamoDB table {self._table!r} unavailable: {why} (set by {self._setting})"

@@ -110,6 +110,8 @@ def counter_update(table: str, read: int, new: int, condition: str) -> TransactW
             "UpdateExpression": "SET n = :new",
             "ConditionExpression": condition,
             "ExpressionAttributeValues": {":n": attribute(read), ":new": attribute(new)},
+            # A lost race then carries the current count: the retry needs no read for it.
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
     }
 
