@@ -25,6 +25,7 @@ import asyncio
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from harness import (
     write_report,
 )
 
+from stockday.clients.stock_symbol import SymbolClient
 from stockday.devstack.supervisor import CONSUMER_PORT_OFFSETS
 from stockday.logos.demo import demo_logo_png
 from stockday.logos.images import resize_logo
@@ -87,35 +89,33 @@ def bare_resize(images: Sequence[bytes], logos: int, settings: Settings) -> dict
     }
 
 
-async def upload(client: httpx.AsyncClient, image: bytes) -> str:
-    answer = await client.post("/api/uploads", files={"file": ("logo.png", image, "image/png")})
-    answer.raise_for_status()
-    upload_id: str = answer.json()["upload_id"]
-    return upload_id
+async def upload(symbols: SymbolClient, image: bytes) -> str:
+    return await symbols.upload_file("logo.png", image, "image/png")
 
 
-async def create(client: httpx.AsyncClient, symbol: str, upload_id: str) -> None:
-    answer = await client.post(
-        "/api/stocks",
-        json={"symbol": symbol, "name": f"Benchmark {symbol}", "upload_id": upload_id},
+async def create(symbols: SymbolClient, symbol: str, upload_id: str) -> None:
+    await symbols.create_stock(
+        symbol=symbol,
+        name=f"Benchmark {symbol}",
+        upload_id=upload_id,
+        idempotency_key=uuid.uuid4().hex,
     )
-    answer.raise_for_status()
 
 
-async def logo_state(client: httpx.AsyncClient, symbol: str) -> str:
-    answer = await client.get(f"/api/stocks/{symbol}")
-    answer.raise_for_status()
-    state: str = answer.json()["logo"]["state"]
-    return state
+async def logo_state(symbols: SymbolClient, symbol: str) -> str:
+    stock = await symbols.get_stock(symbol)
+    if stock is None:
+        raise RuntimeError(f"{symbol} is gone")
+    return stock.logo.state.value
 
 
-async def upload_to_ready(client: httpx.AsyncClient, symbol: str, image: bytes) -> float:
+async def upload_to_ready(symbols: SymbolClient, symbol: str, image: bytes) -> float:
     """Seconds from the start of the upload until the stock's logo is ready."""
     started = time.perf_counter()
-    await create(client, symbol, await upload(client, image))
+    await create(symbols, symbol, await upload(symbols, image))
     deadline = started + 60
     while time.perf_counter() < deadline:
-        state = await logo_state(client, symbol)
+        state = await logo_state(symbols, symbol)
         if state == "ready":
             return time.perf_counter() - started
         if state == "failed":
@@ -150,17 +150,18 @@ async def throughput(stack: RunningStack, images: Sequence[bytes], logos: int) -
     services = {p.pid: p.service for p in stack_processes(stack.pid)}
     limits = httpx.Limits(max_connections=CREATE_CONCURRENCY)
     async with httpx.AsyncClient(base_url=stack.symbol, timeout=60, limits=limits) as client:
+        api = SymbolClient(client, timeout_seconds=60)
         gate = asyncio.Semaphore(CREATE_CONCURRENCY)
 
         async def gated_upload(image: bytes) -> str:
             async with gate:
-                return await upload(client, image)
+                return await upload(api, image)
 
         async def gated_create(symbol: str, upload_id: str) -> None:
             async with gate:
-                await create(client, symbol, upload_id)
+                await create(api, symbol, upload_id)
 
-        symbols = [f"T{i:05d}" for i in range(logos)]
+        tickers = [f"T{i:05d}" for i in range(logos)]
         upload_ids = await asyncio.gather(
             *(gated_upload(images[i % len(images)]) for i in range(logos))
         )
@@ -168,7 +169,7 @@ async def throughput(stack: RunningStack, images: Sequence[bytes], logos: int) -
         cpu_before = stack_cpu(services)
         started = time.perf_counter()
         await asyncio.gather(
-            *(gated_create(s, u) for s, u in zip(symbols, upload_ids, strict=True))
+            *(gated_create(s, u) for s, u in zip(tickers, upload_ids, strict=True))
         )
         created = time.perf_counter() - started
         deadline = started + 60 + logos
@@ -178,7 +179,7 @@ async def throughput(stack: RunningStack, images: Sequence[bytes], logos: int) -
             await asyncio.sleep(0.05)
         wall = time.perf_counter() - started
         cpu_after = stack_cpu(services)
-        states = await asyncio.gather(*(logo_state(client, s) for s in symbols))
+        states = await asyncio.gather(*(logo_state(api, s) for s in tickers))
     not_ready = sum(state != "ready" for state in states)
     by_service: dict[str, float] = {}
     for pid, after in cpu_after.items():
@@ -206,10 +207,11 @@ async def measure_stack(
     stack: RunningStack, images: Sequence[bytes], args: argparse.Namespace
 ) -> tuple[list[float], dict[str, Any]]:
     async with httpx.AsyncClient(base_url=stack.symbol, timeout=30) as client:
+        api = SymbolClient(client, timeout_seconds=30)
         for i in range(2):  # warm up every step of the pipeline, not measured
-            await upload_to_ready(client, f"W{i:04d}", images[i % len(images)])
+            await upload_to_ready(api, f"W{i:04d}", images[i % len(images)])
         latencies = [
-            await upload_to_ready(client, f"L{i:04d}", images[i % len(images)])
+            await upload_to_ready(api, f"L{i:04d}", images[i % len(images)])
             for i in range(args.latency_samples)
         ]
     return latencies, await throughput(stack, images, args.logos)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from stockday.contracts.stocks import StockCreate
 from stockday.devstack.supervisor import (
     CONSUMER_PORT_OFFSETS,
     FRONTEND_BEHIND_GATEWAY_OFFSET,
@@ -42,9 +43,8 @@ def add_stock(api: httpx.Client, symbol: str, image: bytes | None = None) -> str
     uploaded = api.post("/api/uploads", files={"file": ("l.png", image, "image/png")})
     assert uploaded.status_code == 201, uploaded.text
     upload_id: str = uploaded.json()["upload_id"]
-    created = api.post(
-        "/api/stocks", json={"symbol": symbol, "name": f"{symbol} Inc.", "upload_id": upload_id}
-    )
+    body = StockCreate(symbol=symbol, name=f"{symbol} Inc.", upload_id=upload_id)
+    created = api.post("/api/stocks", json=body.model_dump(exclude_none=True))
     assert created.status_code == 201, created.text
     return upload_id
 
