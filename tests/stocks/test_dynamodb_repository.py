@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,8 +16,8 @@ from stockday.aws.clients import AwsConfig, make_client
 from stockday.aws.provision import create_table
 from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Price, Stock
-from stockday.stocks.base import StockExists
 from stockday.stocks.dynamodb import DynamoDbStockRepository
+from tests.stocks.churn import churn
 from tests.support.aws import emulator_config, new_stocks_table, unreachable_config
 from tests.support.servers import EMULATOR_ENV, ServerProcess, moto_server
 
@@ -197,16 +196,6 @@ async def test_list_and_random_never_scan(
         await repository.close()
 
 
-async def _churn(repository: DynamoDbStockRepository, worker: int) -> None:
-    for i in range(12):
-        await repository.add(Stock.new(f"W{worker}N{i}", f"Worker {worker} number {i}"))
-        with contextlib.suppress(StockExists):
-            await repository.add(Stock.new("SHARED", f"from worker {worker}"))
-        if i % 3 == 0:
-            await repository.delete(f"W{worker}N{i}")
-        assert await repository.random() is not None
-
-
 async def test_replicas_adding_and_deleting_concurrently_keep_slots_dense(
     serial_moto: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,7 +207,7 @@ async def test_replicas_adding_and_deleting_concurrently_keep_slots_dense(
     workers = 4
     replicas = [DynamoDbStockRepository(config, table) for _ in range(workers)]
     try:
-        await asyncio.gather(*(_churn(r, w) for w, r in enumerate(replicas)))
+        await asyncio.gather(*(churn(r, w, rounds=12) for w, r in enumerate(replicas)))
     finally:
         for replica in replicas:
             await replica.close()
