@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from stockday.cache.base import Cache
 from stockday.cache.memcached import MemcachedCache
 from stockday.cache.memory import MemoryCache
+from tests.support.adapters import adapter_fixture
 from tests.support.servers import shared_memcached
 
 CacheFactory = Callable[[Path], Awaitable[Cache]]
@@ -38,12 +39,7 @@ CACHE_FACTORIES = [
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=CACHE_FACTORIES)
-async def cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Cache]:
-    factory: CacheFactory = request.param
-    adapter = await factory(tmp_path)
-    yield adapter
-    await adapter.close()
+cache = adapter_fixture("cache", CACHE_FACTORIES)
 
 
 async def test_get_of_an_unknown_key_misses(cache: Cache) -> None:

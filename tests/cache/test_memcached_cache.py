@@ -7,6 +7,8 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,13 +52,28 @@ def all_threads_stopped(process: subprocess.Popen[bytes]) -> bool:
     return all(state == "T" for state in states)
 
 
-def pause(process: subprocess.Popen[bytes]) -> None:
-    """SIGSTOP a server and wait until every one of its threads is stopped."""
+@contextmanager
+def paused(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """SIGSTOP a server and wait until every one of its threads is stopped; SIGCONT it after."""
     process.send_signal(signal.SIGSTOP)
-    deadline = time.monotonic() + 5
-    while not all_threads_stopped(process):
-        assert time.monotonic() < deadline, "server did not stop"
-        time.sleep(0.001)
+    try:
+        deadline = time.monotonic() + 5
+        while not all_threads_stopped(process):
+            assert time.monotonic() < deadline, "server did not stop"
+            time.sleep(0.001)
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
+async def one_connection_cache(
+    server: ServerProcess, clock: FakeClock, stored: dict[str, bytes]
+) -> MemcachedCache:
+    """A cache of ``server`` with a single pooled connection, ``stored`` already set in it."""
+    cache = new_cache(server.address, clock, pool_size=1)
+    for key, value in stored.items():
+        await cache.set(key, value, ttl_seconds=60)
+    return cache
 
 
 async def commands_served(server: ServerProcess, **at_least: int) -> dict[str, int]:
@@ -116,19 +133,15 @@ async def test_a_stopped_memcached_misses_then_a_restarted_one_is_used_after_the
 async def test_a_hung_memcached_costs_one_timeout_then_nothing_during_the_back_off() -> None:
     clock = FakeClock()
     with memcached_server() as server:
-        cache = new_cache(server.address, clock, pool_size=1)
-        await cache.set("price:AAPL", b"189.5", ttl_seconds=60)
-        await cache.set("price:MSFT", b"420.1", ttl_seconds=60)
-        pause(server.process)  # connections open, no answers
-        try:
+        stored = {"price:AAPL": b"189.5", "price:MSFT": b"420.1"}
+        cache = await one_connection_cache(server, clock, stored)
+        with paused(server.process):  # connections open, no answers
             assert await cache.get("price:AAPL") is None  # sent, then timed out
             assert cache.errors == 1
             for _ in range(50):
                 assert await cache.get("price:AAPL") is None
                 await cache.set("price:AAPL", b"x", ttl_seconds=60)
             assert cache.errors == 101
-        finally:
-            server.process.send_signal(signal.SIGCONT)
         # What reached the server: the two sets and the get that timed out, none of the hundred
         # calls of the back-off (queued in the paused server, they would be counted once it runs).
         assert await commands_served(server, get=1) == {"get": 1, "set": 2}
@@ -144,18 +157,13 @@ async def test_a_hung_memcached_costs_one_timeout_then_nothing_during_the_back_o
 async def test_a_cancelled_call_does_not_leave_its_reply_to_the_next_one() -> None:
     clock = FakeClock()
     with memcached_server() as server:
-        cache = new_cache(server.address, clock, pool_size=1)
-        await cache.set("a", b"A", ttl_seconds=60)
-        await cache.set("b", b"B", ttl_seconds=60)
-        pause(server.process)
-        try:
+        cache = await one_connection_cache(server, clock, {"a": b"A", "b": b"B"})
+        with paused(server.process):
             pending = asyncio.create_task(cache.get("a"))
             await asyncio.sleep(TIMEOUT / 4)
             pending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await pending
-        finally:
-            server.process.send_signal(signal.SIGCONT)
         assert await cache.get("b") == b"B"  # no back-off: a cancel is not a server failure
         assert cache.errors == 0
         await cache.close()

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from stockday.contracts.messages import LogoFailed, LogoRequested, LogoResized, decode, encode
+from stockday.contracts.messages import (
+    LogoFailed,
+    LogoRequested,
+    LogoResized,
+    Message,
+    decode,
+    encode,
+)
 from stockday.domain.stocks import logo_key, upload_key
+from stockday.queues.base import MessageQueue
 from tests.consumers.pipeline import (
     Pipeline,
     add_stock,
@@ -17,6 +27,24 @@ from tests.consumers.pipeline import (
 )
 
 pytestmark = pytest.mark.anyio
+
+
+async def assert_changes_nothing(
+    pipeline: Pipeline,
+    tasks: list[asyncio.Task[None]],
+    symbol: str,
+    queue: MessageQueue,
+    message: Message,
+) -> None:
+    """Send ``message`` to a settled pipeline, let it drain, stop the loops: the stock's logo
+    and version are as they were."""
+    before = (await pipeline.api.get(f"/api/stocks/{symbol}")).json()
+    await queue.send(encode(message))
+    await until(lambda: drained(pipeline))
+    await stop(pipeline, tasks)
+    after = (await pipeline.api.get(f"/api/stocks/{symbol}")).json()
+    assert after["logo"] == before["logo"]
+    assert after["version"] == before["version"]
 
 
 async def test_logo_becomes_ready(pipeline: Pipeline) -> None:
@@ -163,15 +191,9 @@ async def test_a_duplicate_job_after_ready_leaves_the_logo_ready(pipeline: Pipel
         return ready and gone and await drained(pipeline)
 
     await until(settled)
-    before = (await pipeline.api.get("/api/stocks/DUP")).json()
     # The same job again (a redelivery, a duplicate send): its raw upload is gone by now.
     job = LogoRequested(symbol="DUP", upload_id=upload_id, upload_key=upload_key(upload_id))
-    await pipeline.jobs.send(encode(job))
-    await until(lambda: drained(pipeline))
-    await stop(pipeline, tasks)
-    after = (await pipeline.api.get("/api/stocks/DUP")).json()
-    assert after["logo"] == before["logo"]
-    assert after["version"] == before["version"]
+    await assert_changes_nothing(pipeline, tasks, "DUP", pipeline.jobs, job)
     assert await pipeline.objects.exists(logo_key("DUP", upload_id))
     assert (await pipeline.jobs.stats()).dead_letters == 0
     assert (await pipeline.events.stats()).dead_letters == 0
@@ -194,14 +216,8 @@ async def test_a_late_failure_after_ready_leaves_the_logo_ready(pipeline: Pipeli
         return await logo_state(pipeline, "LATE") == "ready" and await drained(pipeline)
 
     await until(ready)
-    before = (await pipeline.api.get("/api/stocks/LATE")).json()
     # A "failed" for the same upload arriving after "ready" (a resizer replica that found the
     # upload already deleted, before it learned to re-announce): the state machine refuses it.
     late = LogoFailed(symbol="LATE", upload_id=upload_id, error="the uploaded file is gone")
-    await pipeline.events.send(encode(late))
-    await until(lambda: drained(pipeline))
-    await stop(pipeline, tasks)
-    after = (await pipeline.api.get("/api/stocks/LATE")).json()
-    assert after["logo"] == before["logo"]
-    assert after["version"] == before["version"]
+    await assert_changes_nothing(pipeline, tasks, "LATE", pipeline.events, late)
     assert (await pipeline.events.stats()).dead_letters == 0

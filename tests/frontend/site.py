@@ -63,6 +63,15 @@ async def running_site(
                 yield Site(browser, symbol_api, settings)
 
 
+@asynccontextmanager
+async def browsing_without_stock_symbol(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser of a frontend whose stock-symbol is a closed port: every call to it is refused."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
+        frontend_app = create_frontend_app(settings, symbol_client=nowhere)
+        async with browsing(frontend_app) as browser:
+            yield browser
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on: connecting to it is refused at once."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -8,19 +8,16 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image
 
 from stockday.domain.stocks import logo_key
-from stockday.frontend.app import create_app as create_frontend_app
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 from tests.frontend.site import (
     HIDDEN_FIELD,
     Site,
-    browsing,
-    closed_port,
+    browsing_without_stock_symbol,
     csrf_headers,
     form_fields,
     submit,
@@ -143,29 +140,27 @@ async def test_a_text_file_upload_is_refused_with_415_json(site: Site) -> None:
 async def test_an_upload_over_the_limit_is_413_before_forwarding(tmp_path: Path) -> None:
     small = Settings(data_dir=tmp_path, max_upload_bytes=1000)
     # Nothing listens behind this frontend: a 413 proves the body was refused before forwarding.
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
-        frontend_app = create_frontend_app(small, symbol_client=nowhere)
-        async with browsing(frontend_app) as browser:
-            # Larger than the limit plus the allowance for multipart framing.
-            big = b"\x89PNG\r\n\x1a\n" + os.urandom(small.max_upload_bytes + 64 * 1024)
-            token = await csrf_headers(browser)  # the form itself needs no backend
-            response = await browser.post(
-                "/uploads", files={"file": ("big.png", big, "image/png")}, headers=token
-            )
-            assert response.status_code == 413
-            assert "limit" in response.json()["detail"]
+    async with browsing_without_stock_symbol(small) as browser:
+        # Larger than the limit plus the allowance for multipart framing.
+        big = b"\x89PNG\r\n\x1a\n" + os.urandom(small.max_upload_bytes + 64 * 1024)
+        token = await csrf_headers(browser)  # the form itself needs no backend
+        response = await browser.post(
+            "/uploads", files={"file": ("big.png", big, "image/png")}, headers=token
+        )
+        assert response.status_code == 413
+        assert "limit" in response.json()["detail"]
 
-            async def chunks() -> AsyncIterator[bytes]:
-                for _ in range(100):
-                    yield b"x" * 1024
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(100):
+                yield b"x" * 1024
 
-            # Without a Content-Length the body is counted as it arrives.
-            chunked = await browser.post(
-                "/uploads",
-                content=chunks(),
-                headers={"content-type": "multipart/form-data; boundary=b", **token},
-            )
-            assert chunked.status_code == 413
+        # Without a Content-Length the body is counted as it arrives.
+        chunked = await browser.post(
+            "/uploads",
+            content=chunks(),
+            headers={"content-type": "multipart/form-data; boundary=b", **token},
+        )
+        assert chunked.status_code == 413
 
 
 async def test_a_form_without_script_uploads_its_file_first(site: Site) -> None:
@@ -264,34 +259,32 @@ async def test_probes(site: Site) -> None:
 
 
 async def test_stock_symbol_down_gives_503_pages_not_500(settings: Settings) -> None:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
-        frontend_app = create_frontend_app(settings, symbol_client=nowhere)
-        async with browsing(frontend_app) as browser:
-            for path in ("/", "/watchlist", "/stocks/ACME"):
-                page = await browser.get(path)
-                assert page.status_code == 503, path
-                assert "stock service is unavailable" in page.text
-                assert "Traceback" not in page.text
+    async with browsing_without_stock_symbol(settings) as browser:
+        for path in ("/", "/watchlist", "/stocks/ACME"):
+            page = await browser.get(path)
+            assert page.status_code == 503, path
+            assert "stock service is unavailable" in page.text
+            assert "Traceback" not in page.text
 
-            fields = await form_fields(browser)  # the form itself needs no backend
-            fields.update({"symbol": "DOWN", "name": "Still Typed"})
-            kept = await browser.post("/stocks", data=fields)
-            assert kept.status_code == 503
-            assert 'value="Still Typed"' in kept.text
+        fields = await form_fields(browser)  # the form itself needs no backend
+        fields.update({"symbol": "DOWN", "name": "Still Typed"})
+        kept = await browser.post("/stocks", data=fields)
+        assert kept.status_code == 503
+        assert 'value="Still Typed"' in kept.text
 
-            upload = await browser.post(
-                "/uploads",
-                files={"file": ("a.png", sample_images.png(), "image/png")},
-                headers=await csrf_headers(browser),
-            )
-            assert upload.status_code == 503
-            assert "unavailable" in upload.json()["detail"]
-            assert (await browser.get("/logos/A/b.webp")).status_code == 503
-            state = await browser.get("/stocks/ACME/logo-state")  # the polling script's answer
-            assert state.status_code == 503
-            assert "unavailable" in state.json()["detail"]
+        upload = await browser.post(
+            "/uploads",
+            files={"file": ("a.png", sample_images.png(), "image/png")},
+            headers=await csrf_headers(browser),
+        )
+        assert upload.status_code == 503
+        assert "unavailable" in upload.json()["detail"]
+        assert (await browser.get("/logos/A/b.webp")).status_code == 503
+        state = await browser.get("/stocks/ACME/logo-state")  # the polling script's answer
+        assert state.status_code == 503
+        assert "unavailable" in state.json()["detail"]
 
-            assert (await browser.get("/api/ping")).status_code == 200
-            ready = await browser.get("/api/ready")
-            assert ready.status_code == 503
-            assert ready.json()["reasons"]
+        assert (await browser.get("/api/ping")).status_code == 200
+        ready = await browser.get("/api/ready")
+        assert ready.status_code == 503
+        assert ready.json()["reasons"]

@@ -19,7 +19,13 @@ from stockday.contracts.stocks import StockOut
 from stockday.frontend.app import create_app as create_frontend_app
 from stockday.frontend.picks import RandomPicks
 from stockday.runtime.settings import Settings
-from tests.frontend.site import Site, browsing, closed_port, form_fields, running_site
+from tests.frontend.site import (
+    Site,
+    browsing,
+    browsing_without_stock_symbol,
+    form_fields,
+    running_site,
+)
 from tests.support.seeded import seeded_stocks
 
 pytestmark = pytest.mark.anyio
@@ -280,9 +286,7 @@ async def test_kept_home_pages_follow_the_price_and_its_stale_mark(settings: Set
 
 
 async def test_home_page_views_answer_503_while_stock_symbol_is_down(settings: Settings) -> None:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
-        frontend_app = create_frontend_app(settings, symbol_client=nowhere)
-        async with browsing(frontend_app) as browser:
-            pages = await asyncio.gather(*(browser.get("/") for _ in range(10)))
-            assert [p.status_code for p in pages] == [503] * 10
-            assert all("stock service is unavailable" in p.text for p in pages)
+    async with browsing_without_stock_symbol(settings) as browser:
+        pages = await asyncio.gather(*(browser.get("/") for _ in range(10)))
+        assert [p.status_code for p in pages] == [503] * 10
+        assert all("stock service is unavailable" in p.text for p in pages)

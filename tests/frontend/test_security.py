@@ -12,14 +12,12 @@ import pytest
 from stockday.contracts.stocks import LogoOut
 from stockday.domain.stocks import LogoState, logo_key
 from stockday.frontend import security
-from stockday.frontend.app import create_app as create_frontend_app
 from stockday.frontend.views import image_origins, logo_src
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 from tests.frontend.site import (
     Site,
-    browsing,
-    closed_port,
+    browsing_without_stock_symbol,
     csrf_headers,
     form_fields,
     submit,
@@ -30,6 +28,19 @@ from tests.support import images as sample_images
 pytestmark = pytest.mark.anyio
 
 HOSTILE = "<script>alert(1)</script>"
+
+
+class CountedBody:
+    """A streamed request body of ``kib`` chunks of 1 KiB that counts the chunks pulled from it."""
+
+    def __init__(self, kib: int) -> None:
+        self.kib = kib
+        self.pulled = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for _ in range(self.kib):
+            self.pulled += 1
+            yield b"x" * 1024
 
 
 async def stock_exists(site: Site, symbol: str) -> bool:
@@ -129,26 +140,17 @@ async def test_a_same_origin_request_with_a_valid_token_passes(site: Site) -> No
 async def test_an_upload_without_the_token_is_refused_before_its_body_is_read(
     tmp_path: Path,
 ) -> None:
-    pulled = 0
-
-    async def body() -> AsyncIterator[bytes]:
-        nonlocal pulled
-        for _ in range(64):
-            pulled += 1
-            yield b"x" * 1024
-
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
-        app = create_frontend_app(Settings(data_dir=tmp_path), symbol_client=nowhere)
-        async with browsing(app) as browser:
-            await form_fields(browser)  # has the cookie, but sends no header
-            response = await browser.post(
-                "/uploads",
-                content=body(),
-                headers={"content-type": "multipart/form-data; boundary=b"},
-            )
-            assert response.status_code == 403
-            assert "refused" in response.json()["detail"]
-            assert pulled <= 1  # at most the first chunk ASGI hands over with the request
+    body = CountedBody(64)
+    async with browsing_without_stock_symbol(Settings(data_dir=tmp_path)) as browser:
+        await form_fields(browser)  # has the cookie, but sends no header
+        response = await browser.post(
+            "/uploads",
+            content=body,
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+        assert response.status_code == 403
+        assert "refused" in response.json()["detail"]
+        assert body.pulled <= 1  # at most the first chunk ASGI hands over with the request
 
 
 async def test_a_delete_needs_the_token(site: Site) -> None:
@@ -238,25 +240,16 @@ async def test_hostile_addresses_are_not_reflected(site: Site) -> None:
 
 async def test_a_declared_oversize_upload_is_refused_before_reading_it(tmp_path: Path) -> None:
     small = Settings(data_dir=tmp_path, max_upload_bytes=1000)
-    pulled = 0
-
-    async def body() -> AsyncIterator[bytes]:
-        nonlocal pulled
-        for _ in range(200):
-            pulled += 1
-            yield b"x" * 1024
-
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
-        app = create_frontend_app(small, symbol_client=nowhere)
-        async with browsing(app) as browser:
-            headers = {
-                "content-type": "multipart/form-data; boundary=b",
-                "content-length": str(200 * 1024),
-                **(await csrf_headers(browser)),
-            }
-            response = await browser.post("/uploads", content=body(), headers=headers)
-            assert response.status_code == 413
-            assert pulled <= 1
+    body = CountedBody(200)
+    async with browsing_without_stock_symbol(small) as browser:
+        headers = {
+            "content-type": "multipart/form-data; boundary=b",
+            "content-length": str(200 * 1024),
+            **(await csrf_headers(browser)),
+        }
+        response = await browser.post("/uploads", content=body, headers=headers)
+        assert response.status_code == 413
+        assert body.pulled <= 1
 
 
 async def test_an_oversize_form_creates_nothing(tmp_path: Path) -> None:
@@ -324,9 +317,7 @@ async def test_the_s3_emulator_origin_is_allowed_for_images_only_on_aws(tmp_path
     assert image_origins(Settings(data_dir=tmp_path, aws_endpoint_url="http://x:1")) == ()
     https = Settings(data_dir=tmp_path, backend="aws", aws_endpoint_url="https://s3.example")
     assert image_origins(https) == ()  # https: is allowed anyway
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}") as nowhere:
-        app = create_frontend_app(aws, symbol_client=nowhere)
-        async with browsing(app) as browser:
-            csp = (await browser.get("/stocks/new")).headers["content-security-policy"]
-            assert "img-src 'self' https: data: blob: http://127.0.0.1:5000;" in csp
-            assert "script-src 'self';" in csp
+    async with browsing_without_stock_symbol(aws) as browser:
+        csp = (await browser.get("/stocks/new")).headers["content-security-policy"]
+        assert "img-src 'self' https: data: blob: http://127.0.0.1:5000;" in csp
+        assert "script-src 'self';" in csp

@@ -9,11 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stockday.domain.stocks import Price, Stock, logo_key
+from stockday.domain.stocks import logo_key
 from stockday.frontend.chart import VERTICAL_PADDING, VIEW_HEIGHT, build_chart, parse_interval
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 from tests.frontend.site import Site, closed_port, form_fields, running_site, submit, upload_png
+from tests.support.stocks import add_stock_with_a_known_price
 
 pytestmark = pytest.mark.anyio
 
@@ -240,12 +241,7 @@ async def test_delete_asks_first_then_deletes_and_confirms(site: Site) -> None:
 
 async def test_stale_and_simulated_prices_are_marked(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-    repository = composition.stock_repository(settings)
-    stock = Stock.new("OLD", "Old Price Co")
-    await repository.add(stock)
-    known = Price(value=12.5, previous_close=12.0, as_of=date(2026, 11, 20), source="simulated")
-    await repository.update(stock.with_price(known), expected_version=1)
-    await repository.close()
+    await add_stock_with_a_known_price(settings)
     dead_prices = httpx.AsyncClient(base_url=f"http://127.0.0.1:{closed_port()}")
     async with dead_prices, running_site(settings, dead_prices) as site:
         home = await site.browser.get("/")

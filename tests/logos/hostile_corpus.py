@@ -350,15 +350,13 @@ def _png_16bit_transparency_key() -> Case:
     # little-endian samples: pasting an int into an I;16 image does not store it as is).
     row = struct.pack("<32H", *[1234] * 32) + struct.pack("<32H", *[40_000] * 32)
     image = Image.frombytes("I;16", (64, 64), row * 64)
-    data = encode(image, "PNG", transparency=1234)
-    return Case(
-        "png_16bit_trns",
-        data,
-        format="PNG",
-        size=(64, 64),
-        alpha=True,
-        transparent_left_half=True,
-    )
+    return _left_half_keyed_png("png_16bit_trns", image, 1234)
+
+
+def _left_half_keyed_png(name: str, image: Image.Image, key: int | tuple[int, int, int]) -> Case:
+    """A PNG whose transparency key ``key`` is the colour of its left half (made transparent)."""
+    data = encode(image, "PNG", transparency=key)
+    return Case(name, data, format="PNG", size=image.size, alpha=True, transparent_left_half=True)
 
 
 def indexed(width: int, height: int, colours: int) -> Image.Image:
@@ -372,24 +370,13 @@ def indexed(width: int, height: int, colours: int) -> Image.Image:
 
 
 def _png_palette_transparency() -> Case:
-    data = encode(indexed(100, 60, 16), "PNG", transparency=0)
-    return Case(
-        "png_palette_trns",
-        data,
-        format="PNG",
-        size=(100, 60),
-        alpha=True,
-        transparent_left_half=True,
-    )
+    return _left_half_keyed_png("png_palette_trns", indexed(100, 60, 16), 0)
 
 
 def _png_rgb_transparency_key() -> Case:
     image = noise_rgb(80, 80)
     image.paste((1, 2, 3), (0, 0, 40, 80))
-    data = encode(image, "PNG", transparency=(1, 2, 3))
-    return Case(
-        "png_rgb_trns", data, format="PNG", size=(80, 80), alpha=True, transparent_left_half=True
-    )
+    return _left_half_keyed_png("png_rgb_trns", image, (1, 2, 3))
 
 
 def _png_tiny() -> Case:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from stockday.aws.provision import create_bucket
 from stockday.objects.base import InvalidKey, ObjectStore
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.objects.s3 import S3ObjectStore
+from tests.support.adapters import adapter_fixture
 from tests.support.aws import emulator_config
 
 ObjectStoreFactory = Callable[[Path], Awaitable[ObjectStore]]
@@ -64,12 +65,7 @@ INVALID_KEYS = [
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=OBJECT_STORE_FACTORIES)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
-    factory: ObjectStoreFactory = request.param
-    adapter = await factory(tmp_path)
-    yield adapter
-    await adapter.close()
+store = adapter_fixture("store", OBJECT_STORE_FACTORIES)
 
 
 def payload(size: int, seed: int = 0) -> bytes:

@@ -6,6 +6,7 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,9 +41,8 @@ def new_bucket_name() -> str:
 
 @pytest.fixture
 def s3_client(config: AwsConfig) -> Iterator[S3Client]:
-    client = make_client("s3", config)
-    yield client
-    client.close()
+    with closing(make_client("s3", config)) as client:
+        yield client
 
 
 @pytest.fixture

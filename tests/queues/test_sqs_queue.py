@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from typing import TYPE_CHECKING
 
 import pytest
@@ -28,9 +29,8 @@ SETTING = "STOCKDAY_LOGO_EVENTS_QUEUE"
 
 @pytest.fixture
 def sqs(config: AwsConfig) -> Iterator[SQSClient]:
-    client = make_client("sqs", config)
-    yield client
-    client.close()
+    with closing(make_client("sqs", config)) as client:
+        yield client
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -69,73 +70,65 @@ async def test_retries_once_after_a_connection_failure_only() -> None:
     assert attempts == 1  # never retried: the caller's timeout is the most it waits
 
 
-def client_with(handler: httpx.MockTransport) -> SymbolClient:
-    http = httpx.AsyncClient(transport=handler, base_url="http://symbol")
-    return SymbolClient(http, timeout_seconds=1)
+class CountedStockSymbol:
+    """A stock-symbol behind a mock transport that counts the requests it sees (``seen``);
+    ``answer`` replies to the n-th one, or raises the transport error it meets."""
+
+    def __init__(self, answer: Callable[[int], httpx.Response]) -> None:
+        self.seen = 0
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            self.seen += 1
+            return answer(self.seen)
+
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://symbol")
+        self.client = SymbolClient(http, timeout_seconds=1)
 
 
 async def test_a_get_is_retried_once_when_the_replica_dies_mid_request() -> None:
-    seen = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal seen
-        seen += 1
+    def answer(seen: int) -> httpx.Response:
         if seen == 1:
             raise httpx.RemoteProtocolError("server disconnected without a response")
         return httpx.Response(404, json={"detail": "no such stock"})
 
-    symbols = client_with(httpx.MockTransport(handler))
-    assert await symbols.get_stock("ACME") is None
-    assert seen == 2
+    symbol = CountedStockSymbol(answer)
+    assert await symbol.client.get_stock("ACME") is None
+    assert symbol.seen == 2
 
 
 async def test_uploads_are_not_retried() -> None:
-    seen = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal seen
-        seen += 1
+    def answer(seen: int) -> httpx.Response:
         raise httpx.RemoteProtocolError("server disconnected without a response")
 
-    symbols = client_with(httpx.MockTransport(handler))
+    symbol = CountedStockSymbol(answer)
     with pytest.raises(Exception, match="failed"):
-        await symbols.forward_upload(b"--x--", "multipart/form-data; boundary=x")
-    assert seen == 1
+        await symbol.client.forward_upload(b"--x--", "multipart/form-data; boundary=x")
+    assert symbol.seen == 1
 
 
 async def test_a_dead_stock_symbol_is_not_called_once_the_breaker_opens() -> None:
-    seen = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal seen
-        seen += 1
-        return httpx.Response(503, json={"detail": "down"})
-
-    symbols = client_with(httpx.MockTransport(handler))
+    symbol = CountedStockSymbol(lambda seen: httpx.Response(503, json={"detail": "down"}))
     for _ in range(BREAKER_THRESHOLD):
         with pytest.raises(Exception, match="answered 503"):
-            await symbols.get_stock("ACME")
-    assert seen == BREAKER_THRESHOLD
+            await symbol.client.get_stock("ACME")
+    assert symbol.seen == BREAKER_THRESHOLD
     with pytest.raises(Exception, match="not called"):
-        await symbols.get_stock("ACME")
-    assert seen == BREAKER_THRESHOLD
+        await symbol.client.get_stock("ACME")
+    assert symbol.seen == BREAKER_THRESHOLD
 
 
 async def test_failed_readiness_probes_do_not_open_the_breaker() -> None:
     """At start-up stock-symbol is not listening yet: probes fail, page views must not."""
     up = False
-    seen = 0
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal seen
-        seen += 1
+    def answer(seen: int) -> httpx.Response:
         if not up:
             raise httpx.ConnectError("refused")
         return httpx.Response(404, json={"detail": "no such stock"})
 
-    symbols = client_with(httpx.MockTransport(handler))
+    symbol = CountedStockSymbol(answer)
     for _ in range(BREAKER_THRESHOLD + 2):
         with pytest.raises(Exception, match="failed"):
-            await symbols.ping()
+            await symbol.client.ping()
     up = True
-    assert await symbols.get_stock("ACME") is None  # called, not refused by an open breaker
+    assert await symbol.client.get_stock("ACME") is None  # called, not refused by an open breaker

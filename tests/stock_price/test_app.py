@@ -337,40 +337,42 @@ async def test_memo_is_bounded_least_recently_used_first() -> None:
     assert await memo.get("b", 60, lambda: value("b-reloaded")) == "b-reloaded"
 
 
-async def test_memo_shares_one_load_between_concurrent_misses() -> None:
-    memo = TtlMemo()
-    loads = 0
+class SuspendingLoad:
+    """A memo's load that counts its calls (``calls``) and suspends, as a real load does (the
+    other callers arrive meanwhile), then gives ``"value"`` or, if ``failing``, raises."""
 
-    async def load() -> str:
-        nonlocal loads
-        loads += 1
-        await asyncio.sleep(0)  # a real load suspends; the other callers arrive meanwhile
+    def __init__(self, *, failing: bool = False) -> None:
+        self.failing = failing
+        self.calls = 0
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.failing:
+            raise ProviderError("down")
         return "value"
 
+
+async def test_memo_shares_one_load_between_concurrent_misses() -> None:
+    memo = TtlMemo()
+    load = SuspendingLoad()
     results = await asyncio.gather(*(memo.get("k", 60, load) for _ in range(10)))
     assert results == ["value"] * 10
-    assert loads == 1
+    assert load.calls == 1
 
 
 async def test_memo_shares_failures_but_does_not_keep_them() -> None:
     memo = TtlMemo()
-    loads = 0
-
-    async def failing() -> str:
-        nonlocal loads
-        loads += 1
-        await asyncio.sleep(0)
-        raise ProviderError("down")
-
+    failing = SuspendingLoad(failing=True)
     results = await asyncio.gather(
         *(memo.get("k", 60, failing) for _ in range(3)), return_exceptions=True
     )
     assert all(isinstance(r, ProviderError) for r in results)
-    assert loads == 1
+    assert failing.calls == 1
     assert len(memo) == 0
     with pytest.raises(ProviderError):
         await memo.get("k", 60, failing)
-    assert loads == 2
+    assert failing.calls == 2
 
 
 async def test_memo_load_survives_a_caller_that_gives_up() -> None:

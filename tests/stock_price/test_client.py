@@ -22,6 +22,18 @@ def client_with(handler: Callable[[httpx.Request], httpx.Response]) -> StockPric
     )
 
 
+def always(status: int, body: object) -> tuple[StockPriceClient, list[str]]:
+    """A client of a stock-price that answers every request with ``status`` and JSON ``body``,
+    and the paths it was asked for."""
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(status, json=body)
+
+    return client_with(answer), calls
+
+
 async def test_answers_of_the_real_app_parse_into_the_contract_models() -> None:
     app = create_app(Settings(alpha_vantage_api_key=None))
     transport = httpx.ASGITransport(app=app)
@@ -38,26 +50,14 @@ async def test_answers_of_the_real_app_parse_into_the_contract_models() -> None:
 
 
 async def test_no_data_is_none_and_not_a_failure() -> None:
-    calls: list[str] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        return httpx.Response(404, json={"detail": "no data"})
-
-    prices = client_with(answer)
+    prices, calls = always(404, {"detail": "no data"})
     assert await prices.quote("NOPE") is None
     assert await prices.series("NOPE", Interval.DAILY) is None
     assert calls == ["/api/quotes/NOPE", "/api/series/NOPE"]
 
 
 async def test_one_failed_call_opens_the_breaker_and_the_next_call_is_skipped() -> None:
-    calls: list[str] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        return httpx.Response(503, json={"detail": "provider down"})
-
-    prices = client_with(answer)
+    prices, calls = always(503, {"detail": "provider down"})
     with pytest.raises(StockPriceUnavailable, match="503"):
         await prices.quote("AAPL")
     with pytest.raises(StockPriceUnavailable):
@@ -66,13 +66,7 @@ async def test_one_failed_call_opens_the_breaker_and_the_next_call_is_skipped() 
 
 
 async def test_an_unreadable_answer_fails_the_call_but_not_the_breaker() -> None:
-    calls: list[str] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        return httpx.Response(200, json={"price": "not a number"})
-
-    prices = client_with(answer)
+    prices, calls = always(200, {"price": "not a number"})
     for _ in range(2):
         with pytest.raises(StockPriceUnavailable, match="unreadable"):
             await prices.quote("AAPL")

@@ -6,7 +6,6 @@ import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 from scipy.stats import chisquare
 
 from stockday.contracts.messages import LogoRequested, decode
-from stockday.domain.stocks import Price, Stock, logo_key
+from stockday.domain.stocks import logo_key
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
@@ -22,6 +21,7 @@ from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
 from tests.support import images as sample_images
 from tests.support.seeded import seeded_stocks
+from tests.support.stocks import add_stock_with_a_known_price
 
 pytestmark = pytest.mark.anyio
 
@@ -299,12 +299,7 @@ async def test_logos_are_served_with_their_content_type(api: Api) -> None:
 
 async def test_price_falls_back_to_last_known_marked_stale(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, price_url="http://127.0.0.1:9", http_timeout_seconds=0.5)
-    repository = composition.stock_repository(settings)
-    stock = Stock.new("OLD", "Old Price Co")
-    await repository.add(stock)
-    known = Price(value=12.5, previous_close=12.0, as_of=date(2026, 11, 20), source="simulated")
-    await repository.update(stock.with_price(known), expected_version=1)
-    await repository.close()
+    await add_stock_with_a_known_price(settings)
     app = create_symbol_app(settings)  # its price client points at a closed port
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as c:
         body = (await c.get("/api/stocks/random")).json()

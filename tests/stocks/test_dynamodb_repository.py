@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import sys
 import uuid
@@ -18,8 +17,8 @@ from stockday.aws.clients import AwsConfig, make_client
 from stockday.aws.provision import create_table
 from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Price, Stock
-from stockday.stocks.base import StockExists
 from stockday.stocks.dynamodb import DynamoDbStockRepository
+from tests.stocks.churn import churn
 from tests.support.aws import emulator_config, new_stocks_table, unreachable_config
 from tests.support.servers import EMULATOR_ENV, ServerProcess, moto_server
 
@@ -198,16 +197,6 @@ async def test_list_and_random_never_scan(
         await repository.close()
 
 
-async def _churn(repository: DynamoDbStockRepository, worker: int) -> None:
-    for i in range(12):
-        await repository.add(Stock.new(f"W{worker}N{i}", f"Worker {worker} number {i}"))
-        with contextlib.suppress(StockExists):
-            await repository.add(Stock.new("SHARED", f"from worker {worker}"))
-        if i % 3 == 0:
-            await repository.delete(f"W{worker}N{i}")
-        assert await repository.random() is not None
-
-
 async def test_replicas_adding_and_deleting_concurrently_keep_slots_dense(
     serial_moto: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -222,7 +211,7 @@ async def test_replicas_adding_and_deleting_concurrently_keep_slots_dense(
         DynamoDbStockRepository(config, table, rng=random.Random(1000 + w)) for w in range(workers)
     ]
     try:
-        await asyncio.gather(*(_churn(r, w) for w, r in enumerate(replicas)))
+        await asyncio.gather(*(churn(r, w, rounds=12) for w, r in enumerate(replicas)))
     finally:
         for replica in replicas:
             await replica.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
 import sqlite3
 from pathlib import Path
@@ -11,22 +10,15 @@ from pathlib import Path
 import pytest
 
 from stockday.domain.errors import BackendUnavailable
-from stockday.domain.stocks import Stock
-from stockday.stocks.base import StockExists
 from stockday.stocks.sqlite import SqliteStockRepository
+from tests.stocks.churn import churn
 
 
 def _churn(path: str, worker: int, barrier: multiprocessing.synchronize.Barrier) -> None:
     async def run() -> None:
         repository = SqliteStockRepository(Path(path))
         barrier.wait()
-        for i in range(60):
-            await repository.add(Stock.new(f"W{worker}N{i}", f"Worker {worker} number {i}"))
-            with contextlib.suppress(StockExists):
-                await repository.add(Stock.new("SHARED", f"from worker {worker}"))
-            if i % 3 == 0:
-                await repository.delete(f"W{worker}N{i}")
-            assert await repository.random() is not None
+        await churn(repository, worker, rounds=60)
         await repository.close()
 
     asyncio.run(run())
