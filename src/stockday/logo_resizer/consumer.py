@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from stockday.contracts.messages import (
     LogoFailed,
@@ -39,19 +40,14 @@ log = logging.getLogger("stockday.logo_resizer")
 CONCURRENCY = 2
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogoResizer:
-    def __init__(
-        self,
-        *,
-        objects: ObjectStore,
-        events: MessageQueue,
-        max_side: int,
-        max_pixels: int,
-    ) -> None:
-        self.objects = objects
-        self.events = events
-        self.max_side = max_side
-        self.max_pixels = max_pixels
+    """Handles logo jobs: raw upload in, resized logo and its announcement out."""
+
+    objects: ObjectStore
+    events: MessageQueue
+    max_side: int
+    max_pixels: int
 
     async def handle(self, message: ReceivedMessage) -> None:
         job = decode(message.body)

@@ -60,37 +60,29 @@ class PriceSeries:
         )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PriceLookup:
     """Attaches market data to a stock without putting the provider on the hot path."""
 
-    def __init__(
-        self,
-        *,
-        cache: Cache,
-        prices: StockPriceClient,
-        repository: StockRepository,
-        ttl_seconds: int,
-        persist_interval_seconds: int,
-    ) -> None:
-        self._cache = cache
-        self._prices = prices
-        self._repository = repository
-        self._ttl = ttl_seconds
-        self._persist_interval = persist_interval_seconds
+    cache: Cache
+    prices: StockPriceClient
+    repository: StockRepository
+    ttl_seconds: int
+    persist_interval_seconds: int
 
     async def price_for(self, stock: Stock) -> Price | None:
-        cached = await self._cache.get(CACHE_KEY_PREFIX + stock.symbol)
+        cached = await self.cache.get(CACHE_KEY_PREFIX + stock.symbol)
         if cached is not None:
             return _decode(cached)
         try:
-            quote = await self._prices.quote(stock.symbol)
+            quote = await self.prices.quote(stock.symbol)
         except StockPriceUnavailable:
             quote = None
         if quote is None:
             return replace(stock.last_price, stale=True) if stock.last_price else None
         fresh = quote.to_price()
-        await self._cache.set(
-            CACHE_KEY_PREFIX + stock.symbol, _encode(fresh), ttl_seconds=self._ttl
+        await self.cache.set(
+            CACHE_KEY_PREFIX + stock.symbol, _encode(fresh), ttl_seconds=self.ttl_seconds
         )
         await self._remember(stock, fresh)
         return fresh
@@ -98,14 +90,14 @@ class PriceLookup:
     async def series_for(self, symbol: str, interval: Interval) -> PriceSeries | None:
         """The series from the cache, else from stock-price (then cached); None if unavailable."""
         key = f"{SERIES_KEY_PREFIX}{symbol}:{interval.value}"
-        cached = await self._cache.get(key)
+        cached = await self.cache.get(key)
         if cached is not None:
             try:
                 return PriceSeries.decode(cached)
             except (ValueError, KeyError, TypeError):
                 log.warning("unreadable cached series for %s %s; fetching again", symbol, interval)
         try:
-            answered = await self._prices.series(symbol, interval)
+            answered = await self.prices.series(symbol, interval)
         except StockPriceUnavailable:
             return None
         if answered is None:
@@ -118,20 +110,20 @@ class PriceLookup:
                 SeriesPoint(bar.date, bar.close) for bar in answered.bars[-MAX_SERIES_POINTS:]
             ),
         )
-        await self._cache.set(key, series.encode(), ttl_seconds=self._ttl)
+        await self.cache.set(key, series.encode(), ttl_seconds=self.ttl_seconds)
         return series
 
     async def _remember(self, stock: Stock, price: Price) -> None:
         """Store the price on the stock as the stale fallback, at most once per interval."""
         known = stock.last_price
         age = (utcnow() - stock.updated_at).total_seconds()
-        if known is not None and known.as_of == price.as_of and age < self._persist_interval:
+        if known is not None and known.as_of == price.as_of and age < self.persist_interval_seconds:
             return
         if known == price:
             return
         # A lost race means someone else wrote meanwhile; the next cache miss tries again.
         with contextlib.suppress(VersionConflict, StockNotFound):
-            await self._repository.update(stock.with_price(price), expected_version=stock.version)
+            await self.repository.update(stock.with_price(price), expected_version=stock.version)
 
 
 def _encode(price: Price) -> bytes:
