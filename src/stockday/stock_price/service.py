@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from stockday.contracts.prices import BarOut, QuoteOut, SeriesOut
 from stockday.domain.prices import Interval
 from stockday.domain.stocks import Price, normalize_symbol
@@ -53,11 +55,5 @@ class PriceService:
 
 
 def _bar_out(bar: Bar) -> BarOut:
-    return BarOut(
-        date=bar.day,
-        open=bar.open,
-        high=bar.high,
-        low=bar.low,
-        close=bar.close,
-        volume=bar.volume,
-    )
+    # The API names a bar's day ``date``; every other field is the bar's own.
+    return BarOut.model_validate({**asdict(bar), "date": bar.day})
