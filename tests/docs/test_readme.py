@@ -65,3 +65,24 @@ def test_relative_links_resolve(document: Path) -> None:
             continue
         path = target.split("#", 1)[0]
         assert (document.parent / path).exists(), f"{document.name} links to missing {target}"
+
+
+def test_the_repository_cites_nothing_outside_itself() -> None:
+    """Docs, code and pipelines point at the project's own docs/, never at a brief or tracker
+    that a reader of the repository does not have."""
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    outside = re.compile(rb"\b(SYSTEM|ENGINEERING)\.md\b|\bissue #?\d+\b", re.IGNORECASE)
+    citing = [
+        name.decode()
+        for name in tracked
+        if name
+        and not name.endswith(b".lock")
+        and not name.startswith(b"deploy/tools/")
+        and (ROOT / name.decode()).is_file()
+        and outside.search((ROOT / name.decode()).read_bytes())
+    ]
+    assert citing == []
