@@ -4,6 +4,7 @@ and docs/ link only to files that exist: they are the project's front door and i
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -70,8 +71,6 @@ def test_relative_links_resolve(document: Path) -> None:
 def test_the_repository_cites_nothing_outside_itself() -> None:
     """Docs, code and pipelines point at the project's own docs/, never at a brief or tracker
     that a reader of the repository does not have."""
-    import subprocess
-
     tracked = subprocess.run(
         ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
     ).stdout.split(b"\0")
