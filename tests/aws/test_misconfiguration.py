@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -68,31 +69,23 @@ NO_CREDENTIALS = {
     "AWS_WEB_IDENTITY_TOKEN_FILE": None,
 }
 
+
+# What a setting of each kind names, as the reasons spell it.
+RESOURCES = {"TABLE": "DynamoDB table", "QUEUE": "SQS queue", "BUCKET": "S3 bucket"}
+
+
+def missing(case_id: str, service: str, setting: str, name: str) -> Any:
+    """A case where `setting` names a resource that does not exist: the reason names the
+    resource and the setting to fix."""
+    resource = RESOURCES[setting.rsplit("_", 1)[1]]
+    return pytest.param(service, {setting: name}, [f"{resource} '{name}'", setting], id=case_id)
+
+
 CASES = [
-    pytest.param(
-        "stock-symbol",
-        {"STOCKDAY_DYNAMODB_TABLE": "no-such-table"},
-        ["DynamoDB table 'no-such-table'", "STOCKDAY_DYNAMODB_TABLE"],
-        id="missing-table",
-    ),
-    pytest.param(
-        "stock-symbol",
-        {"STOCKDAY_LOGO_JOBS_QUEUE": "no-such-queue"},
-        ["SQS queue 'no-such-queue'", "STOCKDAY_LOGO_JOBS_QUEUE"],
-        id="missing-queue",
-    ),
-    pytest.param(
-        "logo-resizer",
-        {"STOCKDAY_S3_BUCKET": "no-such-bucket"},
-        ["S3 bucket 'no-such-bucket'", "STOCKDAY_S3_BUCKET"],
-        id="missing-bucket",
-    ),
-    pytest.param(
-        "queue-worker",
-        {"STOCKDAY_LOGO_EVENTS_QUEUE": "no-such-events"},
-        ["SQS queue 'no-such-events'", "STOCKDAY_LOGO_EVENTS_QUEUE"],
-        id="missing-events-queue",
-    ),
+    missing("missing-table", "stock-symbol", "STOCKDAY_DYNAMODB_TABLE", "no-such-table"),
+    missing("missing-queue", "stock-symbol", "STOCKDAY_LOGO_JOBS_QUEUE", "no-such-queue"),
+    missing("missing-bucket", "logo-resizer", "STOCKDAY_S3_BUCKET", "no-such-bucket"),
+    missing("missing-events-queue", "queue-worker", "STOCKDAY_LOGO_EVENTS_QUEUE", "no-such-events"),
     pytest.param(
         "stock-symbol",
         {"STOCKDAY_AWS_REGION": "eu-west-3"},

@@ -138,12 +138,36 @@ def test_schema_validation_rejects_unknown_fields(manifests: dict[str, list[Mani
 # (ScaledObject spec, aws-sqs-queue trigger, TriggerAuthentication pod identity) and reject
 # any other, as the strict Kubernetes schemas do.
 _STRING = {"type": "string", "minLength": 1}
-_AWS_SQS_METADATA = {
+_METADATA = {
     "type": "object",
-    "additionalProperties": False,
-    "required": ["awsRegion"],
-    "oneOf": [{"required": ["queueURL"]}, {"required": ["queueURLFromEnv"]}],
-    "properties": {
+    "required": ["name", "namespace"],
+    "properties": {"name": _STRING, "namespace": _STRING},
+}
+
+
+def _closed_object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """An object schema that rejects any property but these; further keywords go on with `|`."""
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False}
+    if required is not None:
+        schema["required"] = required
+    return schema | {"properties": properties}
+
+
+def _keda_schema(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a whole KEDA object of this kind: its metadata and this spec."""
+    return _closed_object(
+        {
+            "apiVersion": {"const": "keda.sh/v1alpha1"},
+            "kind": {"const": kind},
+            "metadata": _METADATA,
+            "spec": spec,
+        },
+        required=["apiVersion", "kind", "metadata", "spec"],
+    )
+
+
+_AWS_SQS_METADATA = _closed_object(
+    {
         "queueURL": _STRING,
         "queueURLFromEnv": _STRING,
         "queueLength": {"type": "string", "pattern": "^[1-9][0-9]*$"},
@@ -154,126 +178,91 @@ _AWS_SQS_METADATA = {
         "scaleOnDelayed": {"enum": ["true", "false"]},
         "identityOwner": {"enum": ["pod", "operator"]},
     },
-}
-_TRIGGER = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["type", "metadata"],
-    "properties": {
+    required=["awsRegion"],
+) | {"oneOf": [{"required": ["queueURL"]}, {"required": ["queueURLFromEnv"]}]}
+_TRIGGER = _closed_object(
+    {
         "type": _STRING,
         "name": _STRING,
         "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
         "useCachedMetrics": {"type": "boolean"},
-        "authenticationRef": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["name"],
-            "properties": {
+        "authenticationRef": _closed_object(
+            {
                 "name": _STRING,
                 "kind": {"enum": ["TriggerAuthentication", "ClusterTriggerAuthentication"]},
             },
-        },
+            required=["name"],
+        ),
         "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
     },
+    required=["type", "metadata"],
+) | {
     "if": {"properties": {"type": {"const": "aws-sqs-queue"}}},
     "then": {"properties": {"metadata": _AWS_SQS_METADATA}},
 }
-_METADATA = {
-    "type": "object",
-    "required": ["name", "namespace"],
-    "properties": {"name": _STRING, "namespace": _STRING},
-}
-SCALED_OBJECT_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "keda.sh/v1alpha1"},
-        "kind": {"const": "ScaledObject"},
-        "metadata": _METADATA,
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["scaleTargetRef", "triggers"],
-            "properties": {
-                "scaleTargetRef": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["name"],
-                    "properties": {
-                        "apiVersion": _STRING,
-                        "kind": _STRING,
-                        "name": _STRING,
-                        "envSourceContainerName": _STRING,
-                    },
+SCALED_OBJECT_SCHEMA = _keda_schema(
+    "ScaledObject",
+    _closed_object(
+        {
+            "scaleTargetRef": _closed_object(
+                {
+                    "apiVersion": _STRING,
+                    "kind": _STRING,
+                    "name": _STRING,
+                    "envSourceContainerName": _STRING,
                 },
-                "pollingInterval": {"type": "integer", "minimum": 1},
-                "cooldownPeriod": {"type": "integer", "minimum": 0},
-                "initialCooldownPeriod": {"type": "integer", "minimum": 0},
-                "idleReplicaCount": {"type": "integer", "minimum": 0},
-                "minReplicaCount": {"type": "integer", "minimum": 0},
-                "maxReplicaCount": {"type": "integer", "minimum": 1},
-                "fallback": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["failureThreshold", "replicas"],
-                    "properties": {
-                        "failureThreshold": {"type": "integer", "minimum": 1},
-                        "replicas": {"type": "integer", "minimum": 0},
-                        "behavior": _STRING,
-                    },
+                required=["name"],
+            ),
+            "pollingInterval": {"type": "integer", "minimum": 1},
+            "cooldownPeriod": {"type": "integer", "minimum": 0},
+            "initialCooldownPeriod": {"type": "integer", "minimum": 0},
+            "idleReplicaCount": {"type": "integer", "minimum": 0},
+            "minReplicaCount": {"type": "integer", "minimum": 0},
+            "maxReplicaCount": {"type": "integer", "minimum": 1},
+            "fallback": _closed_object(
+                {
+                    "failureThreshold": {"type": "integer", "minimum": 1},
+                    "replicas": {"type": "integer", "minimum": 0},
+                    "behavior": _STRING,
                 },
-                "advanced": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "restoreToOriginalReplicaCount": {"type": "boolean"},
-                        "horizontalPodAutoscalerConfig": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "properties": {"name": _STRING, "behavior": {"type": "object"}},
-                        },
-                        "scalingModifiers": {"type": "object"},
-                    },
-                },
-                "triggers": {"type": "array", "minItems": 1, "items": _TRIGGER},
-            },
+                required=["failureThreshold", "replicas"],
+            ),
+            "advanced": _closed_object(
+                {
+                    "restoreToOriginalReplicaCount": {"type": "boolean"},
+                    "horizontalPodAutoscalerConfig": _closed_object(
+                        {"name": _STRING, "behavior": {"type": "object"}}
+                    ),
+                    "scalingModifiers": {"type": "object"},
+                }
+            ),
+            "triggers": {"type": "array", "minItems": 1, "items": _TRIGGER},
         },
-    },
-}
-TRIGGER_AUTHENTICATION_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "keda.sh/v1alpha1"},
-        "kind": {"const": "TriggerAuthentication"},
-        "metadata": _METADATA,
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "minProperties": 1,
-            "properties": {
-                "podIdentity": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["provider"],
-                    "properties": {
-                        "provider": {"enum": ["none", "aws", "aws-eks", "azure-workload", "gcp"]},
-                        "roleArn": _STRING,
-                        "identityOwner": {"enum": ["keda", "workload"]},
-                        "identityId": _STRING,
-                    },
-                    # KEDA: roleArn and identityOwner are mutually exclusive.
-                    "not": {"required": ["roleArn", "identityOwner"]},
+        required=["scaleTargetRef", "triggers"],
+    ),
+)
+TRIGGER_AUTHENTICATION_SCHEMA = _keda_schema(
+    "TriggerAuthentication",
+    _closed_object(
+        {
+            "podIdentity": _closed_object(
+                {
+                    "provider": {"enum": ["none", "aws", "aws-eks", "azure-workload", "gcp"]},
+                    "roleArn": _STRING,
+                    "identityOwner": {"enum": ["keda", "workload"]},
+                    "identityId": _STRING,
                 },
-                "secretTargetRef": {"type": "array"},
-                "env": {"type": "array"},
-                "configMapTargetRef": {"type": "array"},
-            },
-        },
-    },
-}
+                required=["provider"],
+            )
+            # KEDA: roleArn and identityOwner are mutually exclusive.
+            | {"not": {"required": ["roleArn", "identityOwner"]}},
+            "secretTargetRef": {"type": "array"},
+            "env": {"type": "array"},
+            "configMapTargetRef": {"type": "array"},
+        }
+    )
+    | {"minProperties": 1},
+)
 KEDA_SCHEMAS = {
     "ScaledObject": SCALED_OBJECT_SCHEMA,
     "TriggerAuthentication": TRIGGER_AUTHENTICATION_SCHEMA,
