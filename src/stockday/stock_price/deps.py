@@ -9,7 +9,8 @@ from fastapi import Depends, Request
 from stockday.stock_price.service import PriceService
 
 
-def get_price_service(request: Request) -> PriceService:
+# Async, so FastAPI calls it on the event loop instead of hopping to its thread pool.
+async def get_price_service(request: Request) -> PriceService:
     service: PriceService = request.app.state.prices
     return service
 

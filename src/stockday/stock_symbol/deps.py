@@ -10,7 +10,8 @@ from stockday.stock_symbol.context import SymbolContext
 from stockday.stock_symbol.service import StockService
 
 
-def get_stock_service(request: Request) -> StockService:
+# Async, so FastAPI calls it on the event loop instead of hopping to its thread pool.
+async def get_stock_service(request: Request) -> StockService:
     context: SymbolContext = request.app.state.context
     return context.service
 
