@@ -64,8 +64,8 @@ def create_app(
         security.SecurityHeaders, headers=security.security_headers(image_origins(settings))
     )
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
-    # /stocks/new before the pages' /stocks/{symbol}, which would take it otherwise.
-    include_routes(app, stocks.router, uploads.router, pages.router, logos.router)
+    # The home page first: it is most of the traffic, and routes are tried in order.
+    include_routes(app, pages.router, stocks.router, uploads.router, logos.router)
     return app
 
 

@@ -1,4 +1,4 @@
-"""The pages people read: home, a stock, the watchlist."""
+"""The pages people read most: home and the watchlist."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from fastapi.responses import HTMLResponse, Response
 from stockday.clients.stock_symbol import Refused
 from stockday.frontend.chart import parse_interval
 from stockday.frontend.deps import PagesDep, SiteDep, frontend_of
-from stockday.frontend.rendering import stock_path
 
 router = APIRouter()
 
@@ -53,15 +52,3 @@ async def watchlist(
             link=("/watchlist", "First page of the watchlist"),
         )
     return pages.page_with_flash(request, "watchlist.html", context, "/watchlist")
-
-
-@router.get("/stocks/{symbol}", response_class=HTMLResponse)
-async def stock_page(
-    request: Request, pages: PagesDep, site: SiteDep, symbol: str, interval: str = ""
-) -> Response:
-    """One stock with its chart; its logo appears by itself once processed."""
-    context = await site.stock_page(symbol, parse_interval(interval))
-    if context is None:
-        return pages.no_such_stock(request, symbol)
-    path = stock_path(context["stock"].symbol)
-    return pages.page_with_flash(request, "stock.html", context, path)

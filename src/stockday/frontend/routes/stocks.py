@@ -1,4 +1,4 @@
-"""Adding and deleting stocks: the forms and what submitting them does."""
+"""Stocks: a stock's page, and the forms that add and delete stocks."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.requests import ClientDisconnect
 
 from stockday.clients.stock_symbol import GENERAL, SymbolServiceUnavailable
 from stockday.frontend import security
+from stockday.frontend.chart import parse_interval
 from stockday.frontend.deps import PagesDep, SettingsDep, SiteDep
 from stockday.frontend.forms import (
     SMALL_FORM_BYTES,
@@ -38,6 +39,18 @@ router = APIRouter()
 async def new_stock(request: Request, pages: PagesDep, symbol: str = "") -> Response:
     """The add-stock form, with a fresh idempotency key."""
     return pages.form_page(request, StockForm(symbol=symbol.strip()[:32]))
+
+
+@router.get("/stocks/{symbol}", response_class=HTMLResponse)
+async def stock_page(
+    request: Request, pages: PagesDep, site: SiteDep, symbol: str, interval: str = ""
+) -> Response:
+    """One stock with its chart; its logo appears by itself once processed."""
+    context = await site.stock_page(symbol, parse_interval(interval))
+    if context is None:
+        return pages.no_such_stock(request, symbol)
+    path = stock_path(context["stock"].symbol)
+    return pages.page_with_flash(request, "stock.html", context, path)
 
 
 @router.post("/stocks", response_class=HTMLResponse)
