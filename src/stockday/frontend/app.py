@@ -16,11 +16,7 @@ from stockday.frontend.rendering import PACKAGE
 from stockday.frontend.routes import logos, pages, stocks, uploads
 from stockday.frontend.views import image_origins
 from stockday.runtime.settings import Settings, get_settings
-from stockday.runtime.web.service import (
-    app_from_environment,
-    include_routes,
-    install_service_runtime,
-)
+from stockday.runtime.web import serving
 
 
 def create_app(
@@ -52,7 +48,7 @@ def create_app(
         await app.state.frontend.symbols.ping()
 
     # Pages answer errors as pages (stockday.frontend.errors), not as the APIs' JSON.
-    install_service_runtime(
+    serving.install_service_runtime(
         app,
         settings,
         service="frontend",
@@ -65,10 +61,10 @@ def create_app(
     )
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
     # The home page first: it is most of the traffic, and routes are tried in order.
-    include_routes(app, pages.router, stocks.router, uploads.router, logos.router)
+    serving.include_routes(app, pages.router, stocks.router, uploads.router, logos.router)
     return app
 
 
 def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory``."""
-    return app_from_environment("frontend", create_app)
+    return serving.app_from_environment("frontend", create_app)

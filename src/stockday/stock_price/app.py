@@ -10,11 +10,7 @@ from fastapi import FastAPI
 from stockday.marketdata import build_provider
 from stockday.marketdata.base import MarketDataProvider
 from stockday.runtime.settings import Settings, get_settings
-from stockday.runtime.web.service import (
-    app_from_environment,
-    include_routes,
-    install_service_runtime,
-)
+from stockday.runtime.web import serving
 from stockday.stock_price.errors import install_price_error_handlers
 from stockday.stock_price.routes import quotes, series
 from stockday.stock_price.service import PriceService
@@ -52,12 +48,12 @@ def create_app(
     app.state.prices = PriceService(market)
     # The provider is deliberately not a readiness check: when it fails, every replica would
     # leave rotation at once; answering 503 quickly lets callers fall back instead.
-    install_service_runtime(app, settings, service="stock-price", readiness_checks=[])
+    serving.install_service_runtime(app, settings, service="stock-price", readiness_checks=[])
     install_price_error_handlers(app)
-    include_routes(app, quotes.router, series.router)
+    serving.include_routes(app, quotes.router, series.router)
     return app
 
 
 def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory``."""
-    return app_from_environment("stock-price", create_app)
+    return serving.app_from_environment("stock-price", create_app)

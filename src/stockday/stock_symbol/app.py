@@ -9,11 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from stockday.runtime.settings import Settings, get_settings
-from stockday.runtime.web.service import (
-    app_from_environment,
-    include_routes,
-    install_service_runtime,
-)
+from stockday.runtime.web import serving
 from stockday.stock_symbol.context import SymbolContext, build_context
 from stockday.stock_symbol.errors import install_stock_error_handlers
 from stockday.stock_symbol.routes import logos, stocks, uploads
@@ -48,14 +44,14 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.context = context
-    install_service_runtime(
+    serving.install_service_runtime(
         app, settings, service="stock-symbol", readiness_checks=context.readiness_checks
     )
     install_stock_error_handlers(app)
-    include_routes(app, uploads.router, stocks.router, logos.router)
+    serving.include_routes(app, uploads.router, stocks.router, logos.router)
     return app
 
 
 def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory``."""
-    return app_from_environment("stock-symbol", create_app)
+    return serving.app_from_environment("stock-symbol", create_app)
