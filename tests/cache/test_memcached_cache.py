@@ -66,6 +66,21 @@ def paused(process: subprocess.Popen[bytes]) -> Iterator[None]:
         process.send_signal(signal.SIGCONT)
 
 
+async def request_waiting_at(port: int) -> None:
+    """Poll until bytes sent to the (stopped) server on ``port`` wait unread in its socket:
+    the kernel's receive queue of the accepted connection, from /proc/net/tcp."""
+    deadline = time.monotonic() + 5
+    while True:
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rpartition(":")[2], 16)
+            unread = int(fields[4].partition(":")[2], 16)
+            if local_port == port and unread > 0:
+                return
+        assert time.monotonic() < deadline, "the request never reached the server's socket"
+        await asyncio.sleep(0.001)
+
+
 async def one_connection_cache(
     server: ServerProcess, clock: FakeClock, stored: dict[str, bytes]
 ) -> MemcachedCache:
@@ -160,7 +175,7 @@ async def test_a_cancelled_call_does_not_leave_its_reply_to_the_next_one() -> No
         cache = await one_connection_cache(server, clock, {"a": b"A", "b": b"B"})
         with paused(server.process):
             pending = asyncio.create_task(cache.get("a"))
-            await asyncio.sleep(TIMEOUT / 4)
+            await request_waiting_at(server.port)
             pending.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await pending
