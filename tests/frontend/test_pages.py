@@ -284,7 +284,6 @@ async def test_stock_symbol_down_gives_503_pages_not_500(settings: Settings) -> 
         assert state.status_code == 503
         assert "unavailable" in state.json()["detail"]
 
+        # Still in rotation: its own pages say what is wrong, better than the balancer's 503.
         assert (await browser.get("/api/ping")).status_code == 200
-        ready = await browser.get("/api/ready")
-        assert ready.status_code == 503
-        assert ready.json()["reasons"]
+        assert (await browser.get("/api/ready")).status_code == 200

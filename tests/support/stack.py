@@ -10,15 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from stockday.contracts.stocks import StockCreate
-from stockday.devstack.supervisor import (
-    CONSUMER_PORT_OFFSETS,
-    FRONTEND_BEHIND_GATEWAY_OFFSET,
-    PORT_OFFSETS,
-)
+from stockday.devstack.state import load_state
+from stockday.devstack.topology import Replica, Topology, port_offsets
 from stockday.runtime.settings import Settings
 from tests.support import images
 from tests.support.ports import HOST, free_ports
@@ -30,11 +28,8 @@ MAX_RECEIVES = 3
 
 
 def free_port_base(replicas: int = 2) -> int:
-    """A port base N whose every port of a stack (N+0..3, N+10+i, N+20+i) is free."""
-    offsets = [*PORT_OFFSETS.values(), FRONTEND_BEHIND_GATEWAY_OFFSET]
-    for first in CONSUMER_PORT_OFFSETS.values():
-        offsets += [first + i for i in range(replicas)]
-    return free_ports(offsets)
+    """A port base N whose every port of a stack (fronts, statistics, replicas) is free."""
+    return free_ports(port_offsets(replicas))
 
 
 def add_stock(api: httpx.Client, symbol: str, image: bytes | None = None) -> str:
@@ -82,10 +77,14 @@ class RunningStack(Started):
         port_base: int | None = None,
         replicas: int = 2,
         backend: str = "local",
+        zones: int = 1,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port_base = port_base if port_base is not None else free_port_base(replicas)
         self.replicas = replicas
+        self.zones = zones
+        self.topology = Topology(self.port_base, replicas, zones)
         self.backend = backend
         self.env = {
             "STOCKDAY_QUEUE_WAIT_SECONDS": "1",
@@ -95,6 +94,7 @@ class RunningStack(Started):
             "STOCKDAY_QUEUE_MAX_RECEIVES": str(MAX_RECEIVES),
             "STOCKDAY_DATA_DIR": str(data_dir),
             **backend_env(backend, self.port_base),
+            **(env or {}),
         }
         self.frontend = f"http://{HOST}:{self.port_base}"
         self.symbol = f"http://{HOST}:{self.port_base + 1}"
@@ -124,6 +124,7 @@ class RunningStack(Started):
                     *("--port-base", str(self.port_base)),
                     *("--data-dir", str(self.data_dir)),
                     *("--replicas", str(self.replicas)),
+                    *("--zones", str(self.zones)),
                     *provision,
                 ],
                 stdout=out,
@@ -154,13 +155,30 @@ class RunningStack(Started):
 
     @property
     def frontend_server(self) -> str:
-        """The frontend's uvicorn itself: behind HAProxy when it holds the site's port."""
-        url = f"http://{HOST}:{self.port_base + FRONTEND_BEHIND_GATEWAY_OFFSET}"
-        try:
-            httpx.get(f"{url}/api/ping", timeout=2.0).raise_for_status()
-        except httpx.HTTPError:
-            return self.frontend  # no gateway: the frontend serves the site's port
-        return url
+        """One frontend replica itself, not through HAProxy."""
+        return self.replica_url(self.replicas_of("frontend")[0])
+
+    def replicas_of(self, service: str) -> tuple[Replica, ...]:
+        return self.topology.replicas_of(service)
+
+    @staticmethod
+    def replica_url(replica: Replica) -> str:
+        return f"http://{replica.host}:{replica.port}"
+
+    def state(self) -> dict[str, Any]:
+        """What the running stack records about its processes (pids, zones, restarts)."""
+        return load_state(self.data_dir)
+
+    def pid_of(self, name: str) -> int:
+        """The pid of one process of the stack, by its name (``frontend-a0``, ``haproxy``)."""
+        for child in self.state()["children"]:
+            if child["name"] == name:
+                return int(child["pid"])
+        raise KeyError(name)
+
+    def stack_pids(self) -> dict[str, int]:
+        """Every process the stack runs now, by name."""
+        return {c["name"]: int(c["pid"]) for c in self.state()["children"] if c["pid"]}
 
     def output(self) -> str:
         return self.output_path.read_text() if self.output_path.exists() else ""
@@ -177,11 +195,10 @@ class RunningStack(Started):
 
     def consumer_pids(self, service: str) -> list[int]:
         """Consumer replicas' pids, as each one reports it on its health port's /api/ping."""
-        first = self.port_base + CONSUMER_PORT_OFFSETS[service]
         with httpx.Client(timeout=5.0) as client:
             return [
-                int(client.get(f"http://{HOST}:{first + i}/api/ping").json()["pid"])
-                for i in range(self.replicas)
+                int(client.get(f"{self.replica_url(r)}/api/ping").json()["pid"])
+                for r in self.replicas_of(service)
             ]
 
     def stop(self, timeout: float = 30.0) -> int:

@@ -25,12 +25,12 @@ def serve(
     service: HttpService,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
-    workers: Annotated[int, typer.Option(min=1)] = 1,
 ) -> None:
-    """Run one HTTP service under uvicorn (its workers are the service's replicas)."""
+    """Run one replica of an HTTP service: one uvicorn process (more replicas: more processes
+    behind a load balancer, as `stockday up` runs them)."""
     valid_settings()
-    argv = [*catalog.service_command(service.value, host, port), "--workers", str(workers)]
-    # Become uvicorn (exec, not a child), so that signals reach its supervisor directly.
+    argv = catalog.service_command(service.value, host, port)
+    # Become uvicorn (exec, not a child), so that signals reach it directly.
     os.execv(sys.executable, argv)  # noqa: S606
 
 

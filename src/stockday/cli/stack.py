@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from enum import StrEnum
@@ -10,15 +11,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
-from rich.table import Table
 
 from stockday.cli.aws import provision_resources, start_beside_stack
 from stockday.cli.session import StopSignal, console, valid_settings
 from stockday.devstack.emulator import stop_process
-from stockday.runtime import catalog
 
 if TYPE_CHECKING:
     from stockday.devstack.supervisor import Stack
+    from stockday.devstack.topology import Topology
 
 
 class Backend(StrEnum):
@@ -35,6 +35,15 @@ def up(
         typer.Option(help="Where all data lives [default: STOCKDAY_DATA_DIR or ./data]"),
     ] = None,
     replicas: Annotated[int, typer.Option(min=1, max=8, help="Replicas of each service")] = 2,
+    zones: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=8,
+            help="Zones to spread replicas over; each listens on loopback addresses of its own "
+            "(zone a on 127.0.1.x, zone b on 127.0.2.x...)",
+        ),
+    ] = 1,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness")] = 60.0,
     backend: Annotated[
         Backend | None, typer.Option(help="local or aws [default: STOCKDAY_BACKEND or local]")
@@ -52,9 +61,15 @@ def up(
     ] = False,
 ) -> None:
     """Start all five services, wait until ready, print the URL, run until Ctrl-C or SIGTERM."""
+    from stockday.devstack.haproxy import HAProxyMissing
     from stockday.devstack.supervisor import Stack
+    from stockday.devstack.topology import Topology
 
     settings = valid_settings()
+    directory = (data_dir or settings.data_dir).resolve()
+    topology = Topology(port_base=port_base, replicas=replicas, zones=zones)
+    _clear_leftovers(directory)
+    _refuse_taken_ports(topology)
     if backend is not None:
         settings = settings.model_copy(update={"backend": backend.value})
     if emulator and settings.backend != "aws":
@@ -68,26 +83,73 @@ def up(
     try:
         if settings.backend == "aws" and (emulator or provision):
             provision_resources(settings, on_emulator=emulator)
-        stack = Stack(
-            data_dir=data_dir or settings.data_dir,
-            port_base=port_base,
-            replicas=replicas,
-            settings=settings,
-            extra_env=extra_env,
-            say=console.print,
-        )
-        busy = stack.ports_in_use()
-        if busy:
-            console.print(f"[red]ports already in use: {busy}; is another stack running?[/red]")
-            raise typer.Exit(2)
+        try:
+            stack = Stack(
+                data_dir=directory,
+                topology=topology,
+                settings=settings,
+                extra_env=extra_env,
+                say=console.print,
+            )
+        except HAProxyMissing as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
         _run_stack(stack, ready_timeout)
     finally:
         for helper in helpers:
             stop_process(helper)
 
 
+def _clear_leftovers(directory: Path) -> None:
+    """Refuse a second stack on one data directory; stop what a dead one left running."""
+    from stockday.devstack.state import kill_and_wait, leftovers
+
+    found = leftovers(directory)
+    if found.supervisor is not None:
+        console.print(
+            f"[red]a stack is already running from {directory} (stockday up, pid "
+            f"{found.supervisor}); stop it first[/red]"
+        )
+        raise typer.Exit(2)
+    if found.processes:
+        names = ", ".join(f"{name} (pid {pid})" for name, pid in found.processes)
+        console.print(f"[yellow]an earlier run left processes behind; stopping {names}[/yellow]")
+        if survivors := kill_and_wait([pid for _, pid in found.processes]):
+            console.print(f"[red]could not stop {survivors}[/red]")
+            raise typer.Exit(2)
+
+
+def _refuse_taken_ports(topology: Topology) -> None:
+    """Name what holds a port the stack needs, instead of restarting a replica that cannot bind
+    it over and over."""
+    from stockday.devstack.state import port_holders
+
+    busy = [(host, port) for host, port in topology.ports() if _port_taken(host, port)]
+    if not busy:
+        return
+    holders = port_holders(busy)
+    for host, port in busy:
+        holder = holders.get(port, "another program")
+        console.print(f"[red]{host}:{port} is taken by {holder}[/red]")
+    console.print("[red]choose another --port-base, or stop what holds these ports[/red]")
+    raise typer.Exit(2)
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def _run_stack(stack: Stack, ready_timeout: float) -> None:
+    from stockday.devstack.status import render, scrape
+
     stop = StopSignal()
+    client = httpx.Client(timeout=1.0)
     started = time.monotonic()
     stack.start()
     console.print(f"starting {len(stack.children)} processes, data in {stack.data_dir}")
@@ -95,14 +157,15 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
     ready = False
     while not stop.requested and time.monotonic() < deadline:
         stack.supervise_once()
-        if all(stack.readiness().values()):
+        if all(row.ready for row in scrape(stack.describe(), client)):
             ready = True
             break
         time.sleep(0.1)
     if stop.requested:
         stack.stop()
         return
-    _print_status(stack)
+    console.print(render(scrape(stack.describe(), client), None, 0.0))
+    client.close()
     if not ready:
         console.print(f"[red]not all services became ready in {ready_timeout:.0f}s[/red]")
         console.print(f"logs: {stack.log_dir}")
@@ -121,24 +184,6 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
         console.print("stopped")
 
 
-def _print_status(stack: Stack) -> None:
-    http = {service.name for service in catalog.HTTP_SERVICES}
-    ready = stack.readiness()
-    table = Table(title="Stock-of-the-Day")
-    for column in ("service", "replica", "pid", "health port", "ready", "restarts"):
-        table.add_column(column)
-    for child in stack.children:
-        table.add_row(
-            child.service,
-            f"{stack.replicas} workers" if child.service in http else str(child.replica),
-            str(child.pid or "-"),
-            str(child.port),
-            "yes" if ready.get((child.service, child.replica)) else "[red]no[/red]",
-            str(child.restarts),
-        )
-    console.print(table)
-
-
 def status(
     data_dir: Annotated[
         Path | None,
@@ -147,10 +192,11 @@ def status(
     once: Annotated[bool, typer.Option(help="Print totals once instead of a live view")] = False,
     interval: Annotated[float, typer.Option(min=0.5, help="Seconds between refreshes")] = 2.0,
 ) -> None:
-    """Each service's replicas, health, and request, error and latency figures, live."""
+    """Every replica by zone: health, place in the load balancer, requests, errors, latency."""
     from rich.live import Live
 
-    from stockday.devstack.status import load_state, render, scrape
+    from stockday.devstack.state import load_state
+    from stockday.devstack.status import render, scrape
 
     directory = (data_dir or valid_settings().data_dir).resolve()
     try:
@@ -163,13 +209,13 @@ def status(
         if once:
             console.print(render(rows, None, 0.0))
             return
-        previous = {row.port: row.traffic for row in rows}
+        previous = {row.name: row.traffic for row in rows}
         with Live(render(rows, None, 0.0), console=console, auto_refresh=False) as view:
             try:
                 while True:
                     time.sleep(interval)
                     rows = scrape(load_state(directory), client)
                     view.update(render(rows, previous, interval), refresh=True)
-                    previous = {row.port: row.traffic for row in rows}
+                    previous = {row.name: row.traffic for row in rows}
             except (KeyboardInterrupt, FileNotFoundError):
                 pass

@@ -1,115 +1,134 @@
-"""What `stockday status` shows: each service's processes, health and traffic, from its endpoints.
+"""What `stockday status` shows: every replica by zone, its health and its traffic.
 
-The running stack records where its processes are (``<data-dir>/run/stack.json``); each row is
-read from the service's own ``/api/ready`` and ``/metrics``, so the command shows what a
-monitoring system would scrape. Rates and latency quantiles are computed between two scrapes.
+The running stack records where its processes are (``<data-dir>/run/stack.json``). Each row is
+read from the replica's own ``/api/ready`` and ``/metrics`` (each replica exports its own
+metrics, as each pod does), and from HAProxy's statistics, which say whether the load balancer
+has the replica in rotation. Rates and latency quantiles are computed between two scrapes.
 """
 
 from __future__ import annotations
 
-import json
+import csv
+import io
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.table import Table
 
-from stockday.devstack.processes import alive, uvicorn_workers
+from stockday.devstack.state import same_process
+from stockday.devstack.topology import GATEWAY
 from stockday.release.traffic import Traffic, parse_traffic
-from stockday.runtime.catalog import HTTP_SERVICES
-
-HTTP_SERVICE_NAMES = frozenset(service.name for service in HTTP_SERVICES)
 
 
 @dataclass
 class Row:
+    name: str
     service: str
-    replica: str
+    zone: str
     pid: int | None
-    port: int
+    address: str
     alive: bool
     ready: bool
+    rotation: str  # HAProxy's word for the server: UP, DOWN, "UP 1/2"...; "" if not balanced
     reason: str
     traffic: Traffic
+    restarts: int = 0
 
 
-def load_state(data_dir: Path) -> dict[str, object]:
-    path = data_dir / "run" / "stack.json"
-    if not path.exists():
-        raise FileNotFoundError(f"no running stack recorded in {path}")
-    state: dict[str, object] = json.loads(path.read_text())
-    return state
+def rotation(stats_url: str, client: httpx.Client) -> dict[str, str]:
+    """HAProxy's status of each server, by server name (the replica's name)."""
+    try:
+        answer = client.get(f"{stats_url};csv")
+        answer.raise_for_status()
+    except httpx.HTTPError:
+        return {}
+    lines = answer.text.lstrip("# ")
+    states = {}
+    for record in csv.DictReader(io.StringIO(lines)):
+        if record.get("svname") not in (None, "FRONTEND", "BACKEND"):
+            states[record["svname"]] = record.get("status", "")
+    return states
 
 
-def worker_count(master: int) -> int:
-    """uvicorn workers of a master process."""
-    return len(uvicorn_workers(master))
-
-
-def pid_alive(pid: int | None) -> bool:
-    return pid is not None and alive(pid)
-
-
-def scrape(state: dict[str, object], client: httpx.Client) -> list[Row]:
+def scrape(state: dict[str, Any], client: httpx.Client) -> list[Row]:
+    in_rotation = rotation(str(state.get("stats_url", "")), client)
     rows = []
-    children = state.get("children", [])
-    assert isinstance(children, list)
-    for child in children:
-        service, port, pid = child["service"], int(child["port"]), child.get("pid")
-        alive = pid_alive(pid)
-        ready, reason, traffic = False, "", Traffic()
-        if service == "gateway":  # HAProxy: its port answers for the frontend behind it
-            rows.append(Row(service, "haproxy", pid, port, alive, alive, "", traffic))
+    for child in state.get("children", []):
+        name, service = str(child["name"]), str(child["service"])
+        pid = child.get("pid")
+        alive = same_process(pid, child.get("started"))
+        restarts = int(child.get("restarts", 0))
+        if service == GATEWAY:
+            up = alive and bool(in_rotation)
+            rows.append(
+                Row(name, service, "-", pid, state["url"], alive, up, "", "", Traffic(), restarts)
+            )
             continue
+        address = f"{child['host']}:{child['port']}"
+        ready, reason, traffic = False, "", Traffic()
         try:
-            answer = client.get(f"http://127.0.0.1:{port}/api/ready")
+            answer = client.get(f"http://{address}/api/ready")
             ready = answer.status_code == 200
             if not ready:
                 reason = "; ".join(answer.json().get("reasons", [])) or str(answer.status_code)
-            traffic = parse_traffic(client.get(f"http://127.0.0.1:{port}/metrics").text)
+            traffic = parse_traffic(client.get(f"http://{address}/metrics").text)
         except (httpx.HTTPError, ValueError) as exc:
             reason = f"not answering: {type(exc).__name__}"
-        http = service in HTTP_SERVICE_NAMES
-        replica = str(child["replica"])
-        if http and alive and pid:
-            replica = f"{worker_count(pid)} workers"
-        rows.append(Row(service, replica, pid, port, alive, ready, reason, traffic))
-    return rows
+        status = in_rotation.get(name, "")
+        zone = str(child.get("zone") or "-")
+        rows.append(
+            Row(name, service, zone, pid, address, alive, ready, status, reason, traffic, restarts)
+        )
+    return sorted(rows, key=lambda row: (row.zone != "-", row.zone, row.service, row.name))
 
 
-def render(rows: list[Row], previous: dict[int, Traffic] | None, seconds: float) -> Table:
-    """The status table; with a previous scrape, rates over ``seconds``, else totals."""
+def render(rows: list[Row], previous: dict[str, Traffic] | None, seconds: float) -> Table:
+    """The status table, by zone; with a previous scrape, rates over ``seconds``, else totals."""
     live = previous is not None
     title = f"Stock-of-the-Day, last {seconds:.0f} s" if live else "Stock-of-the-Day, since start"
     table = Table(title=title)
-    columns = ["service", "replicas", "pid", "port", "health"]
+    columns = ["zone", "replica", "pid", "address", "health", "in rotation", "restarts"]
     columns += ["req/s" if live else "requests", "errors", "p50 ms", "p99 ms"]
     for column in columns:
-        table.add_column(column, justify="right" if column not in ("service", "health") else "left")
+        table.add_column(column, justify="left" if column in _LEFT else "right")
     for row in rows:
-        traffic = row.traffic.since(previous.get(row.port)) if previous is not None else row.traffic
-        if not row.alive:
-            health = "[red]down[/red]"
-        elif row.ready:
-            health = "[green]ready[/green]"
-        else:
-            health = f"[yellow]not ready[/yellow] {row.reason}"[:120]
+        traffic = row.traffic.since(previous.get(row.name)) if previous is not None else row.traffic
         volume = f"{traffic.requests / seconds:.1f}" if live else f"{traffic.requests:.0f}"
         errors = f"{100 * traffic.errors / traffic.requests:.1f}%" if traffic.requests else "-"
-        p50, p99 = traffic.quantile(0.5), traffic.quantile(0.99)
         table.add_row(
-            row.service,
-            row.replica,
+            row.zone,
+            row.name,
             str(row.pid or "-"),
-            str(row.port),
-            health,
+            row.address,
+            _health(row),
+            _rotation(row.rotation),
+            str(row.restarts),
             volume,
             errors,
-            _ms(p50),
-            _ms(p99),
+            _ms(traffic.quantile(0.5)),
+            _ms(traffic.quantile(0.99)),
         )
     return table
+
+
+_LEFT = {"zone", "replica", "address", "health", "in rotation"}
+
+
+def _health(row: Row) -> str:
+    if not row.alive:
+        return "[red]down[/red]"
+    if row.ready:
+        return "[green]ready[/green]"
+    return f"[yellow]not ready[/yellow] {row.reason}"[:120]
+
+
+def _rotation(status: str) -> str:
+    if not status:
+        return "-"
+    colour = "green" if status.startswith("UP") else "red"
+    return f"[{colour}]{status}[/{colour}]"
 
 
 def _ms(seconds: float | None) -> str:

@@ -1,81 +1,93 @@
-"""`stockday up`: every service as real processes on the loopback interface, supervised.
+"""`stockday up`: every replica of every service as a process of its own, behind HAProxy.
 
-HTTP services run under uvicorn's own multi-process supervisor (``--workers``), which restarts
-dead workers and kills hung ones; all replicas of a service share its port. Consumers are
-separate processes. This module restarts any top-level child that exits (a dead uvicorn master
-or a consumer) with a capped backoff, and kills a consumer that is alive but no longer answers
-its liveness probe (stopped, or its event loop blocked) so that the restart replaces it:
-uvicorn has no supervisor for those.
+The local picture of a Kubernetes deployment: each replica is a pod (one single-process server,
+or one consumer, on an address and port of its own, in a zone), HAProxy is the Service and the
+load balancer, and this supervisor is the kubelet and the deployment controller in one:
+- it restarts any child that exits, with a backoff that doubles up to 30 s and resets after a
+  healthy minute; HAProxy itself comes back within a fraction of a second;
+- it probes each replica's liveness (``/api/ping``) from inside the replica's zone and kills one
+  that stays silent for the ``hang_seconds`` setting (stopped, or its event loop blocked), so
+  that the restart replaces it; HAProxy's readiness checks have taken it out of rotation long
+  before;
+- nothing it starts outlives it: each child gets SIGKILL from the kernel if the supervisor dies
+  (``PR_SET_PDEATHSIG``), and the supervisor adopts any process a child leaves behind
+  (``PR_SET_CHILD_SUBREAPER``) and kills it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
-import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import httpx
+import psutil
 
+from stockday.devstack import partition
 from stockday.devstack.haproxy import haproxy_binary, haproxy_config
+from stockday.devstack.probes import PingProbe
+from stockday.devstack.state import started_at, state_path, write_state
+from stockday.devstack.topology import FRONT_HOST, GATEWAY, Replica, Topology
 from stockday.runtime import catalog
 from stockday.runtime.catalog import service_command
 from stockday.runtime.settings import Settings
 
-GATEWAY = "gateway"
-# With HAProxy in front, the frontend's own uvicorn listens here (the site stays on N).
-FRONTEND_BEHIND_GATEWAY_OFFSET = 3
-GATEWAY_DRAIN_SECONDS = 10.0
-# Where each service sits above the port base, from the catalog.
-PORT_OFFSETS = {s.name: s.port_offset for s in catalog.HTTP_SERVICES}
-CONSUMER_PORT_OFFSETS = {s.name: s.port_offset for s in catalog.CONSUMERS}
 MAX_RESTART_DELAY = 30.0
+FIRST_RESTART_DELAY = 0.5
+# HAProxy holds every front port: it is restarted at once, and never waits long.
+GATEWAY_RESTART_DELAY = 0.05
+MAX_GATEWAY_RESTART_DELAY = 0.5
+HEALTHY_SECONDS = 60.0
 STOP_GRACE_SECONDS = 15.0
-
-# One probe per consumer at most this often, each given this long to answer. A consumer silent
-# for the hang_seconds setting is hung (stopped, or its event loop blocked): its default is the
-# limit uvicorn applies to its own workers (--timeout-worker-healthcheck 10).
-PING_INTERVAL_SECONDS = 2.0
-PING_TIMEOUT_SECONDS = 1.0
-# A starting consumer imports its modules, opens its queue and binds its port: until it first
-# answers, the hang limit counts from this long after its start, not from its start.
+GATEWAY_DRAIN_SECONDS = 10.0
+# One liveness probe per replica at most this often. A replica that has not answered for the
+# hang_seconds setting is hung; until it first answers, the limit counts from this long after
+# its start (it imports its modules, opens its stores and binds its port meanwhile).
+PING_INTERVAL_SECONDS = 1.0
 START_GRACE_SECONDS = 10.0
 
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 
-def health_ports(service: str, port_base: int, replicas: int) -> list[int]:
-    """Ports where a service answers /api/ping: one per consumer replica, one per HTTP service."""
-    found = catalog.service(service)
-    if found.is_http:
-        return [port_base + found.port_offset]
-    return [port_base + found.port_offset + i for i in range(replicas)]
+
+def _prctl(option: int, value: int) -> None:
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(option, value)
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: the kernel SIGKILLs it when the supervisor dies, even by
+    SIGKILL. SIGKILL, not SIGTERM: a stopped (SIGSTOP) child would never act on SIGTERM."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
 class Child:
-    service: str
-    replica: int
-    port: int
+    name: str  # a replica's name (``frontend-a0``), or ``haproxy``
+    replica: Replica | None  # None for HAProxy
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
+    started: float | None = None  # psutil's create time, recorded in the state file
     restarts: int = 0
-    started_at: float = 0.0
+    spawned_at: float = 0.0
     next_start: float = 0.0
-    backoff: float = 0.5
-    env: dict[str, str] = field(default_factory=dict)
+    backoff: float = FIRST_RESTART_DELAY
     probe: PingProbe | None = None
     next_probe: float = 0.0
     answered_at: float | None = None
     last_probe_failed: bool = False
     killed_as_hung: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def service(self) -> str:
+        return self.replica.service if self.replica else GATEWAY
 
     @property
     def pid(self) -> int | None:
@@ -86,159 +98,77 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
 
-class PingProbe:
-    """One ``GET /api/ping`` on a non-blocking socket, advanced a step on each supervisor pass.
-
-    By hand rather than with httpx: the supervisor must never wait on a hung child, and it must
-    not start threads (children are spawned with a ``preexec_fn``, unsafe once threads exist).
-    """
-
-    def __init__(self, host: str, port: int, now: float) -> None:
-        self.started = now
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setblocking(False)
-        request = f"GET /api/ping HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
-        self._unsent = request.encode()
-        self._received = b""
-        self._refused = self._socket.connect_ex((host, port)) not in (0, errno.EINPROGRESS)
-
-    def poll(self, now: float) -> bool | None:
-        """True once answered 200; False if refused, broken or late; None while waiting."""
-        if self._refused:
-            return False
-        try:
-            while self._unsent:  # EAGAIN until the connection is established
-                self._unsent = self._unsent[self._socket.send(self._unsent) :]
-            while b"\r\n" not in self._received and len(self._received) < 1024:
-                chunk = self._socket.recv(1024)
-                if not chunk:
-                    break
-                self._received += chunk
-        except BlockingIOError:
-            return None if now - self.started < PING_TIMEOUT_SECONDS else False
-        except OSError:
-            return False
-        status = self._received.split(b"\r\n", 1)[0].split()
-        return len(status) >= 2 and status[0].startswith(b"HTTP/") and status[1] == b"200"
-
-    def close(self) -> None:
-        self._socket.close()
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM this child when `stockday up` dies, even by SIGKILL."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except OSError:
-        pass
-
-
 class Stack:
     def __init__(
         self,
         *,
         data_dir: Path,
-        port_base: int,
-        replicas: int,
+        topology: Topology,
         settings: Settings,
-        host: str = "127.0.0.1",
         log_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
         say: Callable[[str], None] = print,
     ) -> None:
         self.data_dir = data_dir.resolve()
-        self.port_base = port_base
-        self.replicas = replicas
-        self.host = host
+        self.topology = topology
         self.log_dir = (log_dir or self.data_dir / "logs").resolve()
         self.say = say
         self.stopping = False
+        self.started_at = 0.0
+        self.hang_seconds = settings.hang_seconds
         self.env = {
             **os.environ,
             "STOCKDAY_DATA_DIR": str(self.data_dir),
-            "STOCKDAY_SYMBOL_URL": f"http://{host}:{port_base + 1}",
-            "STOCKDAY_PRICE_URL": f"http://{host}:{port_base + 2}",
+            "STOCKDAY_SYMBOL_URL": topology.front_url("stock-symbol"),
+            "STOCKDAY_PRICE_URL": topology.front_url("stock-price"),
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }
-        self.hang_seconds = settings.hang_seconds
-        self.gateway = settings.gateway
         self.children = self._plan()
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port_base}/"
+        return self.topology.site_url
 
-    def _plan(self) -> list[Child]:
-        # Each service's own entry point, not the `stockday` CLI: uvicorn's spawned workers
-        # re-import the main module, and the CLI's imports would slow every one of them.
-        children: list[Child] = []
-        haproxy = haproxy_binary() if self.gateway else None
-        if haproxy:
-            # HAProxy takes the site's port and forwards to the frontend on a port of its own.
-            argv = [haproxy, "-db", "-f", str(self.gateway_config_path)]
-            children.append(Child(GATEWAY, 0, self.port_base + PORT_OFFSETS["frontend"], argv))
-        start_order = tuple(reversed(catalog.SERVICES))  # called services before their callers
-        for service in (s for s in start_order if s.is_http):
-            port = self.port_base + service.port_offset
-            if service.name == "frontend" and haproxy:
-                port = self.port_base + FRONTEND_BEHIND_GATEWAY_OFFSET
-            argv = [
-                *service_command(service.name, self.host, port),
-                "--workers",
-                str(self.replicas),
-            ]
-            # uvicorn's workers share one metrics view (prometheus_client's multiprocess mode),
-            # so /metrics answers for the service whichever worker serves it.
-            metrics_dir = self.data_dir / "run" / "metrics" / service.name
-            env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-            children.append(Child(service.name, 0, port, argv, env=env))
-        for service in (s for s in start_order if not s.is_http):
-            ports = health_ports(service.name, self.port_base, self.replicas)
-            for replica, port in enumerate(ports):
-                argv = service_command(service.name, self.host, port)
-                children.append(Child(service.name, replica, port, argv))
-        return children
-
-    def ports_in_use(self) -> list[int]:
-        busy = []
-        for child in self.children:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                if probe.connect_ex((self.host, child.port)) == 0:
-                    busy.append(child.port)
-        return busy
+    @property
+    def replicas(self) -> int:
+        return self.topology.replicas
 
     @property
     def gateway_config_path(self) -> Path:
         return self.data_dir / "run" / "haproxy.cfg"
 
+    @property
+    def state_path(self) -> Path:
+        return state_path(self.data_dir)
+
+    def _plan(self) -> list[Child]:
+        gateway = [haproxy_binary(), "-db", "-f", str(self.gateway_config_path)]
+        children = [Child(GATEWAY, None, gateway, backoff=GATEWAY_RESTART_DELAY)]
+        for replica in self.topology.all_replicas:
+            # Each service's own entry point, not the `stockday` CLI and its heavier imports.
+            argv = service_command(replica.service, replica.host, replica.port)
+            children.append(Child(replica.name, replica, argv))
+        return children
+
+    def replicas_of(self, service: str) -> list[Child]:
+        return [c for c in self.children if c.service == service]
+
     def start(self) -> None:
+        """Write HAProxy's configuration and start every process, HAProxy first."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        if any(child.service == GATEWAY for child in self.children):
-            self.gateway_config_path.parent.mkdir(parents=True, exist_ok=True)
-            self.gateway_config_path.write_text(
-                haproxy_config(
-                    host=self.host,
-                    port=self.port_base + PORT_OFFSETS["frontend"],
-                    frontend_port=self.port_base + FRONTEND_BEHIND_GATEWAY_OFFSET,
-                )
-            )
-        else:
-            self.say("haproxy is not installed: the frontend is served directly, without retries")
+        self.gateway_config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.gateway_config_path.write_text(haproxy_config(self.topology))
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        self.started_at = time.time()
+        self._heal_partitions()  # rules left by a chaos command that was killed
         for child in self.children:
             self._spawn(child)
         self._write_state()
 
     def _spawn(self, child: Child) -> None:
-        log_path = self.log_dir / f"{child.service}-{child.replica}.log"
-        if metrics_dir := child.env.get("PROMETHEUS_MULTIPROC_DIR"):
-            # A fresh master starts fresh counters: files of an earlier run would be summed in.
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            Path(metrics_dir).mkdir(parents=True)
-        with open(log_path, "ab") as log:
+        with open(self.log_dir / f"{child.name}.log", "ab") as log:
             child.process = subprocess.Popen(
                 child.argv,
                 env={**self.env, **child.env},
@@ -248,74 +178,69 @@ class Stack:
                 start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
                 preexec_fn=die_with_parent,  # safe: `up` is single-threaded
             )
-        child.started_at = time.monotonic()
+        child.started = started_at(child.process.pid)
+        child.spawned_at = time.monotonic()
         self._end_probe(child)
-        child.next_probe = child.started_at + PING_INTERVAL_SECONDS
+        child.next_probe = child.spawned_at + PING_INTERVAL_SECONDS
         child.answered_at = None
         child.last_probe_failed = child.killed_as_hung = False
 
-    @property
-    def state_path(self) -> Path:
-        return self.data_dir / "run" / "stack.json"
-
     def _write_state(self) -> None:
-        """Where every process is, for `stockday status` (written on every start and restart)."""
-        state = {
+        """Where every process is, for `stockday status` and `stockday chaos`."""
+        write_state(self.data_dir, self.describe())
+
+    def describe(self) -> dict[str, Any]:
+        plan = self.topology
+        return {
             "url": self.url,
-            "replicas": self.replicas,
-            "children": [
-                {"service": c.service, "replica": c.replica, "port": c.port, "pid": c.pid}
-                for c in self.children
-            ],
+            "port_base": plan.port_base,
+            "replicas": plan.replicas,
+            "zones": [zone.name for zone in plan.zone_list],
+            "stats_url": f"http://{FRONT_HOST}:{plan.stats_port}/",
+            "supervisor": {"pid": os.getpid(), "started": started_at(os.getpid())},
+            "children": [_describe_child(c) for c in self.children],
         }
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state, indent=2))
-        temporary.replace(self.state_path)
 
     def supervise_once(self) -> None:
-        """Kill hung consumers; restart children that exited, with a backoff that resets after a
-        healthy minute. Never waits on a child: a pass costs a few non-blocking socket calls."""
+        """Kill hung replicas; restart children that exited, each after its backoff. Never
+        waits on a child: a pass costs a few non-blocking socket calls."""
+        if self.stopping:
+            return
         now = time.monotonic()
-        if not self.stopping:
-            self._kill_hung_consumers(now)
+        self._kill_hung(now)
         for child in self.children:
-            if self.stopping or child.process is None or child.running:
+            if child.process is None or child.running:
                 continue
             if child.next_start == 0.0:
-                code = child.process.returncode
-                if now - child.started_at > 60:
-                    child.backoff = 0.5
-                child.next_start = now + child.backoff
-                child.backoff = min(MAX_RESTART_DELAY, child.backoff * 2)
-                self.say(
-                    f"{child.service}[{child.replica}] exited with {code}; "
-                    f"restarting in {child.next_start - now:.1f}s"
-                )
+                self._schedule_restart(child, now)
             elif now >= child.next_start:
                 child.next_start = 0.0
                 child.restarts += 1
                 self._spawn(child)
                 self._write_state()
 
-    def _kill_hung_consumers(self, now: float) -> None:
-        """Probe each running consumer's /api/ping and SIGKILL one silent for the hang limit.
+    def _schedule_restart(self, child: Child, now: float) -> None:
+        assert child.process is not None
+        self._reap_strays()
+        gateway = child.replica is None
+        if now - child.spawned_at > HEALTHY_SECONDS:
+            child.backoff = GATEWAY_RESTART_DELAY if gateway else FIRST_RESTART_DELAY
+        child.next_start = now + child.backoff
+        limit = MAX_GATEWAY_RESTART_DELAY if gateway else MAX_RESTART_DELAY
+        child.backoff = min(limit, child.backoff * 2)
+        self.say(
+            f"{child.name} exited with {child.process.returncode}; "
+            f"restarting in {child.next_start - now:.1f}s"
+        )
 
-        HTTP services are left to uvicorn, whose master already kills workers that stop
-        answering its own health pings.
-        """
+    def _kill_hung(self, now: float) -> None:
         for child in self.children:
-            if (
-                child.service not in CONSUMER_PORT_OFFSETS
-                or child.process is None
-                or not child.running
-            ):
+            replica = child.replica
+            if replica is None or not child.running or child.killed_as_hung:
                 self._end_probe(child)
                 continue
-            if child.killed_as_hung:
-                continue
             if child.probe is None and now >= child.next_probe:
-                child.probe = PingProbe(self.host, child.port, now)
+                child.probe = PingProbe(replica.host, replica.port, now, replica.zone.probe_source)
                 child.next_probe = now + PING_INTERVAL_SECONDS
             if child.probe is not None and (answered := child.probe.poll(now)) is not None:
                 self._end_probe(child)
@@ -323,8 +248,8 @@ class Stack:
                 if answered:
                     child.answered_at = now
             if child.answered_at is None:  # still starting
-                silent = now - (child.started_at + START_GRACE_SECONDS)
-                since = f"{now - child.started_at:.1f}s after its start"
+                silent = now - (child.spawned_at + START_GRACE_SECONDS)
+                since = f"{now - child.spawned_at:.1f}s after its start"
             else:
                 silent = now - child.answered_at
                 since = f"for {silent:.1f}s"
@@ -332,15 +257,28 @@ class Stack:
             # a long silence is ours, and the next probe decides.
             if silent < self.hang_seconds or not child.last_probe_failed:
                 continue
-            self.say(
-                f"{child.service}[{child.replica}] (pid {child.pid}) has not answered /api/ping "
-                f"{since}: hung; killing it"
-            )
+            self.say(f"{child.name} (pid {child.pid}) has not answered /api/ping {since}: hung")
             self._end_probe(child)
             child.killed_as_hung = True
-            # Its own session (start_new_session): the group is it and whatever it started.
+            self._kill(child)
+
+    @staticmethod
+    def _kill(child: Child) -> None:
+        # Its own session (start_new_session): the group is it and whatever it started.
+        if child.process is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.process.pid, signal.SIGKILL)
+
+    def _reap_strays(self) -> None:
+        """Kill processes left by a child that died, adopted by this supervisor (subreaper)."""
+        ours = {child.pid for child in self.children}
+        with contextlib.suppress(psutil.Error):
+            for process in psutil.Process().children():
+                if process.pid not in ours and process.create_time() >= self.started_at:
+                    self.say(f"killing pid {process.pid}, left behind by a dead child")
+                    with contextlib.suppress(psutil.Error):
+                        process.kill()
+                        process.wait(timeout=5)
 
     @staticmethod
     def _end_probe(child: Child) -> None:
@@ -348,35 +286,24 @@ class Stack:
             child.probe.close()
             child.probe = None
 
-    def readiness(self, timeout: float = 1.0) -> dict[tuple[str, int], bool]:
-        ready: dict[tuple[str, int], bool] = {}
-        with httpx.Client(timeout=timeout) as client:
-            for child in self.children:
-                try:
-                    r = client.get(f"http://{self.host}:{child.port}/api/ready")
-                    ready[(child.service, child.replica)] = r.status_code == 200
-                except httpx.HTTPError:
-                    ready[(child.service, child.replica)] = False
-        return ready
-
     def stop(self) -> None:
-        """SIGTERM everything (frontend first), wait for graceful exit, then SIGKILL."""
+        """HAProxy first, drained; then SIGTERM every replica (callers before the services
+        they call), wait for their graceful exit, then SIGKILL what is left."""
         self.stopping = True
         for child in self.children:
             self._end_probe(child)
-        # The front door first, and wait for it: HAProxy's graceful stop (SIGUSR1; SIGTERM
-        # would cut open requests) stops taking connections and lets the open ones finish, so
-        # no page view is in flight when the frontend stops.
-        for child in self.children:
-            if child.service == GATEWAY and child.running and child.process:
-                child.process.send_signal(signal.SIGUSR1)
-                try:
-                    child.process.wait(timeout=GATEWAY_DRAIN_SECONDS)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-        for service in catalog.SERVICES:  # callers before the services they call
-            for child in self.children:
-                if child.service == service.name and child.running and child.process:
+        gateway = self.children[0]
+        if gateway.running and gateway.process:
+            # Graceful stop (SIGUSR1; SIGTERM would cut open requests): no new connections,
+            # open requests finish.
+            gateway.process.send_signal(signal.SIGUSR1)
+            try:
+                gateway.process.wait(timeout=GATEWAY_DRAIN_SECONDS)
+            except subprocess.TimeoutExpired:
+                gateway.process.kill()
+        for service in catalog.SERVICES:
+            for child in self.replicas_of(service.name):
+                if child.running and child.process:
                     child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for child in self.children:
@@ -385,7 +312,31 @@ class Stack:
             try:
                 child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.say(f"{child.service}[{child.replica}] did not stop in time; killing it")
-                os.killpg(child.process.pid, signal.SIGKILL)
+                self.say(f"{child.name} did not stop in time; killing it")
+                self._kill(child)
                 child.process.wait()
+        self._reap_strays()
+        self._heal_partitions()
         self.state_path.unlink(missing_ok=True)
+
+    def _heal_partitions(self) -> None:
+        if self.topology.zones == 1:
+            return
+        with contextlib.suppress(partition.PartitionUnavailable):
+            if healed := partition.heal(self.topology.port_base):
+                self.say(f"removed {healed} partition rules")
+
+
+def _describe_child(child: Child) -> dict[str, Any]:
+    replica = child.replica
+    return {
+        "name": child.name,
+        "service": child.service,
+        "replica": replica.index if replica else 0,
+        "zone": replica.zone.name if replica else None,
+        "host": replica.host if replica else FRONT_HOST,
+        "port": replica.port if replica else None,
+        "pid": child.pid,
+        "started": child.started,
+        "restarts": child.restarts,
+    }

@@ -44,17 +44,11 @@ def create_app(
         openapi_url=None,
     )
 
-    async def symbol_service_ready() -> None:
-        await app.state.frontend.symbols.ping()
-
+    # Ready as soon as it can render pages: not when stock-symbol answers too. With stock-symbol
+    # down a frontend still answers (a page that says so, the typed form kept), which is better
+    # than the load balancer taking every frontend out and answering with a bare 503.
     # Pages answer errors as pages (stockday.frontend.errors), not as the APIs' JSON.
-    serving.install_service_runtime(
-        app,
-        settings,
-        service="frontend",
-        readiness_checks=[symbol_service_ready],
-        json_errors=False,
-    )
+    serving.install_service_runtime(app, settings, service="frontend", json_errors=False)
     install_error_handlers(app)
     app.add_middleware(
         security.SecurityHeaders, headers=security.security_headers(image_origins(settings))

@@ -26,17 +26,20 @@ class HealthPaths:
 class Service:
     """One service: how it runs and which queues (named by Settings fields) it uses.
 
-    ``port_offset`` places it above the local stack's port base: an HTTP service's one port,
-    or a consumer's first replica's health port (the next replicas take the ports after it).
+    Ports of the local stack, above its port base: ``replica_port_offset`` is the first
+    replica's own port (its API, or a consumer's health server; the next replicas take the ports
+    after it), and ``front_port_offset`` an HTTP service's one address for its callers, where
+    the load balancer listens (``None`` for a consumer: nothing calls it).
     """
 
     name: str
     kind: ServiceKind
-    port_offset: int
+    replica_port_offset: int
     # "module:factory" of an ASGI app factory (HTTP) or the consumer's runnable module.
     entry: str
     consumes: tuple[str, ...] = ()
     produces: tuple[str, ...] = ()
+    front_port_offset: int | None = None
     health: HealthPaths = HealthPaths()
 
     @property
@@ -47,7 +50,9 @@ class Service:
 # Each service comes before those it calls: the stack starts them in reverse and stops them in
 # this order, the front door first.
 SERVICES: tuple[Service, ...] = (
-    Service("frontend", ServiceKind.HTTP, 0, "stockday.frontend.app:app_factory"),
+    Service(
+        "frontend", ServiceKind.HTTP, 30, "stockday.frontend.app:app_factory", front_port_offset=0
+    ),
     Service(
         "queue-worker", ServiceKind.CONSUMER, 20, "stockday.queue_worker", ("logo_events_queue",)
     ),
@@ -62,11 +67,18 @@ SERVICES: tuple[Service, ...] = (
     Service(
         "stock-symbol",
         ServiceKind.HTTP,
-        1,
+        40,
         "stockday.stock_symbol.app:app_factory",
         produces=("logo_jobs_queue",),
+        front_port_offset=1,
     ),
-    Service("stock-price", ServiceKind.HTTP, 2, "stockday.stock_price.app:app_factory"),
+    Service(
+        "stock-price",
+        ServiceKind.HTTP,
+        50,
+        "stockday.stock_price.app:app_factory",
+        front_port_offset=2,
+    ),
 )
 
 SERVICE_NAMES: tuple[str, ...] = tuple(service.name for service in SERVICES)
@@ -87,7 +99,7 @@ def service(name: str) -> Service:
 
 
 def uvicorn_args(name: str, host: str, port: int) -> list[str]:
-    """uvicorn command-line arguments that serve one HTTP service (workers added by callers)."""
+    """uvicorn command-line arguments that serve one HTTP service in one process."""
     found = service(name)
     if not found.is_http:
         raise ValueError(f"{name} is a consumer, not an HTTP service")
@@ -102,8 +114,6 @@ def uvicorn_args(name: str, host: str, port: int) -> list[str]:
         "warning",
         "--no-access-log",
         "--timeout-graceful-shutdown",
-        "10",
-        "--timeout-worker-healthcheck",
         "10",
     ]
 

@@ -26,7 +26,6 @@ BREAKER_OPEN = Gauge(
     "stockday_breaker_open",
     "1 while calls to a dependency are skipped after failures, else 0.",
     ["dependency"],
-    multiprocess_mode="livemax",
 )
 BREAKER_SKIPPED = Counter(
     "stockday_breaker_skipped_calls_total",

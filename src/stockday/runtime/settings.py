@@ -151,11 +151,7 @@ class Settings(BaseSettings):
     hang_seconds: float = Field(
         default=10.0,
         gt=0,
-        description="`stockday up` kills a consumer whose /api/ping stays silent this long.",
-    )
-    gateway: bool = Field(
-        default=True,
-        description="`stockday up` puts HAProxy in front of the frontend when it is installed.",
+        description="`stockday up` kills a replica whose /api/ping stays silent this long.",
     )
     port: int = Field(
         default=DEFAULT_PORT,
@@ -163,12 +159,6 @@ class Settings(BaseSettings):
         lt=65536,
         validation_alias=AliasChoices("port", "PORT"),
         description="Listen port of a service started by the container image (variable PORT).",
-    )
-    prometheus_multiproc_dir: Path | None = Field(
-        default=None,
-        validation_alias=AliasChoices("prometheus_multiproc_dir", "PROMETHEUS_MULTIPROC_DIR"),
-        description="Directory where the workers of one HTTP service share their metrics "
-        "(variable PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads too).",
     )
 
     @property

@@ -10,22 +10,18 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
 )
-from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stockday.runtime.logs import request_id
-from stockday.runtime.settings import get_settings
 from stockday.runtime.web.faults import FaultInjection
 
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -96,15 +92,6 @@ class RequestMetrics:
             latency.observe(time.perf_counter() - started)
 
 
-def metrics_text(directory: Path | None) -> bytes:
-    """This process's metrics or, given the workers' shared directory, those of all of them."""
-    if directory is None:
-        return generate_latest()
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
-    return generate_latest(registry)
-
-
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -148,13 +135,11 @@ def install_observability(
             )
         return JSONResponse({"status": "ready", "service": service})
 
-    # The process's settings, not the app's: the directory is shared by the process's workers,
-    # and prometheus_client picks its multiprocess mode from the same variable at import.
-    metrics_dir = get_settings().prometheus_multiproc_dir
-
+    # Each replica is one process and exports its own metrics, as each pod does: the monitoring
+    # system sums them per service.
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(metrics_text(metrics_dir), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     if fault_error_rate > 0:
         # Inside the metrics middleware, so the injected errors are counted like real ones.
