@@ -3,13 +3,21 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: up test lint bootstrap deploy-tools
+.PHONY: up test lint bootstrap deploy-tools haproxy
 
 bootstrap:
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
 	@$(UV) sync --frozen --quiet
 
-up: bootstrap
+# The local stack's load balancer is Debian's HAProxy: installed here if missing (as root, or
+# through sudo).
+haproxy:
+	@command -v haproxy >/dev/null 2>&1 || test -x /usr/sbin/haproxy || { \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get install -y -qq haproxy >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq haproxy >/dev/null; }; }
+
+up: bootstrap haproxy
 	$(UV) run --frozen stockday up $(ARGS)
 
 lint: bootstrap
