@@ -33,3 +33,13 @@ def require_program(name: str, package: str | None = None) -> str:
     if in_ci():
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_root(why: str) -> None:
+    """Root, for a test that changes the firewall: skips without it locally, fails under CI."""
+    if os.geteuid() == 0:
+        return
+    message = f"{why}, which needs root"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)

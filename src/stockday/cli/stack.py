@@ -157,7 +157,9 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
     ready = False
     while not stop.requested and time.monotonic() < deadline:
         stack.supervise_once()
-        if all(row.ready for row in scrape(stack.describe(), client)):
+        # Ready: every replica ready, and every HTTP one in HAProxy's rotation, or the first
+        # page views would meet a load balancer with no server to send them to.
+        if all(row.serving for row in scrape(stack.describe(), client)):
             ready = True
             break
         time.sleep(0.1)

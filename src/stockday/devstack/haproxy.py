@@ -16,7 +16,10 @@ What each setting buys:
   for every method when the connection was never made, and for GET and HEAD only when the
   replica died or went silent after taking the request.
 - Client and server timeouts, so that neither a slow client nor a silent replica holds a
-  connection for long.
+  connection for long. A GET or HEAD that the stack's own services send one another is
+  given up on a silent replica well within its caller's own timeout, and tried on another:
+  a replica that hangs, or whose zone is cut off, is taken out by its checks only after up
+  to 1.55 s, and meanwhile holds the requests sent on its kept-alive connections.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ FAST_INTERVAL_MS = 250
 CHECK_TIMEOUT_MS = 400
 FALL = 2
 RISE = 2
+# The services the stack's own services call through HAProxy, by their place in the chain of
+# calls: the frontend (and queue-worker) call stock-symbol, which calls stock-price for prices.
+# The frontend's callers are browsers.
+CALL_DEPTH = {"stock-symbol": 1, "stock-price": 2}
+# The callers' timeout (the http_timeout_seconds setting) when none is given.
+DEFAULT_CALLER_TIMEOUT_SECONDS = 2.0
 
 
 class HAProxyMissing(RuntimeError):
@@ -54,11 +63,14 @@ def haproxy_binary() -> str:
     return found
 
 
-def haproxy_config(topology: Topology) -> str:
-    """The whole configuration of the stack's HAProxy."""
+def haproxy_config(
+    topology: Topology, caller_timeout: float = DEFAULT_CALLER_TIMEOUT_SECONDS
+) -> str:
+    """The whole configuration of the stack's HAProxy; ``caller_timeout`` is how long the
+    services wait for each other (the http_timeout_seconds setting)."""
     sections = [_GLOBAL_AND_DEFAULTS, _stats(topology)]
     for service in catalog.HTTP_SERVICES:
-        sections.append(_service(topology, service))
+        sections.append(_service(topology, service, caller_timeout))
     return "\n".join(sections)
 
 
@@ -81,7 +93,8 @@ defaults
     timeout http-request 10s
     timeout http-keep-alive 10s
     # Every call a replica makes has its own timeout of at most a few seconds: one that has
-    # sent nothing for 10 s is hung, and a request safe to repeat is then tried elsewhere.
+    # sent nothing for 10 s is hung, and a request safe to repeat is then tried elsewhere
+    # (sooner for the calls between services: see the backends).
     timeout server 10s
     timeout check {CHECK_TIMEOUT_MS}ms
     retries 2
@@ -102,7 +115,7 @@ listen stats
 """
 
 
-def _service(topology: Topology, service: catalog.Service) -> str:
+def _service(topology: Topology, service: catalog.Service, caller_timeout: float) -> str:
     servers = "\n".join(
         f"    server {r.name} {r.host}:{r.port}" for r in topology.replicas_of(service.name)
     )
@@ -115,8 +128,34 @@ backend {service.name}
     balance roundrobin
     # Only a request that never reached a replica may be sent again, unless it is safe to repeat.
     http-request disable-l7-retry unless METH_GET || METH_HEAD
+{_read_timeout(service, caller_timeout)}\
     option httpchk
     http-check send meth GET uri {service.health.readiness}
     http-check expect status 200
 {servers}
+"""
+
+
+def _read_timeout(service: catalog.Service, caller_timeout: float) -> str:
+    """For a service the services call: how long a GET or HEAD waits for a silent replica.
+
+    The callers give up after ``caller_timeout``. A request sent on a kept-alive connection to
+    a replica that has just hung, or whose zone has just been cut off, gets no answer, and the
+    checks take the replica out only later: with the default server timeout (10 s), HAProxy
+    would try the request elsewhere long after its caller gave up (and the page failed).
+
+    So a GET is tried on another replica after half of what is left of the callers' time at
+    its depth: stock-symbol's after half of it, stock-price's (called while stock-symbol
+    answers) after a quarter. Even when a request meets a silent replica at both depths, it
+    is answered after about three quarters of the callers' timeout. The cost: a GET slower than
+    that on a healthy replica is sent again, to another one. Requests that are not safe to
+    repeat keep the longer timeout: they are not tried again anyway.
+    """
+    depth = CALL_DEPTH.get(service.name)
+    if depth is None:
+        return ""
+    milliseconds = max(1, round(caller_timeout * 1000 / 2**depth))
+    return f"""\
+    # Callers wait {caller_timeout:g} s in all: a GET silent {milliseconds} ms is tried elsewhere.
+    http-request set-timeout server {milliseconds}ms if METH_GET || METH_HEAD
 """

@@ -116,6 +116,7 @@ class Stack:
         self.stopping = False
         self.started_at = 0.0
         self.hang_seconds = settings.hang_seconds
+        self.caller_timeout = settings.http_timeout_seconds
         self.env = {
             **os.environ,
             "STOCKDAY_DATA_DIR": str(self.data_dir),
@@ -159,7 +160,7 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.gateway_config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.gateway_config_path.write_text(haproxy_config(self.topology))
+        self.gateway_config_path.write_text(haproxy_config(self.topology, self.caller_timeout))
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         self.started_at = time.time()
         self._heal_partitions()  # rules left by a chaos command that was killed
