@@ -20,6 +20,7 @@ from rich.table import Table
 from stockday.devstack.state import same_process
 from stockday.devstack.topology import GATEWAY
 from stockday.release.traffic import Traffic, parse_traffic
+from stockday.runtime import catalog
 
 
 @dataclass
@@ -35,6 +36,13 @@ class Row:
     reason: str
     traffic: Traffic
     restarts: int = 0
+
+    @property
+    def serving(self) -> bool:
+        """Ready and, for a replica HAProxy balances, in its rotation (UP): a replica can
+        answer its readiness check a second or two before HAProxy's checks take it in."""
+        balanced = self.service != GATEWAY and catalog.service(self.service).is_http
+        return self.ready and (not balanced or self.rotation.startswith("UP"))
 
 
 def rotation(stats_url: str, client: httpx.Client) -> dict[str, str]:
