@@ -161,7 +161,7 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
         if all(row.serving for row in scrape(stack.describe(), client)):
             ready = True
             break
-        time.sleep(0.1)
+        stack.pause(0.1)
     if stop.requested:
         stack.stop()
         return
@@ -178,7 +178,7 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
     try:
         while not stop.requested:
             stack.supervise_once()
-            time.sleep(0.2)
+            stack.pause(0.2)
     finally:
         console.print("stopping...")
         stack.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import time
@@ -116,6 +117,7 @@ class Stack:
         self.stopping = False
         self.started_at = 0.0
         self.hang_seconds = settings.hang_seconds
+        self._wakeup: int | None = None  # read end of the pipe signals wake `pause` through
         self.env = {
             **os.environ,
             "STOCKDAY_DATA_DIR": str(self.data_dir),
@@ -218,6 +220,25 @@ class Stack:
                 child.restarts += 1
                 self._spawn(child)
                 self._write_state()
+
+    def pause(self, longest: float) -> None:
+        """Wait until there is something to do, ``longest`` seconds at most: a child exiting
+        or a signal ends the wait at once (the signal module writes to a pipe on SIGCHLD and on
+        the stop signals), and a restart ends it when it is due, so that HAProxy is back
+        within its backoff rather than at the next of the loop's passes. For the main thread."""
+        if self._wakeup is None:
+            self._wakeup, write = os.pipe()
+            os.set_blocking(self._wakeup, False)
+            os.set_blocking(write, False)
+            signal.set_wakeup_fd(write)
+            if signal.getsignal(signal.SIGCHLD) in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        now = time.monotonic()
+        due = [child.next_start - now for child in self.children if child.next_start]
+        select.select([self._wakeup], [], [], max(0.0, min([longest, *due])))
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wakeup, 512):
+                pass
 
     def _schedule_restart(self, child: Child, now: float) -> None:
         assert child.process is not None
