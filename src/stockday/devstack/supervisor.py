@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import select
 import signal
@@ -62,10 +63,14 @@ def _prctl(option: int, value: int) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(option, value)
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """In the child, before exec: the kernel SIGKILLs it when the supervisor dies, even by
-    SIGKILL. SIGKILL, not SIGTERM: a stopped (SIGSTOP) child would never act on SIGTERM."""
+    SIGKILL. SIGKILL, not SIGTERM: a stopped (SIGSTOP) child would never act on SIGTERM.
+    Given the ``parent`` that forked it: if that one died before the death signal was set, no
+    signal will ever come, and the child exits at once instead of running as an orphan."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 @dataclass
@@ -178,7 +183,8 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
-                preexec_fn=die_with_parent,  # safe: `up` is single-threaded
+                # Safe: `up` is single-threaded.
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
             )
         child.started = started_at(child.process.pid)
         child.spawned_at = time.monotonic()
