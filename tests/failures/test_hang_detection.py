@@ -1,11 +1,12 @@
-"""The supervisor's hang detection, on stand-in consumers whose hangs the test controls: one
-whose event loop blocks (alive, listening, silent) and one that never answers at all."""
+"""The supervisor's hang detection, in this process, on stand-in replicas whose hangs the test
+controls: one whose only thread blocks (alive, listening, silent), one that never answers at
+all, and one that keeps answering while the supervisor itself is stalled."""
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,13 +15,16 @@ import pytest
 from stockday.devstack import supervisor as stack_module
 from stockday.devstack.processes import alive
 from stockday.devstack.supervisor import Child, Stack
+from stockday.devstack.topology import Replica, Topology
 from stockday.runtime.settings import Settings
-from tests.failures.processes import ping_pid
+from tests.failures.replicas import answering_pid
 from tests.support.ports import free_port
+from tests.support.stack import free_port_base
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
 
 HANG_SECONDS = 2.0
+STALL_SECONDS = 60.0  # the supervisor's own stall: a suspended laptop, a stopped `up`
 
 # Answers /api/ping with its pid until the flag file names its pid; then the next request
 # blocks its only thread forever, as a blocked event loop would: the port still accepts
@@ -50,79 +54,141 @@ HTTPServer(("127.0.0.1", port), Ping).serve_forever()
 SILENT = "import time; time.sleep(3600)"
 
 
-def test_a_blocked_consumer_is_killed_and_one_that_never_answers_only_after_its_grace(
-    tmp_path: Path,
-) -> None:
-    said: list[tuple[float, str]] = []
-    stack = Stack(
-        data_dir=tmp_path,
-        port_base=free_port(),
-        replicas=1,
-        settings=Settings(hang_seconds=HANG_SECONDS),
-        say=lambda line: said.append((time.monotonic(), line)),
-    )
-    flag = tmp_path / "hang-this-pid"
-    blocking_port, silent_port = free_port(), free_port()
-    stack.children = [
-        Child(
-            "logo-resizer",
-            0,
-            blocking_port,
-            [sys.executable, "-c", STAND_IN, str(blocking_port), str(flag)],
+class ShiftedClock:
+    """The supervisor's ``time`` module, with a monotonic clock the test can move forward."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.shift
+
+    @staticmethod
+    def time() -> float:
+        return time.time()
+
+
+class Supervised:
+    """A supervisor in this process over stand-in children, its passes run by the test."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.said: list[tuple[float, str]] = []
+        self.stack = Stack(
+            data_dir=data_dir,
+            topology=Topology(free_port_base(1), replicas=1),
+            settings=Settings(hang_seconds=HANG_SECONDS),
+            say=lambda line: self.said.append((time.monotonic(), line)),
+        )
+        self.flag = data_dir / "hang-this-pid"
+        self.slowest_pass = 0.0
+
+    def child(self, service: str, argv: list[str], port: int) -> Child:
+        zone = self.stack.topology.zone_list[0]
+        return Child(f"{service}-a0", Replica(service, 0, zone, port), argv)
+
+    def stand_in(self, service: str) -> Child:
+        port = free_port()
+        argv = [sys.executable, "-c", STAND_IN, str(port), str(self.flag)]
+        return self.child(service, argv, port)
+
+    def until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Supervisor passes until ``done()``, False at the deadline."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            self.stack.supervise_once()
+            self.slowest_pass = max(self.slowest_pass, time.perf_counter() - started)
+            if done():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def hung(self, pid: int | None) -> list[float]:
+        """When the supervisor said it found ``pid`` hung."""
+        return [at for at, line in self.said if f"pid {pid})" in line and "hung" in line]
+
+
+@pytest.fixture
+def supervised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Supervised]:
+    # Not a subreaper: that would make pytest itself adopt every orphan of the session.
+    prctl = stack_module._prctl
+    monkeypatch.setattr(
+        stack_module,
+        "_prctl",
+        lambda option, value: (
+            None if option == stack_module.PR_SET_CHILD_SUBREAPER else prctl(option, value)
         ),
-        Child("queue-worker", 0, silent_port, [sys.executable, "-c", SILENT]),
-    ]
-    blocking, silent = stack.children
-    slowest_pass = 0.0
-    try:
-        stack.start()
-        silent_started = silent.started_at
-        silent_pid = silent.pid
+    )
+    supervised = Supervised(tmp_path)
+    yield supervised
+    supervised.stack.stop()
 
-        def supervise_until(done: Callable[[], bool], timeout: float) -> bool:
-            nonlocal slowest_pass
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                started = time.perf_counter()
-                stack.supervise_once()
-                slowest_pass = max(slowest_pass, time.perf_counter() - started)
-                if done():
-                    return True
-                time.sleep(0.05)
-            return False
 
-        with httpx.Client(timeout=1.0) as client:
-            # The stand-in answers; the supervisor's probes see it answer.
-            assert supervise_until(lambda: blocking.answered_at is not None, 10)
-            victim = ping_pid(client, blocking_port)
-            assert victim is not None and victim == blocking.pid
-            flag.write_text(str(victim))
-            blocked_at = time.monotonic()
-            assert ping_pid(client, blocking_port) is None  # blocked now: the request times out
+def test_a_blocked_replica_is_killed_and_one_that_never_answers_only_after_its_grace(
+    supervised: Supervised,
+) -> None:
+    stack = supervised.stack
+    blocking = supervised.stand_in("logo-resizer")
+    silent_port = free_port()
+    silent = supervised.child("queue-worker", [sys.executable, "-c", SILENT], silent_port)
+    stack.children = [blocking, silent]
+    stack.start()
+    silent_started, silent_pid = silent.spawned_at, silent.pid
+    assert blocking.replica is not None
 
-            # Killed after the hang limit and replaced by a process that answers.
-            assert supervise_until(
-                lambda: ping_pid(client, blocking_port) not in (None, victim), 15
-            )
-            replaced_after = time.monotonic() - blocked_at
-            assert not alive(victim)
-            assert blocking.restarts == 1
+    with httpx.Client(timeout=1.0) as client:
+        # The stand-in answers; the supervisor's probes see it answer.
+        assert supervised.until(lambda: blocking.answered_at is not None, 10)
+        victim = answering_pid(client, blocking.replica)
+        assert victim is not None and victim == blocking.pid
+        supervised.flag.write_text(str(victim))
+        blocked_at = time.monotonic()
+        assert answering_pid(client, blocking.replica) is None  # blocked: the request times out
 
-            # The one that never answered is left alone for its start grace plus the hang limit.
-            assert supervise_until(lambda: silent.restarts == 1, 20)
-        killed_silent = [at for at, line in said if f"pid {silent_pid}" in line and "hung" in line]
-        assert len(killed_silent) == 1
-        silent_after = killed_silent[0] - silent_started
-    finally:
-        stack.stop()
+        # Killed after the hang limit and replaced by a process that answers.
+        assert supervised.until(
+            lambda: answering_pid(client, blocking.replica) not in (None, victim), 15
+        )
+        replaced_after = time.monotonic() - blocked_at
+        assert not alive(victim)
+        assert blocking.restarts == 1
+
+        # The one that never answered is left alone for its start grace plus the hang limit.
+        assert supervised.until(lambda: silent.restarts == 1, 20)
+    killed_silent = supervised.hung(silent_pid)
+    assert len(killed_silent) == 1
+    silent_after = killed_silent[0] - silent_started
     print(
         f"\nblocked stand-in replaced {replaced_after:.1f}s after it blocked "
         f"(hang limit {HANG_SECONDS}s, probes every {stack_module.PING_INTERVAL_SECONDS}s); "
         f"never-answering one killed {silent_after:.1f}s after its start; "
-        f"slowest supervisor pass {slowest_pass * 1000:.1f} ms"
+        f"slowest supervisor pass {supervised.slowest_pass * 1000:.1f} ms"
     )
     limit = HANG_SECONDS + stack_module.PING_INTERVAL_SECONDS
     assert replaced_after < limit + 3  # + restart backoff and the stand-in's start
     assert silent_after >= stack_module.START_GRACE_SECONDS + HANG_SECONDS
     assert silent_after < stack_module.START_GRACE_SECONDS + limit + 1
-    assert slowest_pass < 0.1  # probes never wait on a child
+    assert supervised.slowest_pass < 0.1  # probes never wait on a child
+
+
+def test_a_stall_of_the_supervisor_itself_condemns_no_replica(
+    supervised: Supervised, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = ShiftedClock()
+    monkeypatch.setattr(stack_module, "time", clock)
+    stack = supervised.stack
+    replica = supervised.stand_in("frontend")
+    stack.children = [replica]
+    stack.start()
+    pid = replica.pid
+    assert supervised.until(lambda: replica.answered_at is not None and replica.probe is None, 10)
+
+    # Nothing has run the supervisor for a minute: its last answer from the replica is a
+    # minute old, far past the hang limit, but the replica was never asked meanwhile.
+    clock.shift += STALL_SECONDS
+    resumed = clock.monotonic()
+    assert supervised.until(lambda: (replica.answered_at or 0.0) >= resumed, 5)
+    print(f"\nafter a {STALL_SECONDS:.0f}s stall of the supervisor: {supervised.said or 'quiet'}")
+    assert replica.pid == pid and alive(pid)
+    assert replica.restarts == 0
+    assert supervised.hung(pid) == []

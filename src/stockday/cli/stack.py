@@ -157,12 +157,11 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
     ready = False
     while not stop.requested and time.monotonic() < deadline:
         stack.supervise_once()
-        # Ready: every replica ready, and every HTTP one in HAProxy's rotation, or the first
-        # page views would meet a load balancer with no server to send them to.
+        # Ready for visitors: every replica ready, and HAProxy sending requests to each.
         if all(row.serving for row in scrape(stack.describe(), client)):
             ready = True
             break
-        time.sleep(0.1)
+        stack.pause(0.1)
     if stop.requested:
         stack.stop()
         return
@@ -179,7 +178,7 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
     try:
         while not stop.requested:
             stack.supervise_once()
-            time.sleep(0.2)
+            stack.pause(0.2)
     finally:
         console.print("stopping...")
         stack.stop()

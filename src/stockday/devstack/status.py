@@ -39,10 +39,10 @@ class Row:
 
     @property
     def serving(self) -> bool:
-        """Ready, and in HAProxy's rotation if HAProxy balances it: only then does it take its
-        share of the requests (HAProxy checks it twice before it puts it in)."""
+        """Ready and, for a replica HAProxy balances, in its rotation (UP): a replica can
+        answer its readiness check a second or two before HAProxy's checks take it in."""
         balanced = self.service != GATEWAY and catalog.service(self.service).is_http
-        return self.ready and (self.rotation == "UP" or not balanced)
+        return self.ready and (not balanced or self.rotation.startswith("UP"))
 
 
 def rotation(stats_url: str, client: httpx.Client) -> dict[str, str]:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
+import select
 import signal
 import subprocess
 import time
@@ -61,10 +63,14 @@ def _prctl(option: int, value: int) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(option, value)
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """In the child, before exec: the kernel SIGKILLs it when the supervisor dies, even by
-    SIGKILL. SIGKILL, not SIGTERM: a stopped (SIGSTOP) child would never act on SIGTERM."""
+    SIGKILL. SIGKILL, not SIGTERM: a stopped (SIGSTOP) child would never act on SIGTERM.
+    Given the ``parent`` that forked it: if that one died before the death signal was set, no
+    signal will ever come, and the child exits at once instead of running as an orphan."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 @dataclass
@@ -117,6 +123,7 @@ class Stack:
         self.started_at = 0.0
         self.hang_seconds = settings.hang_seconds
         self.caller_timeout = settings.http_timeout_seconds
+        self._wakeup: int | None = None  # read end of the pipe signals wake `pause` through
         self.env = {
             **os.environ,
             "STOCKDAY_DATA_DIR": str(self.data_dir),
@@ -177,7 +184,8 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
-                preexec_fn=die_with_parent,  # safe: `up` is single-threaded
+                # Safe: `up` is single-threaded.
+                preexec_fn=functools.partial(die_with_parent, os.getpid()),
             )
         child.started = started_at(child.process.pid)
         child.spawned_at = time.monotonic()
@@ -219,6 +227,25 @@ class Stack:
                 child.restarts += 1
                 self._spawn(child)
                 self._write_state()
+
+    def pause(self, longest: float) -> None:
+        """Wait until there is something to do, ``longest`` seconds at most: a child exiting
+        or a signal ends the wait at once (the signal module writes to a pipe on SIGCHLD and on
+        the stop signals), and a restart ends it when it is due, so that HAProxy is back
+        within its backoff rather than at the next of the loop's passes. For the main thread."""
+        if self._wakeup is None:
+            self._wakeup, write = os.pipe()
+            os.set_blocking(self._wakeup, False)
+            os.set_blocking(write, False)
+            signal.set_wakeup_fd(write)
+            if signal.getsignal(signal.SIGCHLD) in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        now = time.monotonic()
+        due = [child.next_start - now for child in self.children if child.next_start]
+        select.select([self._wakeup], [], [], max(0.0, min([longest, *due])))
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wakeup, 512):
+                pass
 
     def _schedule_restart(self, child: Child, now: float) -> None:
         assert child.process is not None
