@@ -87,12 +87,12 @@ def measure_stack(args: argparse.Namespace, tmp: Path, run: int) -> dict[str, An
             "printed_ready_s": stack.printed_ready_seconds,
         }
         if run == args.runs - 1:
-            processes = stack_processes(stack.pid)
+            processes = stack_processes(stack)
             measured["at_ready"] = memory(processes)
             stack.seed()
             wait_for_logos(stack)
             page_views(stack.frontend + "/", args.requests)
-            measured["after_traffic"] = memory(stack_processes(stack.pid))
+            measured["after_traffic"] = memory(stack_processes(stack))
     return measured
 
 
@@ -160,7 +160,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             rows,
         )
     )
-    replicas = [m for m in last["after_traffic"].values() if m["role"] in {"worker", "consumer"}]
+    replicas = [m for m in last["after_traffic"].values() if m["role"] == "replica"]
     by_service: dict[str, dict[str, float]] = {}
     for m in replicas:
         entry = by_service.setdefault(m["service"], {"max_rss_mb": 0.0, "replicas": 0})

@@ -26,8 +26,6 @@ from typing import Any
 
 from stockday.devstack import processes as procfs
 from stockday.devstack.emulator import stop_process
-from stockday.devstack.supervisor import CONSUMER_PORT_OFFSETS
-from stockday.runtime import catalog
 
 BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR.parent) not in sys.path:
@@ -85,70 +83,51 @@ class StackProcess:
 
     pid: int
     service: str
-    # "master" (uvicorn supervisor), "worker" (HTTP replica), "consumer", "helper", "gateway"
+    # "replica" (an HTTP server or a consumer, one process each) or "gateway" (HAProxy)
     role: str
     command: str
+    name: str = ""  # the stack's name for it: frontend-a0, haproxy
 
     @property
     def is_replica(self) -> bool:
-        return self.role in {"worker", "consumer"}
+        return self.role == "replica"
 
 
-def _service_of(command: str) -> str | None:
-    for http in catalog.HTTP_SERVICES:
-        if http.entry in command:
-            return http.name
-    for service in CONSUMER_PORT_OFFSETS:
-        if f"stockday.{service.replace('-', '_')}" in command:
-            return service
-    return None
-
-
-def stack_processes(root_pid: int) -> list[StackProcess]:
-    """Every process below ``stockday up``: uvicorn masters, their workers, the consumers."""
+def stack_processes(stack: RunningStack) -> list[StackProcess]:
+    """Every process `stockday up` runs now, as its state file records them."""
     found: list[StackProcess] = []
-    for child in procfs.children(root_pid):
+    for child in stack.state()["children"]:
+        pid = child.get("pid")
+        if not pid:
+            continue
         try:
-            command = cmdline(child)
+            command = cmdline(int(pid))
         except OSError:
             continue
-        if "haproxy" in command:  # the local load balancer in front of the frontend
-            found.append(StackProcess(child, "gateway", "gateway", command))
-            continue
-        service = _service_of(command) or "other"
-        below = []
-        for grandchild in procfs.children(child):
-            try:
-                sub = cmdline(grandchild)
-            except OSError:
-                continue
-            # uvicorn's workers are multiprocessing "spawn" children of the master; anything
-            # else under it (multiprocessing's resource tracker) is a helper.
-            role = "worker" if "spawn_main" in sub else "helper"
-            below.append(StackProcess(grandchild, service, role, sub))
-        if "uvicorn" not in command:
-            role = "consumer"
-        elif any(p.role == "worker" for p in below):
-            role = "master"
-        else:
-            role = "worker"  # `--workers 1`: uvicorn serves in its own process, no supervisor
-        found += [StackProcess(child, service, role, command), *below]
+        role = "gateway" if child["service"] == "haproxy" else "replica"
+        found.append(StackProcess(int(pid), child["service"], role, command, child["name"]))
     return found
 
 
-def pids_of(root_pid: int, service: str, role: str | None = None) -> list[int]:
-    return [
-        p.pid
-        for p in stack_processes(root_pid)
-        if p.service == service and (role is None or p.role == role)
-    ]
+def pids_of(stack: RunningStack, service: str) -> list[int]:
+    return [p.pid for p in stack_processes(stack) if p.service == service]
+
+
+def uvicorn_workers(master: int) -> list[int]:
+    """The live workers of a uvicorn master (multiprocessing "spawn" children; its other
+    child, multiprocessing's resource tracker, is not one)."""
+    return sorted(
+        child
+        for child in procfs.children(master)
+        if procfs.alive(child) and b"spawn_main" in procfs.command_line(child)
+    )
 
 
 # --- the reference server ------------------------------------------------------------------
 
 
 class HelloWorldServer(Started):
-    """The reference: ``bench/hello_app.py`` on the same server software and worker count."""
+    """The reference: ``bench/hello_app.py`` on uvicorn with ``workers`` worker processes."""
 
     def __init__(self, *, workers: int, port: int | None = None) -> None:
         self.workers = workers
@@ -192,7 +171,7 @@ class HelloWorldServer(Started):
     def worker_pids(self) -> list[int]:
         if self.workers == 1:  # uvicorn serves in its own process, no supervisor
             return [self.pid]
-        return sorted(procfs.uvicorn_workers(self.pid))
+        return uvicorn_workers(self.pid)
 
     def wait_for_workers(self, timeout: float = 30.0) -> list[int]:
         """The workers' pids, once all of them have started."""
@@ -300,6 +279,42 @@ def run_wrk(url: str, *, threads: int, connections: int, seconds: float) -> WrkR
     ]
     run = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60)
     return parse_wrk(run.stdout)
+
+
+def run_wrk_spread(
+    urls: Sequence[str], *, threads: int, connections: int, seconds: float
+) -> WrkResult:
+    """One wrk per URL at the same time, the connections (and threads) shared out among them: the
+    load of one wrk spread over several servers without a balancer. Throughput and requests add
+    up; each latency percentile is the worst of the runs' (an upper bound of the whole's)."""
+    share = max(1, connections // len(urls))
+    command = [wrk_command(), f"-t{max(1, threads // len(urls))}", f"-c{share}"]
+    command += [f"-d{max(1, round(seconds))}s", "--latency"]
+    runs = [
+        subprocess.Popen([*command, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for url in urls
+    ]
+    results = []
+    for run in runs:
+        out, err = run.communicate(timeout=seconds + 60)
+        if run.returncode != 0:
+            raise RuntimeError(f"wrk failed: {err}")
+        results.append(parse_wrk(out))
+    errors: dict[str, int] = {}
+    for result in results:
+        for kind, count in result.socket_errors.items():
+            errors[kind] = errors.get(kind, 0) + count
+    requests = sum(r.requests for r in results)
+    return WrkResult(
+        requests_per_second=sum(r.requests_per_second for r in results),
+        latency_ms={q: max(r.latency_ms[q] for r in results) for q in results[0].latency_ms},
+        requests=requests,
+        seconds=max(r.seconds for r in results),
+        bytes_per_response=sum(r.bytes_per_response * r.requests for r in results)
+        / max(requests, 1),
+        non_2xx_3xx=sum(r.non_2xx_3xx for r in results),
+        socket_errors=errors,
+    )
 
 
 # --- the command line ---------------------------------------------------------------------

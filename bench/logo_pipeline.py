@@ -46,7 +46,6 @@ from harness import (
 )
 
 from stockday.clients.stock_symbol import SymbolClient
-from stockday.devstack.supervisor import CONSUMER_PORT_OFFSETS
 from stockday.logos.demo import demo_logo_png
 from stockday.logos.images import resize_logo
 from stockday.runtime.settings import Settings
@@ -144,10 +143,8 @@ def stack_cpu(pids: dict[int, str]) -> dict[int, float]:
 
 
 async def throughput(stack: RunningStack, images: Sequence[bytes], logos: int) -> dict[str, Any]:
-    worker_ports = [
-        stack.port_base + CONSUMER_PORT_OFFSETS["queue-worker"] + i for i in range(stack.replicas)
-    ]
-    services = {p.pid: p.service for p in stack_processes(stack.pid)}
+    worker_ports = [replica.port for replica in stack.replicas_of("queue-worker")]
+    services = {p.pid: p.service for p in stack_processes(stack)}
     limits = httpx.Limits(max_connections=CREATE_CONCURRENCY)
     async with httpx.AsyncClient(base_url=stack.symbol, timeout=60, limits=limits) as client:
         api = SymbolClient(client, timeout_seconds=60)
