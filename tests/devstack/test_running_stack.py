@@ -16,6 +16,7 @@ import pytest
 
 from stockday.devstack.processes import alive
 from stockday.devstack.state import same_process, started_at, write_state
+from stockday.devstack.status import rotation
 from tests.support.stack import RunningStack
 from tests.support.waiting import wait_until
 
@@ -30,6 +31,7 @@ class Planted:
     stack: RunningStack
     left: subprocess.Popen[bytes]  # recorded as a child of a dead supervisor: `up` stops it
     recycled: subprocess.Popen[bytes]  # its pid recorded with another start time: not ours
+    rotation_when_ready: dict[str, str]  # HAProxy's servers the moment `up` said it was ready
 
 
 def sleeper() -> subprocess.Popen[bytes]:
@@ -63,7 +65,9 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Planted]:
     stack = RunningStack(data_dir, zones=2)
     try:
         stack.start()
-        yield Planted(stack, left, recycled)
+        with httpx.Client(timeout=5) as client:
+            in_rotation = rotation(f"http://127.0.0.1:{stack.topology.stats_port}/", client)
+        yield Planted(stack, left, recycled, in_rotation)
     finally:
         if stack.process is not None and stack.process.poll() is None:
             assert stack.stop() == 0, stack.output()
@@ -106,6 +110,14 @@ def test_up_stops_what_a_dead_run_left_running(planted: Planted) -> None:
     supervisor = stack.state()["supervisor"]
     assert supervisor["pid"] == stack.pid
     assert same_process(supervisor["pid"], supervisor["started"])
+
+
+def test_ready_means_every_http_replica_is_in_rotation(planted: Planted) -> None:
+    """`up` says it is ready only once HAProxy has every HTTP replica in rotation: a replica
+    that answers its readiness is not yet one that HAProxy sends requests to."""
+    stack = planted.stack
+    expected = {r.name: "UP" for s in HTTP_SERVICES for r in stack.replicas_of(s)}
+    assert planted.rotation_when_ready == expected
 
 
 def test_status_shows_every_replica_with_its_zone_and_in_rotation(planted: Planted) -> None:

@@ -173,7 +173,8 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
     ready = False
     while not stop.requested and time.monotonic() < deadline:
         stack.supervise_once()
-        if all(row.ready for row in scrape(stack.describe(), client)):
+        # Ready when every replica is, and HAProxy has every HTTP replica in rotation.
+        if all(row.serving for row in scrape(stack.describe(), client)):
             ready = True
             break
         time.sleep(0.1)

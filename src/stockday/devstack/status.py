@@ -20,6 +20,7 @@ from rich.table import Table
 from stockday.devstack.state import same_process
 from stockday.devstack.topology import GATEWAY
 from stockday.release.traffic import Traffic, parse_traffic
+from stockday.runtime import catalog
 
 
 @dataclass
@@ -35,6 +36,17 @@ class Row:
     reason: str
     traffic: Traffic
     restarts: int = 0
+
+    @property
+    def serving(self) -> bool:
+        """Ready, and reached by its callers: an HTTP replica must also be in HAProxy's
+        rotation, which takes it in only after good checks of its own (a replica ready a moment
+        ago may not be yet, and a request to its service would find no server)."""
+        if not self.ready:
+            return False
+        if self.service == GATEWAY or not catalog.service(self.service).is_http:
+            return True
+        return self.rotation.startswith("UP")
 
 
 def rotation(stats_url: str, client: httpx.Client) -> dict[str, str]:
