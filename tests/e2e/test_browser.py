@@ -20,7 +20,6 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
 
-from stockday.devstack.supervisor import health_ports
 from tests.support import images as sample_images
 from tests.support.stack import RunningStack, free_port_base
 
@@ -101,8 +100,8 @@ def watched_page(browser: Browser) -> Iterator[Watched]:
 def resizer_pids(stack: RunningStack) -> list[int]:
     pids = []
     with httpx.Client(timeout=5) as client:
-        for port in health_ports("logo-resizer", stack.port_base, stack.replicas):
-            pids.append(int(client.get(f"http://127.0.0.1:{port}/api/ping").json()["pid"]))
+        for replica in stack.replicas_of("logo-resizer"):
+            pids.append(int(client.get(f"{stack.replica_url(replica)}/api/ping").json()["pid"]))
     return pids
 
 

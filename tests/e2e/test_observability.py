@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from tests.support import images as sample_images
 from tests.support.ports import free_port
 from tests.support.stack import RunningStack, free_port_base
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -119,15 +120,10 @@ def test_one_trace_runs_from_the_form_through_the_queues_to_the_recorded_logo(
         time.sleep(0.2)
 
 
-def test_metrics_count_every_worker(traced_stack: RunningStack) -> None:
-    """uvicorn's workers share one metrics view: a scrape counts every worker's requests."""
-    stack = traced_stack
-    with httpx.Client(timeout=5) as client:
-        for _ in range(40):
-            # A fresh connection each time, so the requests spread over the workers.
-            assert httpx.get(f"{stack.price}/api/quotes/AAPL", timeout=5).status_code == 200
-        text = client.get(f"{stack.price}/metrics").text
-    counted = sum(
+def quote_requests(client: httpx.Client, url: str) -> float:
+    """Quote requests that one stock-price replica has counted in its own /metrics."""
+    text = client.get(f"{url}/metrics").text
+    return sum(
         float(value)
         for value in re.findall(
             r'^stockday_http_requests_total\{[^}]*route="/api/quotes/\{symbol\}"[^}]*\} (\S+)$',
@@ -135,15 +131,31 @@ def test_metrics_count_every_worker(traced_stack: RunningStack) -> None:
             re.MULTILINE,
         )
     )
-    assert counted >= 40, text
 
 
-def test_status_shows_every_service_ready_with_its_figures(traced_stack: RunningStack) -> None:
+def test_each_replica_counts_its_own_requests_and_together_they_count_all(
+    traced_stack: RunningStack,
+) -> None:
+    """Each replica exports its own metrics, as each pod does: the requests HAProxy spread over
+    the stock-price replicas are all counted once, summed over the replicas."""
     stack = traced_stack
+    replicas = [stack.replica_url(r) for r in stack.replicas_of("stock-price")]
+    requests = 40
     with httpx.Client(timeout=5) as client:
-        for _ in range(5):
-            assert client.get(stack.frontend + "/").status_code == 200
-    shown = subprocess.run(
+        before = [quote_requests(client, url) for url in replicas]
+        for _ in range(requests):
+            # A fresh connection each time, as separate visitors come.
+            assert httpx.get(f"{stack.price}/api/quotes/AAPL", timeout=5).status_code == 200
+        after = [quote_requests(client, url) for url in replicas]
+    counted = [later - earlier for earlier, later in zip(before, after, strict=True)]
+    assert sum(counted) >= requests, counted
+    # Round robin: every replica took its share (other callers could only add to it).
+    assert all(share >= requests / len(replicas) / 2 for share in counted), counted
+
+
+def status_once(stack: RunningStack) -> str:
+    """What `stockday status --once` prints about the running stack."""
+    return subprocess.run(
         [sys.executable, "-m", "stockday", "status", "--once", "--data-dir", str(stack.data_dir)],
         capture_output=True,
         text=True,
@@ -151,11 +163,52 @@ def test_status_shows_every_service_ready_with_its_figures(traced_stack: Running
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
         check=True,
     ).stdout
+
+
+def status_rows(shown: str) -> dict[str, list[str]]:
+    """The cells of each row of `stockday status`, by replica name."""
+    rows = {}
+    for line in shown.splitlines():
+        cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+        if len(cells) >= 8 and cells[1]:
+            rows[cells[1]] = cells
+    return rows
+
+
+def test_status_shows_every_replica_ready_with_its_figures(traced_stack: RunningStack) -> None:
+    stack = traced_stack
+    with httpx.Client(timeout=5) as client:
+        for _ in range(5):
+            assert client.get(stack.frontend + "/").status_code == 200
+    shown = ""
+
+    def all_in_rotation() -> bool:
+        nonlocal shown
+        shown = status_once(stack)
+        rows = status_rows(shown)
+        http = [
+            r.name
+            for s in ("frontend", "stock-symbol", "stock-price")
+            for r in stack.replicas_of(s)
+        ]
+        return all(name in rows and rows[name][5] == "UP" for name in http)
+
+    # HAProxy puts a replica in rotation after two good checks, half a second apart.
+    wait_until(all_in_rotation, 10, lambda: shown)
+    rows = status_rows(shown)
+    # zone, replica, pid, address, health, in rotation, restarts, requests, errors, p50, p99
     for service in ("frontend", "stock-symbol", "stock-price", "logo-resizer", "queue-worker"):
-        line = next(line for line in shown.splitlines() if service in line)
-        assert "ready" in line and "not ready" not in line, shown
-    frontend = next(line for line in shown.splitlines() if "frontend" in line)
-    assert f"{stack.replicas} workers" in frontend, shown
+        for replica in stack.replicas_of(service):
+            cells = rows[replica.name]
+            assert cells[2] == str(stack.pid_of(replica.name)), shown
+            assert cells[3] == f"{replica.host}:{replica.port}", shown
+            assert cells[4] == "ready", shown
+            # HTTP replicas are in HAProxy's rotation; nothing balances consumers.
+            assert cells[5] == ("UP" if replica.is_http else "-"), shown
+    assert rows["haproxy"][4] == "ready", shown
+    # The figures: the five page views above, counted by the frontend replicas that took them.
+    served = sum(float(rows[r.name][7]) for r in stack.replicas_of("frontend"))
+    assert served >= 5, shown
 
 
 def test_status_without_a_stack_says_so(tmp_path: Path) -> None:

@@ -3,10 +3,10 @@
 `stockday smoke` passes on a healthy site and fails where no site answers.
 
 The stack runs as the README starts it; a canary frontend (one more uvicorn process of the same
-code, beside the stable workers, as one canary pod beside the stable ones) takes about 30 % of
-the page views. `stockday canary analyze` reads both sides' /metrics twice, a window apart, and
-must answer roll back for a canary started with ``STOCKDAY_FAULT_ERROR_RATE=0.2`` and promote for
-a healthy one.
+code, beside the stable replicas, as one canary pod beside the stable ones) takes about 30 % of
+the page views. `stockday canary analyze` reads both sides' /metrics (every stable replica's
+own) twice, a window apart, and must answer roll back for a canary started with
+``STOCKDAY_FAULT_ERROR_RATE=0.2`` and promote for a healthy one.
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ class CanaryFrontend:
     def __init__(self, stack: RunningStack, fault_error_rate: float, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        env.update(stack.env)
+        env = {**os.environ, **stack.env}
         env["STOCKDAY_SYMBOL_URL"] = stack.symbol
         env["STOCKDAY_PRICE_URL"] = stack.price
         env["STOCKDAY_FAULT_ERROR_RATE"] = str(fault_error_rate)
@@ -92,6 +91,15 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
     )
 
 
+def stable_metrics(stack: RunningStack) -> list[str]:
+    """One ``--stable`` option per frontend replica, its own /metrics (not through HAProxy,
+    which would answer from a different replica on each read)."""
+    options = []
+    for replica in stack.replicas_of("frontend"):
+        options += ["--stable", f"{stack.replica_url(replica)}/metrics"]
+    return options
+
+
 def analyze_under_traffic(stack: RunningStack, canary: CanaryFrontend) -> dict[str, object]:
     """Page views split 70/30 while `stockday canary analyze` watches one window of them."""
     stop = threading.Event()
@@ -112,8 +120,8 @@ def analyze_under_traffic(stack: RunningStack, canary: CanaryFrontend) -> dict[s
         result = run_cli(
             "canary",
             "analyze",
-            "--stable",
-            f"{stack.frontend}/metrics",
+            # Every stable replica exports its own metrics: the stable side is all of them.
+            *stable_metrics(stack),
             "--canary",
             f"{canary.url}/metrics",
             "--service",

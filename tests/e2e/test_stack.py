@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,16 +14,18 @@ import httpx
 import pytest
 from PIL import Image
 
-from stockday.devstack.processes import parent, uvicorn_workers
+from stockday.devstack.processes import alive
 from stockday.queues.base import MessageQueue
 from tests.support import images as sample_images
 from tests.support.stack import RunningStack, add_stock, free_port_base
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 # Every test runs on the embedded backends and on the AWS backends (moto and memcached).
 BACKENDS = ["local", "aws"]
+SERVICES = ("frontend", "stock-symbol", "stock-price", "logo-resizer", "queue-worker")
 
 
 def _run(data_dir: Path, backend: str) -> Iterator[RunningStack]:
@@ -133,63 +137,83 @@ def test_add_a_stock_with_a_logo_then_restart(stack: RunningStack) -> None:
 
 
 def test_every_service_reports_live_and_ready(shared_stack: RunningStack) -> None:
+    """Every replica of every service answers its probes and its metrics on its own address,
+    and each HTTP service answers through its load-balanced front port."""
     stack = shared_stack
-    from stockday.devstack.supervisor import health_ports
-
     output = stack.output()
-    for service in ("frontend", "stock-symbol", "stock-price", "logo-resizer", "queue-worker"):
+    logs = stack.data_dir / "logs"
+    assert (logs / "haproxy.log").exists()
+    for service in SERVICES:
         assert service in output  # the status table
-        assert list((stack.data_dir / "logs").glob(f"{service}-*.log"))
+        replicas = stack.replicas_of(service)
+        assert len(replicas) == stack.replicas
+        for replica in replicas:
+            assert replica.name in output
+            assert (logs / f"{replica.name}.log").exists()
     with httpx.Client(timeout=5) as client:
-        for service in ("frontend", "stock-symbol", "stock-price", "logo-resizer", "queue-worker"):
-            for port in health_ports(service, stack.port_base, stack.replicas):
-                assert client.get(f"http://127.0.0.1:{port}/api/ping").status_code == 200
-                assert client.get(f"http://127.0.0.1:{port}/api/ready").status_code == 200
-                assert client.get(f"http://127.0.0.1:{port}/metrics").status_code == 200
+        for service in SERVICES:
+            pids = set()
+            for replica in stack.replicas_of(service):
+                url = stack.replica_url(replica)
+                ping = client.get(f"{url}/api/ping")
+                assert ping.status_code == 200
+                pids.add(ping.json()["pid"])
+                assert client.get(f"{url}/api/ready").status_code == 200
+                assert client.get(f"{url}/metrics").status_code == 200
+            assert len(pids) == stack.replicas  # each replica a process of its own
+        for front in (stack.frontend, stack.symbol, stack.price):
+            assert client.get(f"{front}/api/ready").status_code == 200
 
 
-def test_a_killed_replica_is_replaced(stack: RunningStack) -> None:
-    import os
-    import signal
+def ping_pid(client: httpx.Client, url: str) -> int | None:
+    try:
+        answer = client.get(f"{url}/api/ping")
+    except httpx.HTTPError:
+        return None
+    return int(answer.json()["pid"]) if answer.status_code == 200 else None
 
-    from stockday.devstack.supervisor import health_ports
 
-    consumer_port = health_ports("logo-resizer", stack.port_base, stack.replicas)[0]
-    symbol_port = stack.port_base + 1
-    with httpx.Client(timeout=2) as client:
-
-        def pid_at(port: int) -> int | None:
-            try:
-                return int(client.get(f"http://127.0.0.1:{port}/api/ping").json()["pid"])
-            except httpx.HTTPError:
-                return None
-
-        consumer_pid = pid_at(consumer_port)
-        worker_pid = pid_at(symbol_port)
-        assert consumer_pid and worker_pid
-        master = parent(worker_pid)
-        assert master is not None
-        workers_before = uvicorn_workers(master)
-        assert worker_pid in workers_before
-        assert len(workers_before) == stack.replicas
+def test_a_killed_replica_is_restarted_while_haproxy_keeps_serving(stack: RunningStack) -> None:
+    """SIGKILL one stock-symbol replica and one logo-resizer replica: the supervisor starts new
+    processes in their places, and meanwhile every call through HAProxy is answered by the
+    other replica."""
+    symbol_replica = stack.replicas_of("stock-symbol")[0]
+    consumer_replica = stack.replicas_of("logo-resizer")[0]
+    before = stack.stack_pids()
+    symbol_pid, consumer_pid = before[symbol_replica.name], before[consumer_replica.name]
+    with httpx.Client(timeout=5) as client, stack.client(stack.symbol) as api:
+        assert ping_pid(client, stack.replica_url(symbol_replica)) == symbol_pid
+        assert ping_pid(client, stack.replica_url(consumer_replica)) == consumer_pid
         os.kill(consumer_pid, signal.SIGKILL)
-        os.kill(worker_pid, signal.SIGKILL)
+        os.kill(symbol_pid, signal.SIGKILL)
 
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if pid_at(consumer_port) not in (None, consumer_pid):
-                break
-            time.sleep(0.1)
-        assert pid_at(consumer_port) not in (None, consumer_pid)
-        # uvicorn's supervisor replaced the killed stock-symbol worker.
-        while time.monotonic() < deadline:
-            now = uvicorn_workers(master)
-            if worker_pid not in now and len(now) == len(workers_before):
-                break
-            time.sleep(0.1)
-        assert worker_pid not in uvicorn_workers(master)
-        assert len(uvicorn_workers(master)) == len(workers_before)
-        assert client.get(f"http://127.0.0.1:{symbol_port}/api/ready").status_code == 200
+        answers: list[int] = []
+
+        def replaced() -> bool:
+            answers.append(api.get("/api/stocks", params={"limit": 1}).status_code)
+            now = stack.stack_pids()
+            return all(
+                now.get(replica.name) not in (pid, None)
+                and ping_pid(client, stack.replica_url(replica)) == now[replica.name]
+                for replica, pid in ((symbol_replica, symbol_pid), (consumer_replica, consumer_pid))
+            )
+
+        wait_until(replaced, 30, lambda: f"not replaced: {stack.state()['children']}")
+        assert answers and set(answers) == {200}, answers
+        assert not alive(symbol_pid) and not alive(consumer_pid)
+        after = stack.stack_pids()
+        # Only the killed ones were replaced, and the stack records their restart.
+        changed = {name for name in before if after[name] != before[name]}
+        assert changed == {symbol_replica.name, consumer_replica.name}
+        restarts = {c["name"]: c["restarts"] for c in stack.state()["children"]}
+        assert restarts[symbol_replica.name] == restarts[consumer_replica.name] == 1
+        # The new stock-symbol replica is back in rotation and takes requests again.
+        wait_until(
+            lambda: client.get(f"{stack.replica_url(symbol_replica)}/api/ready").status_code == 200,
+            10,
+        )
+        add_stock(api, "BACK")
+        assert api.get("/api/stocks/BACK").status_code == 200
 
 
 def test_seed_adds_demo_stocks_whose_logos_become_ready(shared_stack: RunningStack) -> None:

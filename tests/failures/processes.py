@@ -22,10 +22,10 @@ def children(pid: int) -> set[int]:
     return {p for p in processes.children(pid) if alive(p)}
 
 
-def ping_pid(client: httpx.Client, port: int) -> int | None:
-    """The pid that answered /api/ping on ``port``, None if nothing answered."""
+def ping_pid(client: httpx.Client, port: int, host: str = "127.0.0.1") -> int | None:
+    """The pid that answered /api/ping on ``host:port``, None if nothing answered."""
     try:
-        response = client.get(f"http://127.0.0.1:{port}/api/ping")
+        response = client.get(f"http://{host}:{port}/api/ping")
     except httpx.HTTPError:
         return None
     return int(response.json()["pid"]) if response.status_code == 200 else None

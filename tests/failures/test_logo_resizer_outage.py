@@ -9,7 +9,6 @@ import time
 import httpx
 import pytest
 
-from stockday.devstack.supervisor import health_ports
 from stockday.domain.stocks import Stock
 from stockday.runtime import composition
 from tests.failures.conftest import StartStack
@@ -46,10 +45,11 @@ def test_logos_added_while_the_resizer_is_stopped_are_all_made_once(
     start_stack: StartStack,
 ) -> None:
     stack = start_stack(STOCKDAY_HANG_SECONDS=NO_HANG_LIMIT)
-    ports = health_ports("logo-resizer", stack.port_base, stack.replicas)
+    replicas = stack.replicas_of("logo-resizer")
     with httpx.Client(timeout=2.0) as client, Signals() as signals:
-        resizers = [ping_pid(client, port) for port in ports]
+        resizers = [ping_pid(client, r.port, r.host) for r in replicas]
         assert None not in resizers
+        assert resizers == [stack.pid_of(r.name) for r in replicas]  # the supervisor's own
         for pid in resizers:
             assert pid is not None
             signals.stop(pid)
@@ -87,7 +87,7 @@ def test_logos_added_while_the_resizer_is_stopped_are_all_made_once(
                 time.sleep(0.2)
             ready_after = time.monotonic() - resumed
         # The same processes did the work: resumed, not replaced.
-        assert [ping_pid(client, port) for port in ports] == resizers
+        assert [ping_pid(client, r.port, r.host) for r in replicas] == resizers
 
     print(
         f"\n{STOCKS} stocks with logos added in {added_in:.1f}s with logo-resizer stopped; "

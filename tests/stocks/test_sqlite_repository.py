@@ -1,4 +1,4 @@
-"""SQLite-specific: several processes share one stock database (uvicorn workers do)."""
+"""SQLite-specific: several processes share one stock database (the replicas of a service do)."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from stockday.devstack.emulator import stop_process
 if TYPE_CHECKING:
     from stockday.devstack.supervisor import Stack
     from stockday.devstack.topology import Topology
+    from stockday.runtime.settings import Settings
 
 
 class Backend(StrEnum):
@@ -61,8 +62,6 @@ def up(
     ] = False,
 ) -> None:
     """Start all five services, wait until ready, print the URL, run until Ctrl-C or SIGTERM."""
-    from stockday.devstack.haproxy import HAProxyMissing
-    from stockday.devstack.supervisor import Stack
     from stockday.devstack.topology import Topology
 
     settings = valid_settings()
@@ -75,6 +74,23 @@ def up(
     if emulator and settings.backend != "aws":
         console.print("[red]--emulator needs --backend aws[/red]")
         raise typer.Exit(2)
+    _run(directory, topology, settings, ready_timeout, emulator=emulator, provision=provision)
+
+
+def _run(
+    directory: Path,
+    topology: Topology,
+    settings: Settings,
+    ready_timeout: float,
+    *,
+    emulator: bool,
+    provision: bool,
+) -> None:
+    """Start the emulator if asked, provision if asked, then run the stack until stopped."""
+    from stockday.devstack.haproxy import HAProxyMissing
+    from stockday.devstack.supervisor import Stack
+
+    port_base = topology.port_base
     extra_env: dict[str, str] = {"STOCKDAY_BACKEND": settings.backend}
     helpers: list[subprocess.Popen[bytes]] = []
     if emulator:

@@ -1,5 +1,5 @@
-"""Processes of a running stack, seen through psutil: parents, children, commands, states, uvicorn's
-workers. One view for `stockday status`, the failure tests and the benchmarks alike.
+"""Processes of a running stack, seen through psutil: parents, children, commands, states. One
+view for the failure tests and the benchmarks alike.
 
 Every function answers for a process that is gone (None, False, empty) instead of raising.
 """
@@ -84,14 +84,3 @@ def cpu_seconds(pid: int) -> float:
     except psutil.Error:
         raise ProcessLookupError(pid) from None
     return times.user + times.system
-
-
-def is_uvicorn_worker(pid: int) -> bool:
-    """A uvicorn worker is a multiprocessing "spawn" child of its master; the master's other
-    child, multiprocessing's resource tracker, is not."""
-    return b"spawn_main" in command_line(pid)
-
-
-def uvicorn_workers(master: int) -> set[int]:
-    """The live workers of a uvicorn master."""
-    return {p for p in children(master) if alive(p) and is_uvicorn_worker(p)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,11 @@ def leftovers(data_dir: Path) -> Leftovers:
 
 
 def kill_and_wait(pids: list[int], timeout: float = 10.0) -> list[int]:
-    """SIGKILL each process and wait for it; the pids still running after ``timeout``."""
+    """SIGKILL each process and wait until it is gone; the pids still running after ``timeout``.
+
+    A zombie is gone: dead, only waiting for its parent to reap it (psutil would wait for the
+    reaping, for ever if that parent never does).
+    """
     processes = []
     for pid in pids:
         try:
@@ -95,8 +100,20 @@ def kill_and_wait(pids: list[int], timeout: float = 10.0) -> list[int]:
             processes.append(process)
         except psutil.Error:
             continue
-    _, alive = psutil.wait_procs(processes, timeout=timeout)
-    return [p.pid for p in alive]
+    deadline = time.monotonic() + timeout
+    while True:
+        # Reaps those that are our own children; the others are polled.
+        _, alive = psutil.wait_procs(processes, timeout=min(0.1, timeout))
+        processes = [p for p in alive if _running(p)]
+        if not processes or time.monotonic() >= deadline:
+            return [p.pid for p in processes]
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def port_holders(ports: list[tuple[str, int]]) -> dict[int, str]:
