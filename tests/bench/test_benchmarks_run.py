@@ -105,6 +105,62 @@ def test_page_view_benchmark_runs_against_the_stack_and_hello_world(tmp_path: Pa
 
 
 @pytest.mark.e2e
+def test_http_servers_benchmark_compares_uvicorn_and_granian_on_three_apps(
+    tmp_path: Path,
+) -> None:
+    require_program("wrk")
+    stdout, report = run_benchmark(
+        "http_servers.py",
+        tmp_path / "http_servers.json",
+        *("--threads", "1", "--connections", "4", "--stocks", "10"),
+        *("--duration", "1", "--warmup", "0"),
+    )
+    assert (
+        set(report["apps"]) == set(report["correctness"]) == {"hello", "stock-symbol", "frontend"}
+    )
+    for app in report["apps"].values():
+        for server in ("uvicorn", "granian"):
+            measured = app[server]
+            assert measured["requests"] > 0 and measured["errors"] == 0
+            assert 0 < measured["p50_ms"] <= measured["p99_ms"]
+            assert measured["memory_after_load"]["total_rss_mb"] > 0
+            assert measured["sigterm"]["exit_code"] is not None  # it stopped by itself
+        uvicorn, granian, ratios = app["uvicorn"], app["granian"], app["ratios"]
+        assert_ratio(
+            ratios["throughput"], granian["requests_per_second"], uvicorn["requests_per_second"]
+        )
+        assert_ratio(ratios["p50_latency"], granian["p50_ms"], uvicorn["p50_ms"])
+        assert_ratio(ratios["p99_latency"], granian["p99_ms"], uvicorn["p99_ms"])
+        assert_ratio(
+            ratios["cpu_per_request"],
+            granian["cpu"]["cpu_us_per_request"],
+            uvicorn["cpu"]["cpu_us_per_request"],
+        )
+        assert_ratio(
+            ratios["total_rss"],
+            granian["memory_after_load"]["total_rss_mb"],
+            uvicorn["memory_after_load"]["total_rss_mb"],
+        )
+        # uvicorn without --workers serves in its own process, no child.
+        assert uvicorn["processes"]["children"] == 0
+        assert not uvicorn["processes"]["app_in_child_process"]
+    for checked in report["correctness"].values():
+        assert set(checked["answers"]) == {"uvicorn", "granian"}
+        assert set(checked["answers"]["uvicorn"]) == set(checked["answers"]["granian"])
+    symbol = report["correctness"]["stock-symbol"]["answers"]
+    assert "POST /api/uploads 5 MB" in symbol["uvicorn"]
+    for server in ("uvicorn", "granian"):
+        supervision = report["supervision"][server]
+        assert supervision["left_after_cleanup"] == []  # the benchmark killed any survivor
+    uvicorn_killed = report["supervision"]["uvicorn"]
+    assert uvicorn_killed["survivors"] == []
+    assert uvicorn_killed["replacement_started_on_the_port"]
+    assert uvicorn_killed["sockets_listening_on_the_port_with_the_replacement"] == 1
+    assert report["decision"] in {"uvicorn", "granian"}
+    assert f"keep: {report['decision']}" in stdout
+
+
+@pytest.mark.e2e
 def test_logo_pipeline_benchmark_runs_and_reports_rates_per_cpu_second(tmp_path: Path) -> None:
     _, report = run_benchmark(
         "logo_pipeline.py",

@@ -52,6 +52,7 @@ def test_performance_page_documents_every_benchmark() -> None:
         "bench/random_pick.py",
         "bench/logo_pipeline.py",
         "bench/footprint.py",
+        "bench/http_servers.py",
     }
 
 
