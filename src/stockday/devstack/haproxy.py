@@ -77,6 +77,10 @@ def haproxy_config(
 _GLOBAL_AND_DEFAULTS = f"""\
 global
     maxconn 4096
+    # One thread: the replicas share this machine's cores with it, and a second thread cost
+    # more in wake-ups and hand-offs than it served (page views through the site's port: 5,100
+    # against 6,100 a second, p99 63 against 27 ms, measured alternately on two cores).
+    nbthread 1
     log stderr format short local0 warning
 
 defaults
@@ -125,7 +129,9 @@ frontend {service.name}
     default_backend {service.name}
 
 backend {service.name}
-    balance roundrobin
+    # The replica with the fewest requests in flight (round robin among equals): one slowed
+    # down by a long request or a busy core gets fewer, which trims the tail of the latency.
+    balance leastconn
     # Only a request that never reached a replica may be sent again, unless it is safe to repeat.
     http-request disable-l7-retry unless METH_GET || METH_HEAD
 {_read_timeout(service, caller_timeout)}\
