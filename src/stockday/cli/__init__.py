@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stockday.cli import aws, canary, chaos, dlq, seed, services, smoke, stack
+from stockday.cli import aws, canary, chaos, cost, dlq, seed, services, smoke, stack
 
 app = typer.Typer(help="Stock-of-the-Day: five services, one command.", no_args_is_help=True)
 app.command()(stack.up)
@@ -18,6 +18,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(canary.app, name="canary")
 app.add_typer(chaos.app, name="chaos")
 app.command()(smoke.smoke)
+app.command()(cost.cost)
 
 
 def main() -> None:
