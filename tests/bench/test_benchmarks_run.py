@@ -192,7 +192,7 @@ def test_footprint_benchmark_reports_memory_of_every_replica_and_time_to_ready(
         *("--replicas", "1", "--runs", "1", "--requests", "5"),
     )
     processes = report["memory"]["processes_after_traffic"].values()
-    replicas = [p for p in processes if p["role"] in {"worker", "consumer"}]
+    replicas = [p for p in processes if p["role"] == "replica"]
     assert {p["service"] for p in replicas} == SERVICES
     assert len(replicas) == len(SERVICES)  # one replica each
     assert all(p["rss_mb"] > 0 for p in processes)

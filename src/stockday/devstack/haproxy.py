@@ -104,8 +104,8 @@ defaults
     retries 2
     retry-on conn-failure empty-response response-timeout
     option redispatch 1
-    default-server check inter {INTERVAL_MS}ms fastinter {FAST_INTERVAL_MS}ms downinter 1s \
-fall {FALL} rise {RISE}
+    default-server check inter {INTERVAL_MS}ms fastinter {FAST_INTERVAL_MS}ms \
+downinter {FAST_INTERVAL_MS}ms fall {FALL} rise {RISE}
 """
 
 
