@@ -317,6 +317,18 @@ def run_wrk_spread(
     )
 
 
+def load_section(args: argparse.Namespace, **more: Any) -> dict[str, Any]:
+    """The report's description of the wrk load a benchmark ran (its command-line options)."""
+    return {
+        "tool": "wrk",
+        "threads": args.threads,
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        **more,
+    }
+
+
 # --- the command line ---------------------------------------------------------------------
 
 

@@ -68,6 +68,7 @@ from harness import (
     command_line,
     format_table,
     free_port,
+    load_section,
     print_targets,
     run_wrk,
     target,
@@ -894,14 +895,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     decision = CANDIDATE if all(t["pass"] for t in targets) else "uvicorn"
     print(f"\nkeep: {decision}")
     report: dict[str, Any] = {
-        "load": {
-            "tool": "wrk",
-            "threads": args.threads,
-            "connections": args.connections,
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-            "rounds": args.rounds,
-        },
+        "load": load_section(args, rounds=args.rounds),
         "servers": {"versions": versions, "ratio": f"{CANDIDATE} / uvicorn"},
         "stocks": args.stocks,
         "apps": apps,

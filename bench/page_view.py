@@ -37,6 +37,7 @@ from harness import (
     WrkResult,
     command_line,
     format_table,
+    load_section,
     pids_of,
     print_targets,
     run_wrk,
@@ -257,13 +258,7 @@ def report(
     print()
     print_targets(targets)
     result: dict[str, Any] = {
-        "load": {
-            "tool": "wrk",
-            "threads": args.threads,
-            "connections": args.connections,
-            "duration_s": args.duration,
-            "warmup_s": args.warmup,
-        },
+        "load": load_section(args),
         "replicas": args.replicas,
         "reference": {"app": "bench/hello_app.py on uvicorn --workers R", **reference.as_dict()},
         "page_view_direct": {"path": "/", "at": "each frontend replica's port", **direct.as_dict()},

@@ -11,19 +11,14 @@ from pathlib import Path
 
 import httpx
 
+from stockday.devstack.state import port_taken
 from tests.support.waiting import wait_until
 
 HOST = "127.0.0.1"
 
 
 def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
+    return not port_taken(HOST, port)
 
 
 def _candidates(step: int = 1, room: int = 0) -> Iterable[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from enum import StrEnum
@@ -138,9 +137,9 @@ def _clear_leftovers(directory: Path) -> None:
 def _refuse_taken_ports(topology: Topology) -> None:
     """Name what holds a port the stack needs, instead of restarting a replica that cannot bind
     it over and over."""
-    from stockday.devstack.state import port_holders
+    from stockday.devstack.state import port_holders, port_taken
 
-    busy = [(host, port) for host, port in topology.ports() if _port_taken(host, port)]
+    busy = [(host, port) for host, port in topology.ports() if port_taken(host, port)]
     if not busy:
         return
     holders = port_holders(busy)
@@ -149,16 +148,6 @@ def _refuse_taken_ports(topology: Topology) -> None:
         console.print(f"[red]{host}:{port} is taken by {holder}[/red]")
     console.print("[red]choose another --port-base, or stop what holds these ports[/red]")
     raise typer.Exit(2)
-
-
-def _port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def _run_stack(stack: Stack, ready_timeout: float) -> None:
