@@ -163,7 +163,7 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
     while not stop.requested and time.monotonic() < deadline:
         stack.supervise_once()
         # Ready for visitors: every replica ready, and HAProxy sending requests to each.
-        if all(row.serving for row in scrape(stack.describe(), client)):
+        if all(row.serving for row in scrape(stack.describe(), client, traffic=False)):
             ready = True
             break
         stack.pause(0.1)

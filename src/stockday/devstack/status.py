@@ -60,7 +60,9 @@ def rotation(stats_url: str, client: httpx.Client) -> dict[str, str]:
     return states
 
 
-def scrape(state: dict[str, Any], client: httpx.Client) -> list[Row]:
+def scrape(state: dict[str, Any], client: httpx.Client, *, traffic: bool = True) -> list[Row]:
+    """One row per process; ``traffic=False`` skips the metrics (health and rotation only), as
+    `up` asks while it waits for readiness, ten times a second beside starting replicas."""
     in_rotation = rotation(str(state.get("stats_url", "")), client)
     rows = []
     for child in state.get("children", []):
@@ -75,19 +77,20 @@ def scrape(state: dict[str, Any], client: httpx.Client) -> list[Row]:
             )
             continue
         address = f"{child['host']}:{child['port']}"
-        ready, reason, traffic = False, "", Traffic()
+        ready, reason, counted = False, "", Traffic()
         try:
             answer = client.get(f"http://{address}/api/ready")
             ready = answer.status_code == 200
             if not ready:
                 reason = "; ".join(answer.json().get("reasons", [])) or str(answer.status_code)
-            traffic = parse_traffic(client.get(f"http://{address}/metrics").text)
+            if traffic:
+                counted = parse_traffic(client.get(f"http://{address}/metrics").text)
         except (httpx.HTTPError, ValueError) as exc:
             reason = f"not answering: {type(exc).__name__}"
         status = in_rotation.get(name, "")
         zone = str(child.get("zone") or "-")
         rows.append(
-            Row(name, service, zone, pid, address, alive, ready, status, reason, traffic, restarts)
+            Row(name, service, zone, pid, address, alive, ready, status, reason, counted, restarts)
         )
     return sorted(rows, key=lambda row: (row.zone != "-", row.zone, row.service, row.name))
 
