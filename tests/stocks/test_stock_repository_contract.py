@@ -184,3 +184,128 @@ async def test_random_is_uniform(repo: StockRepository) -> None:
 
 async def test_check_passes_on_a_working_store(repo: StockRepository) -> None:
     await repo.check()
+
+
+# --- hiding ---------------------------------------------------------------------------------
+
+
+async def picked_symbols(repo: StockRepository, picks: int) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    for _ in range(picks):
+        stock = await repo.random()
+        assert stock is not None
+        seen[stock.symbol] += 1
+    return seen
+
+
+async def test_a_hidden_stock_leaves_the_pick_and_the_listing_not_its_symbol(
+    repo: StockRepository,
+) -> None:
+    for i in range(6):
+        await repo.add(Stock.new(f"H{i}", f"Stock {i}"))
+    hidden = await repo.set_hidden("H2", True)
+    assert hidden is not None
+    assert (hidden.symbol, hidden.hidden) == ("H2", True)
+    assert await repo.count() == 5
+    assert set(await picked_symbols(repo, 300)) == {"H0", "H1", "H3", "H4", "H5"}
+    listed = [s.symbol for s in (await repo.list(limit=50)).items]
+    assert listed == ["H0", "H1", "H3", "H4", "H5"]
+    stored = await repo.get("H2")
+    assert stored is not None
+    assert stored.hidden
+    assert not (await repo.get("H3") or hidden).hidden
+
+
+async def test_unhide_puts_a_stock_back_in_the_pick(repo: StockRepository) -> None:
+    for i in range(4):
+        await repo.add(Stock.new(f"V{i}", f"Stock {i}"))
+    await repo.set_hidden("V0", True)
+    await repo.set_hidden("V3", True)  # the last slot: nothing moves
+    assert set(await picked_symbols(repo, 200)) == {"V1", "V2"}
+    shown = await repo.set_hidden("V0", False)
+    assert shown is not None
+    assert not shown.hidden
+    assert await repo.count() == 3
+    assert set(await picked_symbols(repo, 300)) == {"V0", "V1", "V2"}
+    assert [s.symbol for s in (await repo.list()).items] == ["V0", "V1", "V2"]
+
+
+async def test_hiding_is_idempotent_and_a_missing_stock_is_none(repo: StockRepository) -> None:
+    await repo.add(Stock.new("ONE", "One"))
+    await repo.add(Stock.new("TWO", "Two"))
+    for _ in range(2):
+        again = await repo.set_hidden("ONE", True)
+        assert again is not None
+        assert again.hidden
+    assert await repo.count() == 1
+    for _ in range(2):
+        shown = await repo.set_hidden("ONE", False)
+        assert shown is not None
+        assert not shown.hidden
+    assert await repo.count() == 2
+    assert await repo.set_hidden("NONE", True) is None
+    assert await repo.set_hidden("NONE", False) is None
+
+
+async def test_every_stock_hidden_is_an_empty_pick(repo: StockRepository) -> None:
+    await repo.add(Stock.new("SOLE", "Sole"))
+    await repo.set_hidden("SOLE", True)
+    assert await repo.random() is None
+    assert await repo.count() == 0
+    assert (await repo.list()).items == []
+
+
+async def test_an_update_keeps_a_stock_hidden(repo: StockRepository) -> None:
+    await repo.add(Stock.new("KEEP", "Keep", upload_id="u1"))
+    await repo.add(Stock.new("SHOW", "Show"))
+    await repo.set_hidden("KEEP", True)
+    stock = await repo.get("KEEP")
+    assert stock is not None
+    ready = stock.logo_ready("u1", "logos/KEEP/u1.webp")
+    await repo.update(ready, expected_version=stock.version)
+    stored = await repo.get("KEEP")
+    assert stored is not None
+    assert stored.hidden
+    assert stored.logo.state is LogoState.READY
+    assert set(await picked_symbols(repo, 50)) == {"SHOW"}
+
+
+async def test_a_hidden_stock_can_be_deleted(repo: StockRepository) -> None:
+    for symbol in ("A", "B", "C"):
+        await repo.add(Stock.new(symbol, symbol))
+    await repo.set_hidden("B", True)
+    removed = await repo.delete("B")
+    assert removed is not None
+    assert removed.hidden
+    assert await repo.get("B") is None
+    assert await repo.count() == 2
+    await repo.delete("A")
+    assert set(await picked_symbols(repo, 50)) == {"C"}
+    await repo.add(Stock.new("B", "B again"))
+    assert set(await picked_symbols(repo, 200)) == {"B", "C"}
+
+
+async def test_recent_lists_newest_first_hidden_included(repo: StockRepository) -> None:
+    for i in range(5):
+        await repo.add(Stock.new(f"N{i}", f"Stock {i}"))
+    await repo.set_hidden("N3", True)
+    recent = await repo.recent(limit=3)
+    assert [s.symbol for s in recent] == ["N4", "N3", "N2"]
+    assert [s.hidden for s in recent] == [False, True, False]
+
+
+async def test_random_is_uniform_over_visible_stocks(repo: StockRepository) -> None:
+    """12 stocks, 4 hidden (one unhidden again), 5,000 seeded picks: never a hidden one, and
+    chi-square must not reject uniformity over the rest at p > 0.001."""
+    symbols = [f"W{i}" for i in range(12)]
+    for symbol in symbols:
+        await repo.add(Stock.new(symbol, f"Uniform {symbol}"))
+    for symbol in ("W0", "W5", "W11", "W7"):
+        await repo.set_hidden(symbol, True)
+    await repo.set_hidden("W5", False)
+    visible = [s for s in symbols if s not in {"W0", "W11", "W7"}]
+    picks = await picked_symbols(repo, 5000)
+    assert set(picks) == set(visible)
+    observed = [picks[s] for s in visible]
+    result = chisquare(observed)
+    assert result.pvalue > 0.001, (observed, result)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEAD_LETTER_RETENTION_SECONDS",
+    "STOCKS_BY_CREATED",
     "STOCKS_BY_SYMBOL",
     "STOCKS_TABLE",
     "KeyAttribute",
@@ -94,11 +95,18 @@ def _key_schema(
 # The stocks table: one string partition key ``pk`` (see stockday.stocks.dynamodb for the
 # items), and a sparse index listing the stock items by symbol.
 STOCKS_BY_SYMBOL = "by-symbol"
+# Newest first for moderation: every stock, hidden ones too.
+STOCKS_BY_CREATED = "by-created"
 STOCKS_TABLE = TableSchema(
     partition_key=KeyAttribute("pk"),
     indexes=(
         TableIndex(
             STOCKS_BY_SYMBOL, partition_key=KeyAttribute("listing"), sort_key=KeyAttribute("symbol")
+        ),
+        TableIndex(
+            STOCKS_BY_CREATED,
+            partition_key=KeyAttribute("added"),
+            sort_key=KeyAttribute("created_at"),
         ),
     ),
 )

@@ -117,7 +117,9 @@ class Stock:
     """A stock on the shared watchlist.
 
     ``version`` starts at 1 and grows by one on every write; repositories only accept a write
-    whose expected version matches the stored one (optimistic locking).
+    whose expected version matches the stored one (optimistic locking). A ``hidden`` stock is
+    left out of the random pick and the listing by an operator, and still readable by symbol;
+    only the repository's ``set_hidden`` changes it.
     """
 
     symbol: str
@@ -128,6 +130,7 @@ class Stock:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     request_key: str | None = None
+    hidden: bool = False
 
     @classmethod
     def new(

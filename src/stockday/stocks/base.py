@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,8 +51,9 @@ class StockPage:
 class StockRepository(Protocol):
     """Stores stocks by symbol.
 
-    ``random`` is uniform over all stocks and costs the same however many there are;
-    ``update`` is a conditional write on the version the caller read.
+    ``random`` is uniform over the visible stocks and costs the same however many there are;
+    ``update`` is a conditional write on the version the caller read. A hidden stock (see
+    ``set_hidden``) is out of ``random``, ``list`` and ``count``, and still found by ``get``.
     """
 
     async def add(self, stock: Stock) -> None:
@@ -60,7 +62,11 @@ class StockRepository(Protocol):
     async def get(self, symbol: str) -> Stock | None: ...
 
     async def list(self, *, limit: int = 50, cursor: str | None = None) -> StockPage:
-        """Stocks ordered by symbol, ``limit`` at a time; pass ``next_cursor`` for the next page."""
+        """Visible stocks ordered by symbol, ``limit`` at a time; pass ``next_cursor`` for the
+        next page."""
+
+    async def recent(self, *, limit: int = 50) -> Sequence[Stock]:
+        """The ``limit`` stocks added last, newest first, hidden ones included (moderation)."""
 
     async def update(self, stock: Stock, *, expected_version: int) -> None:
         """Replace the stored stock if it is still at ``expected_version``.
@@ -71,10 +77,17 @@ class StockRepository(Protocol):
     async def delete(self, symbol: str) -> Stock | None:
         """Remove a stock; return what was removed, or None."""
 
-    async def count(self) -> int: ...
+    async def set_hidden(self, symbol: str, hidden: bool) -> Stock | None:
+        """Take a stock out of the random pick and the listing, or put it back; idempotent.
+
+        Returns the stock as now stored, or None when there is no such stock.
+        """
+
+    async def count(self) -> int:
+        """How many visible stocks there are (the random pick draws among them)."""
 
     async def random(self) -> Stock | None:
-        """A uniformly random stock, or None when there are none."""
+        """A uniformly random visible stock, or None when there are none."""
 
     async def check(self) -> None:
         """Raise BackendUnavailable with a one-line reason if the store is not usable."""

@@ -13,6 +13,9 @@ item points back at its slot, and nothing else exists" holds under any concurren
 - update: read the stock, then rewrite it and its slot copy if ``rev`` is unchanged.
 - delete: move the last slot's stock into the hole and shrink the counter, in one transaction
   conditioned on the revisions and the count that were read; retried on conflict.
+- hide: the same transaction as delete, except that the stock item stays, marked hidden,
+  without a slot nor a place in the by-symbol index. Unhide is an add of the existing item:
+  [counter n -> n+1 if still n; give the stock slot n if its ``rev`` is unchanged; put slot n].
 - random: draw k in [0, n) from the last count this process saw, then one TransactGetItems
   reads the counter and slot k in one serializable snapshot. The pick is taken only if the
   snapshot's count is the n that k was drawn from, so it is uniform over that snapshot
@@ -33,17 +36,19 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
 from stockday.aws.dynamodb_values import attribute, from_item, to_item
-from stockday.aws.schema import STOCKS_BY_SYMBOL
+from stockday.aws.schema import STOCKS_BY_CREATED, STOCKS_BY_SYMBOL
 from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Stock
 from stockday.stocks.base import StockExists, StockNotFound, StockPage, VersionConflict
 from stockday.stocks.dynamodb_items import (
+    ADDED,
     COUNTER_PK,
     LISTING,
     Record,
@@ -51,6 +56,8 @@ from stockday.stocks.dynamodb_items import (
     decode_cursor,
     delete_actions,
     encode_cursor,
+    hide_actions,
+    is_hidden,
     key,
     slot_item,
     slot_pk,
@@ -58,6 +65,7 @@ from stockday.stocks.dynamodb_items import (
     stock_pk,
     stock_record,
     to_stock,
+    unhide_actions,
 )
 from stockday.stocks.dynamodb_retry import Retries
 
@@ -210,21 +218,27 @@ class DynamoDbStockRepository:
             if int(current["version"]) != expected_version:
                 raise VersionConflict(stock.symbol, expected_version)
             rev = int(current["rev"])
-            record = stock_record(stock, slot=int(current["slot"]), rev=rev + 1)
-            try:
-                await self._transact(
-                    [
-                        {
-                            "Put": {
-                                "TableName": self._table,
-                                "Item": to_item(stock_item(record)),
-                                "ConditionExpression": "rev = :rev",
-                                "ExpressionAttributeValues": {":rev": attribute(rev)},
-                            }
-                        },
-                        {"Put": {"TableName": self._table, "Item": to_item(slot_item(record))}},
-                    ]
+            # Hidden or not is the stored stock's, never the caller's copy's: only set_hidden
+            # changes it.
+            hidden = is_hidden(current)
+            slot = None if hidden else int(current["slot"])
+            record = stock_record(replace(stock, hidden=hidden), slot=slot, rev=rev + 1)
+            actions: list[TransactWriteItemTypeDef] = [
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": to_item(stock_item(record)),
+                        "ConditionExpression": "rev = :rev",
+                        "ExpressionAttributeValues": {":rev": attribute(rev)},
+                    }
+                }
+            ]
+            if not hidden:
+                actions.append(
+                    {"Put": {"TableName": self._table, "Item": to_item(slot_item(record))}}
                 )
+            try:
+                await self._transact(actions)
             except _Cancelled:
                 # Changed since read: the next read tells a real conflict from a slot move.
                 await self._backoff(retries, f"updating stock {stock.symbol}")
@@ -232,6 +246,29 @@ class DynamoDbStockRepository:
             return
 
     async def delete(self, symbol: str) -> Stock | None:
+        item = await self._vacate(symbol, remove=True)
+        return to_stock(item) if item is not None else None
+
+    async def recent(self, *, limit: int = 50) -> Sequence[Stock]:
+        answer = await self._call(
+            self._client.query,
+            TableName=self._table,
+            IndexName=STOCKS_BY_CREATED,
+            KeyConditionExpression="added = :added",
+            ExpressionAttributeValues={":added": attribute(ADDED)},
+            ScanIndexForward=False,
+            Limit=max(1, min(limit, MAX_PAGE)),
+        )
+        return [to_stock(from_item(item)) for item in answer.get("Items", [])]
+
+    async def set_hidden(self, symbol: str, hidden: bool) -> Stock | None:
+        item = await (self._vacate(symbol, remove=False) if hidden else self._unhide(symbol))
+        return to_stock(item) if item is not None else None
+
+    async def _vacate(self, symbol: str, *, remove: bool) -> Record | None:
+        """Delete (``remove``) or hide a stock, keeping the slots dense; the item as it was
+        read, or (hiding) as it now is; None when there is no such stock."""
+        what = f"{'deleting' if remove else 'hiding'} stock {symbol}"
         # One snapshot reads the stock, the counter and the last slot, guessed from the count
         # hint; a wrong guess costs one more snapshot, now with the count it returned.
         guess = self._count_hint or 0
@@ -242,29 +279,66 @@ class DynamoDbStockRepository:
             try:
                 item, counter, *tail = await self._snapshot(stock_pk(symbol), COUNTER_PK, *last_pks)
             except _Cancelled:  # a write transaction was in flight on one of the items
-                await self._backoff(retries, f"deleting stock {symbol}")
+                await self._backoff(retries, what)
                 continue
-            if item is None:
-                return None
+            if item is None or (is_hidden(item) and not remove):
+                return item
             n = int(counter["n"]) if counter is not None else 0
+            if is_hidden(item):  # holds no slot: only the item goes
+                only_item = delete_actions(self._table, item, n, None)
+                if await self._transacted(only_item, retries, what):
+                    return item
+                continue
             slot, last = int(item["slot"]), n - 1
             moved = tail[0] if tail and guess == n and slot != last else None
             if slot != last and (moved is None or moved["symbol"] == symbol):
                 if fresh:  # the count moved again since the last snapshot
-                    await self._backoff(retries, f"deleting stock {symbol}")
+                    await self._backoff(retries, what)
                 guess, fresh = n, True
                 continue
-            actions = delete_actions(self._table, item, n, moved)
+            build = delete_actions if remove else hide_actions
+            actions = build(self._table, item, n, moved)
             try:
                 await self._transact(actions)
             except _Cancelled as cancelled:
                 # A lost race: the counter's failed condition says the count to guess next.
-                await self._backoff(retries, f"deleting stock {symbol}")
+                await self._backoff(retries, what)
                 fresh = cancelled.failed(len(actions) - 1)
                 guess = await self._current_count(cancelled, len(actions) - 1) if fresh else n
                 continue
             self._count_hint = last
-            return to_stock(item)
+            return item if remove else _hidden(item)
+
+    async def _unhide(self, symbol: str) -> Record | None:
+        """Give a hidden stock the next slot; the item as it now is, None when there is none."""
+        retries = Retries(self._rng)
+        n = self._count_hint
+        while True:
+            item = await self._get_item(stock_pk(symbol))
+            if item is None or not is_hidden(item):
+                return item
+            if n is None:
+                n = await self._read_count()
+            try:
+                await self._transact(unhide_actions(self._table, item, n))
+            except _Cancelled as cancelled:
+                await self._backoff(retries, f"showing stock {symbol}")
+                n = await self._current_count(cancelled, 0) if cancelled.failed(0) else None
+                continue
+            self._count_hint = n + 1
+            shown = {name: value for name, value in item.items() if name != "is_hidden"}
+            return {**shown, "slot": n}
+
+    async def _transacted(
+        self, actions: Sequence[TransactWriteItemTypeDef], retries: Retries, what: str
+    ) -> bool:
+        """One transaction; False (after a backoff) when it lost a race and must be redone."""
+        try:
+            await self._transact(actions)
+        except _Cancelled:
+            await self._backoff(retries, what)
+            return False
+        return True
 
     async def count(self) -> int:
         return await self._read_count()
@@ -301,13 +375,14 @@ class DynamoDbStockRepository:
         indexes = {i.get("IndexName") for i in description.get("GlobalSecondaryIndexes", [])}
         if status not in {"ACTIVE", "UPDATING"}:
             raise BackendUnavailable(self._reason(f"its status is {status or 'unknown'}"))
-        if STOCKS_BY_SYMBOL not in indexes:
-            raise BackendUnavailable(
-                self._reason(
-                    f"it has no index {STOCKS_BY_SYMBOL!r} to list stocks by symbol; create the"
-                    " table with stockday.aws.provision.create_table (stockday provision)"
+        for index, purpose in ((STOCKS_BY_SYMBOL, "by symbol"), (STOCKS_BY_CREATED, "by age")):
+            if index not in indexes:
+                raise BackendUnavailable(
+                    self._reason(
+                        f"it has no index {index!r} to list stocks {purpose}; create the table"
+                        " with stockday.aws.provision.create_table (stockday provision)"
+                    )
                 )
-            )
 
     async def close(self) -> None:
         self._client.close()
@@ -377,3 +452,9 @@ class DynamoDbStockRepository:
         raise BackendUnavailable(
             self._reason(f"{what} kept conflicting with concurrent writes; try again")
         )
+
+
+def _hidden(item: Record) -> Record:
+    """A stock item as hide_actions leaves it."""
+    kept = {name: value for name, value in item.items() if name not in ("slot", "listing")}
+    return {**kept, "is_hidden": True}

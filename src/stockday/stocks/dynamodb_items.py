@@ -4,10 +4,13 @@ Items of the table (string partition key ``pk``):
 
 - ``STOCK#<SYMBOL>``: the stock, plus ``slot`` (its dense slot number), ``rev`` (an internal
   revision bumped by every write, so one condition ``rev = :read`` says "unchanged since I read
-  it") and ``listing = "STOCK"`` (key of the ``by-symbol`` index, sort key ``symbol``).
-- ``SLOT#<k>`` for k in 0..n-1: a copy of the stock in slot k (same attributes, no ``listing``,
-  so the index stays sparse and holds stocks only).
-- ``META#count``: ``n``, the number of stocks.
+  it"), ``listing = "STOCK"`` (key of the ``by-symbol`` index, sort key ``symbol``) and
+  ``added = "STOCK"`` (key of the ``by-created`` index, sort key ``created_at``). A hidden
+  stock has ``is_hidden = true`` (``hidden`` is a reserved word), no ``slot`` and no
+  ``listing``: it is out of the pick and the listing, still in ``by-created`` for moderation.
+- ``SLOT#<k>`` for k in 0..n-1: a copy of the stock in slot k (same attributes, no ``listing``
+  nor ``added``, so the indexes stay sparse and hold stocks only).
+- ``META#count``: ``n``, the number of visible stocks.
 
 Records are plain Python values (numbers read back are Decimal); stockday.aws.dynamodb_values
 turns them into DynamoDB's typed attribute values. How the repository uses these items under
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from types_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
 LISTING = "STOCK"
+ADDED = "STOCK"
 COUNTER_PK = "META#count"
 
 Record = dict[str, Any]
@@ -47,8 +51,8 @@ def key(pk: str) -> dict[str, AttributeValueTypeDef]:
     return {"pk": attribute(pk)}
 
 
-def stock_record(stock: Stock, *, slot: int, rev: int) -> Record:
-    """The attributes a stock item and its slot copy share."""
+def stock_record(stock: Stock, *, slot: int | None, rev: int) -> Record:
+    """The attributes a stock item and its slot copy share; no slot when ``stock`` is hidden."""
     record: Record = {
         "symbol": stock.symbol,
         "name": stock.name,
@@ -56,9 +60,12 @@ def stock_record(stock: Stock, *, slot: int, rev: int) -> Record:
         "logo_state": stock.logo.state.value,
         "created_at": stock.created_at.isoformat(),
         "updated_at": stock.updated_at.isoformat(),
-        "slot": slot,
         "rev": rev,
     }
+    if stock.hidden:
+        record["is_hidden"] = True
+    elif slot is not None:
+        record["slot"] = slot
     optional = {
         "logo_upload_id": stock.logo.upload_id,
         "logo_key": stock.logo.key,
@@ -72,14 +79,20 @@ def stock_record(stock: Stock, *, slot: int, rev: int) -> Record:
 
 
 def stock_item(record: Mapping[str, Any]) -> Record:
-    """The stock item: the record under its symbol's key, listed by the by-symbol index."""
-    return {**record, "pk": stock_pk(record["symbol"]), "listing": LISTING}
+    """The stock item: the record under its symbol's key, in the by-created index and, unless
+    hidden, in the by-symbol index."""
+    listed = {} if record.get("is_hidden") else {"listing": LISTING}
+    return {**record, "pk": stock_pk(record["symbol"]), "added": ADDED, **listed}
 
 
 def slot_item(record: Mapping[str, Any]) -> Record:
-    """The slot copy: the record under its slot's key, left out of the index."""
-    copy = {name: value for name, value in record.items() if name != "listing"}
+    """The slot copy: the record under its slot's key, left out of the indexes."""
+    copy = {name: value for name, value in record.items() if name not in ("listing", "added")}
     return {**copy, "pk": slot_pk(int(record["slot"]))}
+
+
+def is_hidden(item: Mapping[str, Any]) -> bool:
+    return "slot" not in item
 
 
 def to_stock(record: Mapping[str, Any]) -> Stock:
@@ -98,6 +111,7 @@ def to_stock(record: Mapping[str, Any]) -> Stock:
         request_key=record.get("request_key"),
         created_at=datetime.fromisoformat(record["created_at"]),
         updated_at=datetime.fromisoformat(record["updated_at"]),
+        hidden=bool(record.get("is_hidden", False)),
     )
 
 
@@ -119,19 +133,48 @@ def counter_update(table: str, read: int, new: int, condition: str) -> TransactW
 def delete_actions(
     table: str, item: Record, n: int, moved: Record | None
 ) -> list[TransactWriteItemTypeDef]:
-    """Remove stock ``item`` of ``n`` and fill its slot with ``moved``, the stock in the last
-    slot (None when ``item`` is the last slot itself); conditioned on the revisions read."""
-    slot, last = int(item["slot"]), n - 1
-    actions: list[TransactWriteItemTypeDef] = [
-        {
-            "Delete": {
-                "TableName": table,
-                "Key": key(stock_pk(item["symbol"])),
-                "ConditionExpression": "rev = :rev",
-                "ExpressionAttributeValues": {":rev": attribute(int(item["rev"]))},
-            }
+    """Remove stock ``item`` of ``n`` and, unless it is hidden, fill its slot with ``moved``
+    (see ``vacate_actions``); conditioned on the revisions read."""
+    remove: TransactWriteItemTypeDef = {
+        "Delete": {
+            "TableName": table,
+            "Key": key(stock_pk(item["symbol"])),
+            "ConditionExpression": "rev = :rev",
+            "ExpressionAttributeValues": {":rev": attribute(int(item["rev"]))},
         }
-    ]
+    }
+    return [remove] if is_hidden(item) else [remove, *vacate_actions(table, item, n, moved)]
+
+
+def hide_actions(
+    table: str, item: Record, n: int, moved: Record | None
+) -> list[TransactWriteItemTypeDef]:
+    """Hide visible stock ``item`` of ``n``: out of its slot and the listing, ``moved`` into
+    its slot (see ``vacate_actions``); conditioned on the revisions read."""
+    rev = int(item["rev"])
+    hide: TransactWriteItemTypeDef = {
+        "Update": {
+            "TableName": table,
+            "Key": key(stock_pk(item["symbol"])),
+            "UpdateExpression": "SET is_hidden = :true, rev = :next REMOVE slot, listing",
+            "ConditionExpression": "rev = :rev",
+            "ExpressionAttributeValues": {
+                ":true": attribute(True),
+                ":next": attribute(rev + 1),
+                ":rev": attribute(rev),
+            },
+        }
+    }
+    return [hide, *vacate_actions(table, item, n, moved)]
+
+
+def vacate_actions(
+    table: str, item: Record, n: int, moved: Record | None
+) -> list[TransactWriteItemTypeDef]:
+    """Empty the slot of ``item`` and fill it with ``moved``, the stock in the last slot (None
+    when ``item`` is the last slot itself); the counter goes from ``n`` to n-1, last."""
+    slot, last = int(item["slot"]), n - 1
+    actions: list[TransactWriteItemTypeDef] = []
     if moved is None:
         actions.append({"Delete": {"TableName": table, "Key": key(slot_pk(slot))}})
     else:
@@ -156,6 +199,34 @@ def delete_actions(
         ]
     actions.append(counter_update(table, n, last, "n = :n"))
     return actions
+
+
+def unhide_actions(table: str, item: Record, n: int) -> list[TransactWriteItemTypeDef]:
+    """Put hidden stock ``item`` back as slot ``n`` of n+1 (the counter first, then the stock
+    item, then its slot copy); conditioned on the count and the revision read."""
+    rev = int(item["rev"])
+    shown = {name: value for name, value in item.items() if name != "is_hidden"}
+    record = {**shown, "slot": n, "rev": rev + 1}
+    condition = "attribute_not_exists(pk) OR n = :n" if n == 0 else "n = :n"
+    return [
+        counter_update(table, n, n + 1, condition),
+        {
+            "Update": {
+                "TableName": table,
+                "Key": key(stock_pk(item["symbol"])),
+                "UpdateExpression": "SET slot = :slot, listing = :listing, rev = :next"
+                " REMOVE is_hidden",
+                "ConditionExpression": "rev = :rev",
+                "ExpressionAttributeValues": {
+                    ":slot": attribute(n),
+                    ":listing": attribute(LISTING),
+                    ":next": attribute(rev + 1),
+                    ":rev": attribute(rev),
+                },
+            }
+        },
+        {"Put": {"TableName": table, "Item": to_item(slot_item(record))}},
+    ]
 
 
 def _price_map(record: Mapping[str, Any]) -> Record:

@@ -3,7 +3,9 @@
 Uniform constant-time random pick: every stock holds a dense ``slot`` number 0..n-1 and the
 count lives in a one-row table. A pick draws k uniformly in [0, n) and reads the stock in slot k
 through a unique index, in one read snapshot. Deleting moves the last slot into the hole, so the
-slots stay dense. Each call is a few microseconds on a local file, so it runs inline in the
+slots stay dense. A hidden stock leaves the slots the same way and takes a negative slot of
+its own (below every other), so "hidden" is "slot < 0" and needs no column. Each call is a few
+microseconds on a local file, so it runs inline in the
 event loop rather than in a thread pool; no write transaction is held across an ``await``.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,11 +40,12 @@ CREATE TABLE IF NOT EXISTS stocks (
 );
 CREATE TABLE IF NOT EXISTS stock_count (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL);
 INSERT OR IGNORE INTO stock_count (id, n) VALUES (0, 0);
+CREATE INDEX IF NOT EXISTS stocks_by_created ON stocks (created_at);
 """
 
 _COLUMNS = (
     "symbol, name, version, logo_state, logo_upload_id, logo_key, logo_error, last_price,"
-    " request_key, created_at, updated_at"
+    " request_key, created_at, updated_at, slot"
 )
 
 
@@ -81,7 +85,8 @@ class SqliteStockRepository:
         rows = (
             self._database.connection()
             .execute(
-                f"SELECT {_COLUMNS} FROM stocks WHERE symbol > ? ORDER BY symbol LIMIT ?",
+                f"SELECT {_COLUMNS} FROM stocks WHERE symbol > ? AND slot >= 0"
+                " ORDER BY symbol LIMIT ?",
                 (cursor or "", limit + 1),
             )
             .fetchall()
@@ -108,17 +113,44 @@ class SqliteStockRepository:
     async def delete(self, symbol: str) -> Stock | None:
         with self._database.write() as db:
             row = db.execute(
-                f"SELECT slot, {_COLUMNS} FROM stocks WHERE symbol = ?", (symbol,)
+                f"SELECT {_COLUMNS} FROM stocks WHERE symbol = ?", (symbol,)
             ).fetchone()
             if row is None:
                 return None
-            slot = row[0]
-            (n,) = db.execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
             db.execute("DELETE FROM stocks WHERE symbol = ?", (symbol,))
-            if slot != n - 1:
-                db.execute("UPDATE stocks SET slot = ? WHERE slot = ?", (slot, n - 1))
-            db.execute("UPDATE stock_count SET n = n - 1 WHERE id = 0")
-        return _to_stock(row[1:])
+            _close_hole(db, row[-1])
+        return _to_stock(row)
+
+    async def recent(self, *, limit: int = 50) -> Sequence[Stock]:
+        limit = max(1, min(limit, 500))
+        rows = (
+            self._database.connection()
+            .execute(
+                f"SELECT {_COLUMNS} FROM stocks ORDER BY created_at DESC, symbol LIMIT ?", (limit,)
+            )
+            .fetchall()
+        )
+        return [_to_stock(r) for r in rows]
+
+    async def set_hidden(self, symbol: str, hidden: bool) -> Stock | None:
+        with self._database.write() as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM stocks WHERE symbol = ?", (symbol,)
+            ).fetchone()
+            if row is None:
+                return None
+            slot = row[-1]
+            if hidden == (slot < 0):
+                return _to_stock(row)
+            if hidden:  # below every slot in use, through the unique index: O(log n)
+                (lowest,) = db.execute("SELECT MIN(slot) FROM stocks").fetchone()
+                new_slot = min(lowest, 0) - 1
+            else:
+                (new_slot,) = db.execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
+                db.execute("UPDATE stock_count SET n = n + 1 WHERE id = 0")
+            db.execute("UPDATE stocks SET slot = ? WHERE symbol = ?", (new_slot, symbol))
+            _close_hole(db, slot)
+        return _to_stock((*row[:-1], new_slot))
 
     async def count(self) -> int:
         (n,) = (
@@ -148,6 +180,19 @@ class SqliteStockRepository:
 
     async def close(self) -> None:
         self._database.close()
+
+
+def _close_hole(db: sqlite3.Connection, slot: int) -> None:
+    """Keep the slots dense once ``slot`` was vacated: the last slot moves into the hole.
+
+    A hidden stock's negative slot is outside the range: nothing moves.
+    """
+    if slot < 0:
+        return
+    (n,) = db.execute("SELECT n FROM stock_count WHERE id = 0").fetchone()
+    if slot != n - 1:
+        db.execute("UPDATE stocks SET slot = ? WHERE slot = ?", (slot, n - 1))
+    db.execute("UPDATE stock_count SET n = n - 1 WHERE id = 0")
 
 
 def _to_row(stock: Stock) -> tuple[Any, ...]:
@@ -180,6 +225,7 @@ def _to_stock(row: Any) -> Stock:
         request_key,
         created,
         updated,
+        slot,
     ) = row
     price = Price.from_record(json.loads(price_json)) if price_json else None
     return Stock(
@@ -191,4 +237,5 @@ def _to_stock(row: Any) -> Stock:
         request_key=request_key,
         created_at=datetime.fromisoformat(created),
         updated_at=datetime.fromisoformat(updated),
+        hidden=slot < 0,
     )
