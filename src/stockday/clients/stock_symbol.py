@@ -9,13 +9,17 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from stockday.contracts.stocks import (
+    DeadLetters,
     LogoUpdate,
     RandomPicks,
+    RecentStocks,
+    Redriven,
     StockCreate,
     StockList,
     StockOut,
     StockWithSeriesOut,
     UploadOut,
+    Visibility,
 )
 from stockday.domain.prices import Interval
 from stockday.runtime.resilience import Breaker, BreakerOpen, retry_idempotent
@@ -217,6 +221,43 @@ class SymbolClient:
         if response.status_code != 204:
             raise _unexpected(response)
         return True
+
+    async def set_hidden(self, symbol: str, hidden: bool) -> StockOut | None:
+        """Hide a stock from the random pick and the listing, or show it; None when unknown."""
+        path = self._stock_path(symbol)
+        if path is None:
+            return None
+        body = Visibility(hidden=hidden).model_dump(mode="json")
+        response = await self._call("PUT", f"{path}/visibility", json=body)
+        if response.status_code in (404, 422):
+            return None
+        if response.status_code != 200:
+            raise _unexpected(response)
+        return _parse(StockOut, response)
+
+    async def recent_stocks(self, limit: int = 50) -> list[StockOut]:
+        """The stocks added last, newest first, hidden ones included."""
+        response = await self._call("GET", "/api/stocks/recent", params={"limit": limit})
+        if response.status_code != 200:
+            raise _unexpected(response)
+        return _parse(RecentStocks, response).items
+
+    async def dead_letters(self) -> DeadLetters:
+        response = await self._call("GET", "/api/dead-letters")
+        if response.status_code != 200:
+            raise _unexpected(response)
+        return _parse(DeadLetters, response)
+
+    async def redrive(self, queue: str) -> int | None:
+        """Re-drive a queue's dead letters; how many moved, None when there is no such queue."""
+        path = f"/api/dead-letters/{quote(queue, safe='')}/redrive"
+        # Not retried: a repeat is harmless but would report a second, smaller count.
+        response = await self._call("POST", path, idempotent=False)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise _unexpected(response)
+        return _parse(Redriven, response).moved
 
     @staticmethod
     def _stock_path(symbol: str) -> str | None:

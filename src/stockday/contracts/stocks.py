@@ -55,6 +55,9 @@ class StockOut(BaseModel):
     price: PriceOut | None
     created_at: datetime
     updated_at: datetime
+    hidden: bool = Field(
+        default=False, description="Left out of the random pick and the listing by an operator."
+    )
 
     @classmethod
     def of(cls, stock: Stock, price: Price | None, logo_url: str | None) -> StockOut:
@@ -71,6 +74,7 @@ class StockOut(BaseModel):
             price=PriceOut.of(price) if price else None,
             created_at=stock.created_at,
             updated_at=stock.updated_at,
+            hidden=stock.hidden,
         )
 
 
@@ -95,8 +99,45 @@ class StockWithSeriesOut(StockOut):
     )
 
 
+class Visibility(BaseModel):
+    """Whether a stock is hidden from the random pick and the listing (an operator's call)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hidden: bool
+
+
+class RecentStocks(BaseModel):
+    """The stocks added last, newest first, hidden ones included: what operators moderate."""
+
+    items: list[StockOut]
+
+
+class DeadLetterOut(BaseModel):
+    message_id: str
+    receive_count: int
+    dead_at: datetime
+    reason: str
+    body: str = Field(description="The message body, cut to 500 characters.")
+
+
+class QueueDeadLetters(BaseModel):
+    queue: str
+    dead_letters: int = Field(description="How many dead letters the queue has (approximate).")
+    items: list[DeadLetterOut] = Field(description="The oldest dead letters, at most a page.")
+
+
+class DeadLetters(BaseModel):
+    queues: list[QueueDeadLetters]
+
+
+class Redriven(BaseModel):
+    queue: str
+    moved: int
+
+
 class RandomPicks(BaseModel):
-    """Independent uniform draws over all stocks (a stock may come more than once)."""
+    """Independent uniform draws over all visible stocks (a stock may come more than once)."""
 
     items: list[StockOut] = Field(
         description="Each item an independent uniformly random stock with its price; "

@@ -12,7 +12,7 @@ from stockday.runtime.settings import Settings, get_settings
 from stockday.runtime.web import serving
 from stockday.stock_symbol.context import SymbolContext, build_context
 from stockday.stock_symbol.errors import install_stock_error_handlers
-from stockday.stock_symbol.routes import logos, stocks, uploads
+from stockday.stock_symbol.routes import logos, moderation, stocks, uploads
 from stockday.stocks.base import StockRepository
 
 
@@ -48,7 +48,8 @@ def create_app(
         app, settings, service="stock-symbol", readiness_checks=context.readiness_checks
     )
     install_stock_error_handlers(app)
-    serving.include_routes(app, uploads.router, stocks.router, logos.router)
+    # Moderation first: /api/stocks/recent must not be taken for a stock's symbol.
+    serving.include_routes(app, moderation.router, uploads.router, stocks.router, logos.router)
     return app
 
 

@@ -10,6 +10,8 @@ import httpx
 from stockday.clients.stock_price import StockPriceClient
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
+from stockday.stock_symbol.moderation import Moderation
+from stockday.stock_symbol.presenter import StockPresenter
 from stockday.stock_symbol.pricing import PriceLookup
 from stockday.stock_symbol.service import StockService, UploadLimits
 from stockday.stocks.base import StockRepository
@@ -20,6 +22,7 @@ class SymbolContext:
     """The service, the readiness checks of its adapters, and what to close on shutdown."""
 
     service: StockService
+    moderation: Moderation
     readiness_checks: Sequence[Callable[[], Awaitable[None]]]
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -37,6 +40,8 @@ def build_context(
     given repository (a test's, drawing from a seeded generator) is used instead of one."""
     repository = repository or composition.stock_repository(settings)
     jobs = composition.message_queue(settings, settings.logo_jobs_queue)
+    # Only for its dead letters: operators look at and re-drive them through stock-symbol.
+    events = composition.message_queue(settings, settings.logo_events_queue)
     objects = composition.object_store(settings)
     cache = composition.cache(settings)
     http = price_client or httpx.AsyncClient(
@@ -62,9 +67,22 @@ def build_context(
             max_request_bytes=settings.max_upload_request_bytes,
         ),
     )
+    moderation = Moderation(
+        repository=repository,
+        presenter=StockPresenter(prices=prices, objects=objects),
+        queues={jobs.name: jobs, events.name: events},
+    )
     owned_client = [http.aclose] if price_client is None else []
     return SymbolContext(
         service=service,
+        moderation=moderation,
         readiness_checks=[repository.check, jobs.check, objects.check],
-        closers=[*owned_client, repository.close, jobs.close, objects.close, cache.close],
+        closers=[
+            *owned_client,
+            repository.close,
+            jobs.close,
+            events.close,
+            objects.close,
+            cache.close,
+        ],
     )

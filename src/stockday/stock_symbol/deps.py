@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from stockday.stock_symbol.context import SymbolContext
+from stockday.stock_symbol.moderation import Moderation
 from stockday.stock_symbol.service import StockService
 
 
@@ -17,3 +18,11 @@ async def get_stock_service(request: Request) -> StockService:
 
 
 StockServiceDep = Annotated[StockService, Depends(get_stock_service)]
+
+
+async def get_moderation(request: Request) -> Moderation:
+    context: SymbolContext = request.app.state.context
+    return context.moderation
+
+
+ModerationDep = Annotated[Moderation, Depends(get_moderation)]

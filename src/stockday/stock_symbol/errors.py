@@ -10,12 +10,13 @@ from fastapi.responses import JSONResponse
 from stockday.domain.stocks import InvalidStock, InvalidTransition
 from stockday.logos.images import RejectedImage
 from stockday.runtime.web.errors import ErrorOut, error_response
+from stockday.stock_symbol.moderation import UnknownQueue
 from stockday.stock_symbol.service import JobNotQueued, PreconditionFailed, UnknownUpload
 from stockday.stocks.base import StockNotFound, VersionConflict
 
 ERROR_MEANINGS = {
     400: "The body could not be parsed (malformed JSON or multipart).",
-    404: "No such stock (or logo).",
+    404: "No such stock (or logo, or queue).",
     409: "Conflict: the symbol exists, or the logo transition does not apply.",
     412: "If-Match names a version that is no longer current.",
     413: "The upload is larger than the byte limit.",
@@ -29,6 +30,7 @@ STATUSES: dict[type[Exception], int] = {
     InvalidStock: 422,
     UnknownUpload: 422,
     StockNotFound: 404,
+    UnknownQueue: 404,
     InvalidTransition: 409,
     PreconditionFailed: 412,
     JobNotQueued: 503,
