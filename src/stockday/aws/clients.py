@@ -106,6 +106,10 @@ def make_client(
 def make_client(
     service: Literal["s3"], config: AwsConfig, *, read_timeout: float | None = None
 ) -> S3Client: ...
+@overload
+def make_client(
+    service: Literal["secretsmanager"], config: AwsConfig, *, read_timeout: float | None = None
+) -> Any: ...
 def make_client(service: str, config: AwsConfig, *, read_timeout: float | None = None) -> Any:
     """A client for ``service``; ``read_timeout`` overrides the default (long polls need more)."""
     key_id, secret = config.emulator_credentials or (None, None)

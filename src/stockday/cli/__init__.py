@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stockday.cli import aws, canary, chaos, cost, dlq, seed, services, smoke, stack
+from stockday.cli import aws, canary, chaos, cost, dlq, operator, seed, services, smoke, stack
 
 app = typer.Typer(help="Stock-of-the-Day: five services, one command.", no_args_is_help=True)
 app.command()(stack.up)
@@ -15,6 +15,7 @@ app.command()(stack.status)
 app.command()(aws.emulator)
 app.command()(aws.provision)
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(operator.app, name="operator")
 app.add_typer(canary.app, name="canary")
 app.add_typer(chaos.app, name="chaos")
 app.command()(smoke.smoke)

@@ -13,7 +13,7 @@ from stockday.frontend import security
 from stockday.frontend.context import open_frontend
 from stockday.frontend.errors import install_error_handlers
 from stockday.frontend.rendering import PACKAGE
-from stockday.frontend.routes import logos, pages, stocks, uploads
+from stockday.frontend.routes import logos, operators, pages, stocks, uploads
 from stockday.frontend.views import image_origins
 from stockday.runtime.settings import Settings, get_settings
 from stockday.runtime.web import serving
@@ -55,7 +55,9 @@ def create_app(
     )
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
     # The home page first: it is most of the traffic, and routes are tried in order.
-    serving.include_routes(app, pages.router, stocks.router, uploads.router, logos.router)
+    serving.include_routes(
+        app, pages.router, stocks.router, operators.router, uploads.router, logos.router
+    )
     return app
 
 

@@ -8,10 +8,12 @@ import httpx
 
 from stockday.clients.stock_symbol import SymbolClient
 from stockday.frontend.home import HomePages
+from stockday.frontend.operators import LoginPolicy, OperatorGate
 from stockday.frontend.picks import RandomPicks
 from stockday.frontend.rendering import Pages, build_templates
 from stockday.frontend.service import StockSite
 from stockday.frontend.views import image_origins
+from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 
 
@@ -23,11 +25,13 @@ class Frontend:
     pages: Pages
     site: StockSite
     home: HomePages
+    operators: OperatorGate
     http: httpx.AsyncClient
     owns_http: bool
 
     async def close(self) -> None:
         await self.picks.close()
+        await self.operators.close()
         if self.owns_http:
             await self.http.aclose()
 
@@ -63,6 +67,14 @@ def open_frontend(settings: Settings, http: httpx.AsyncClient | None = None) -> 
         pages=Pages(templates, max_upload_bytes=settings.max_upload_bytes),
         site=StockSite(symbols, picks, logo_origins),
         home=HomePages(symbols, picks, templates),
+        operators=OperatorGate(
+            composition.operator_credentials(settings),
+            LoginPolicy(
+                session_seconds=settings.operator_session_seconds,
+                max_failures=settings.operator_login_failures,
+                window_seconds=settings.operator_login_window_seconds,
+            ),
+        ),
         http=client,
         owns_http=owns_http,
     )

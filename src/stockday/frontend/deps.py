@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from stockday.clients.stock_symbol import SymbolClient
 from stockday.frontend.context import Frontend
+from stockday.frontend.operators import OperatorGate
 from stockday.frontend.rendering import Pages
 from stockday.frontend.service import StockSite
 from stockday.runtime.settings import Settings
@@ -36,7 +37,12 @@ async def get_app_settings(request: Request) -> Settings:
     return frontend_of(request).settings
 
 
+async def get_operators(request: Request) -> OperatorGate:
+    return frontend_of(request).operators
+
+
 PagesDep = Annotated[Pages, Depends(get_pages)]
 SiteDep = Annotated[StockSite, Depends(get_site)]
 SymbolsDep = Annotated[SymbolClient, Depends(get_symbols)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+OperatorsDep = Annotated[OperatorGate, Depends(get_operators)]

@@ -27,10 +27,14 @@ PAGE_HEADERS = {"Cache-Control": "no-store"}
 # that shows them: no server-side session, and a reload does not repeat them.
 FLASH_COOKIE = "stockday_flash"
 FLASH_SECONDS = 60
-FLASH_VALUE = re.compile(r"(added|deleted):([A-Z0-9][A-Z0-9.-]{0,15})")
+FLASH_VALUE = re.compile(r"(added|deleted|hidden|shown|logo|redriven):([A-Z0-9][A-Z0-9.-]{0,15})")
 FLASH_MESSAGES = {
     "added": "{symbol} was added to the watchlist.",
     "deleted": "{symbol} is no longer on the watchlist.",
+    "hidden": "{symbol} is hidden from the random pick and the watchlist.",
+    "shown": "{symbol} is back in the random pick and the watchlist.",
+    "logo": "{symbol} has a new logo, being processed.",
+    "redriven": "{symbol} dead letters were sent back to their queue.",
 }
 
 
@@ -147,6 +151,16 @@ class Pages:
             "Stock service unavailable",
             "The stock service is unavailable right now. Please try again in a moment.",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+    def operators_only(self, request: Request) -> Response:
+        """The answer to an anonymous moderation request: 401, with the way to log in."""
+        return self.error_page(
+            request,
+            401,
+            "Operators only",
+            "Only an operator can do that. Log in as operator first.",
+            link=("/operator/login", "Operator login"),
         )
 
     def bad_form(self, request: Request) -> Response:

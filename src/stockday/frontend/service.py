@@ -181,3 +181,9 @@ class StockSite:
         """Delete a stock; deleting one that is gone already is not an error."""
         await self.symbols.delete_stock(symbol)
         self.picks.forget()  # nor is it shown here once more
+
+    async def set_hidden(self, symbol: str, hidden: bool) -> StockOut | None:
+        """Hide a stock from the random pick, or show it; None when there is no such stock."""
+        stock = await self.symbols.set_hidden(symbol, hidden)
+        self.picks.forget()  # this replica's prefetched picks may hold it
+        return stock

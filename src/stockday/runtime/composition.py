@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from stockday.cache.base import Cache
 from stockday.objects.base import ObjectStore
+from stockday.operators.base import OperatorCredentials, StaticCredentials
 from stockday.queues.base import MessageQueue
 from stockday.runtime.settings import Settings
 from stockday.stocks.base import StockRepository
@@ -99,3 +100,15 @@ def cache(settings: Settings) -> Cache:
     from stockday.cache.memory import MemoryCache
 
     return MemoryCache()
+
+
+def operator_credentials(settings: Settings) -> OperatorCredentials:
+    """The secret when one is named on the aws backend, else the hash in settings (or none)."""
+    if settings.backend == "aws" and settings.operator_secret_name:
+        from stockday.operators.secretsmanager import SecretsManagerCredentials
+
+        return SecretsManagerCredentials(
+            aws_config(settings), settings.operator_secret_name, calls=aws_calls()
+        )
+    configured = settings.operator_password_hash
+    return StaticCredentials(configured.get_secret_value() if configured else None)

@@ -125,6 +125,28 @@ class Settings(BaseSettings):
         default=0.2, gt=0, description="Timeout of a memcached call; a miss after it."
     )
 
+    operator_password_hash: SecretStr | None = Field(
+        default=None,
+        description="scrypt hash of the operators' password (`stockday operator hash-password`); "
+        "nobody can log in as operator when neither it nor the secret is set.",
+    )
+    operator_secret_name: str | None = Field(
+        default=None,
+        description="Secrets Manager secret holding that hash, read instead of the setting "
+        "(aws backend).",
+    )
+    operator_session_seconds: int = Field(
+        default=8 * 3600, ge=60, le=7 * 24 * 3600, description="Lifetime of an operator's login."
+    )
+    operator_login_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed operator logins a client may make in a window before it must wait.",
+    )
+    operator_login_window_seconds: int = Field(
+        default=300, ge=1, description="The window of those failed logins, in seconds."
+    )
+
     otlp_endpoint: str | None = Field(
         default=None,
         description="Export traces over OTLP/HTTP to this collector URL; no tracing when unset.",

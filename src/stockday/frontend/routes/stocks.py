@@ -13,9 +13,8 @@ from starlette.requests import ClientDisconnect
 from stockday.clients.stock_symbol import GENERAL, SymbolServiceUnavailable
 from stockday.frontend import security
 from stockday.frontend.chart import parse_interval
-from stockday.frontend.deps import PagesDep, SettingsDep, SiteDep
+from stockday.frontend.deps import OperatorsDep, PagesDep, SettingsDep, SiteDep
 from stockday.frontend.forms import (
-    SMALL_FORM_BYTES,
     UPLOAD_ID,
     BodyTooLarge,
     StockForm,
@@ -28,6 +27,7 @@ from stockday.frontend.rendering import (
     redirect_with_flash,
     stock_path,
 )
+from stockday.frontend.routes.operators import is_operator, refuse_unless_allowed, small_form
 from stockday.frontend.service import FormRejected, StockSite
 
 log = logging.getLogger("stockday.frontend")
@@ -114,8 +114,13 @@ def unavailable_form(
 
 
 @router.get("/stocks/{symbol}/delete", response_class=HTMLResponse)
-async def confirm_delete(request: Request, pages: PagesDep, site: SiteDep, symbol: str) -> Response:
-    """Ask before deleting: a link can be followed by accident, a form must be submitted."""
+async def confirm_delete(
+    request: Request, pages: PagesDep, site: SiteDep, operators: OperatorsDep, symbol: str
+) -> Response:
+    """Ask an operator before deleting: a link can be followed by accident, a form must be
+    submitted."""
+    if not await is_operator(request, operators):
+        return pages.operators_only(request)
     stock = await site.stock(symbol)
     if stock is None:
         return pages.no_such_stock(request, symbol)
@@ -123,20 +128,13 @@ async def confirm_delete(request: Request, pages: PagesDep, site: SiteDep, symbo
 
 
 @router.post("/stocks/{symbol}/delete", response_class=HTMLResponse)
-async def delete_stock(request: Request, pages: PagesDep, site: SiteDep, symbol: str) -> Response:
-    """Delete a stock, then back to the watchlist; deleting twice is not an error."""
-    try:
-        form_data = await read_form(request, SMALL_FORM_BYTES, max_files=0, max_fields=5)
-    except (BodyTooLarge, ClientDisconnect, MultiPartException):
-        return pages.bad_form(request)
+async def delete_stock(
+    request: Request, pages: PagesDep, site: SiteDep, operators: OperatorsDep, symbol: str
+) -> Response:
+    """An operator deletes a stock, then back to the watchlist; deleting twice is no error."""
+    refusal = await refuse_unless_allowed(request, pages, operators, await small_form(request))
+    if refusal is not None:
+        return refusal
     canonical = symbol.strip().upper()
-    if not security.valid_request(request, text_field(form_data, security.FIELD_NAME)):
-        return pages.error_page(
-            request,
-            403,
-            "Not deleted",
-            "That request has expired or did not come from this site, so nothing was deleted.",
-            link=(f"{stock_path(canonical)}/delete", "Try again"),
-        )
     await site.delete_stock(canonical)
     return redirect_with_flash("/watchlist", "deleted", canonical)

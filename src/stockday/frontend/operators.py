@@ -1,0 +1,136 @@
+"""Operator logins: the password check, its failure limit, and the signed session cookie.
+
+The session is a cookie signed with a key derived from the configured password hash
+(itsdangerous, HMAC-SHA256, with the time it was issued): no server-side session store, every
+replica can check it, and changing the password logs every operator out. The hash is as secret
+as a signing key would be (a setting or a Secrets Manager secret), so no second secret is
+needed. Failed logins are counted per client in this replica's memory: a small, separate
+brake on guessing (scrypt already makes each guess cost ~0.1 s of CPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+
+from cachetools import TTLCache
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stockday.operators.base import OperatorCredentials
+from stockday.operators.passwords import PasswordHash, hash_password
+
+COOKIE_NAME = "stockday_operator"
+SESSION_PURPOSE = "stockday operator session"
+# Clients whose failures are remembered at once; the oldest are forgotten first beyond that.
+TRACKED_CLIENTS = 10_000
+
+
+@cache
+def _decoy() -> PasswordHash:
+    """Checked when no operator is configured, so that a refusal costs the same either way."""
+    return PasswordHash.parse(hash_password("decoy password"))
+
+
+class LoginBlocked(Exception):
+    """Too many failed logins from this client lately; ``retry_after`` seconds to wait."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class LoginPolicy:
+    session_seconds: int
+    max_failures: int
+    window_seconds: int
+
+
+class OperatorGate:
+    """Checks operator passwords, issues and verifies their session cookies."""
+
+    def __init__(self, credentials: OperatorCredentials, policy: LoginPolicy) -> None:
+        self._credentials = credentials
+        self.policy = policy
+        # A client's failures are forgotten ``window_seconds`` after its latest one.
+        self._failures: TTLCache[str, int] = TTLCache(
+            maxsize=TRACKED_CLIENTS, ttl=policy.window_seconds
+        )
+
+    async def _hash(self) -> PasswordHash | None:
+        configured = await self._credentials.password_hash()
+        return PasswordHash.parse(configured) if configured else None
+
+    async def log_in(self, password: str, client: str) -> str | None:
+        """A session cookie value when ``password`` is the operators' one, else None.
+
+        Raises LoginBlocked (checking nothing) while ``client`` is over its failure limit, and
+        BackendUnavailable when the credential cannot be read.
+        """
+        if self._failures.get(client, 0) >= self.policy.max_failures:
+            raise LoginBlocked(self.policy.window_seconds)
+        stored = await self._hash()
+        # scrypt takes ~0.1 s of CPU: off the event loop.
+        matched = await asyncio.to_thread((stored or _decoy()).matches, password)
+        if stored is None or not matched:
+            self._failures[client] = self._failures.get(client, 0) + 1
+            return None
+        self._failures.pop(client, None)
+        return _serializer(stored).dumps({"role": "operator"})
+
+    async def is_operator(self, request: Request) -> bool:
+        """True when the request carries a valid, unexpired operator session."""
+        value = request.cookies.get(COOKIE_NAME)
+        if not value or len(value) > 512:
+            return False
+        stored = await self._hash()
+        if stored is None:
+            return False
+        try:
+            payload = _serializer(stored).loads(value, max_age=self.policy.session_seconds)
+        except BadSignature:  # also an expired one (SignatureExpired)
+            return False
+        return isinstance(payload, dict) and payload.get("role") == "operator"
+
+    def set_session(self, request: Request, response: Response, value: str) -> None:
+        response.set_cookie(
+            COOKIE_NAME,
+            value,
+            max_age=self.policy.session_seconds,
+            path="/",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+
+    @staticmethod
+    def end_session(request: Request, response: Response) -> None:
+        response.delete_cookie(
+            COOKIE_NAME,
+            path="/",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+
+    async def close(self) -> None:
+        await self._credentials.close()
+
+
+def _serializer(stored: PasswordHash) -> URLSafeTimedSerializer:
+    key = hashlib.sha256(SESSION_PURPOSE.encode() + b"\0" + stored.key + stored.salt).digest()
+    return URLSafeTimedSerializer(key, salt=SESSION_PURPOSE)
+
+
+def client_of(request: Request) -> str:
+    """Who is logging in, for the failure limit: the address the nearest proxy saw (the last
+    X-Forwarded-For entry, which the load balancer appends), else the peer's address."""
+    forwarded = request.headers.get("x-forwarded-for", "")
+    last = forwarded.rsplit(",", 1)[-1].strip()
+    if last:
+        return last[:64]
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,1 @@
+"""Operators: their password hashes, and the port (with adapters) their credential comes from."""
