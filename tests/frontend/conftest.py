@@ -7,12 +7,13 @@ import pytest
 
 from stockday.runtime.settings import Settings
 from tests.frontend.site import Site, running_site
+from tests.support.operators import OPERATOR_HASH
 from tests.support.seeded import seeded_stocks
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path)
+    return Settings(data_dir=tmp_path, operator_password_hash=OPERATOR_HASH)
 
 
 @pytest.fixture

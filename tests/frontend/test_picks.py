@@ -26,6 +26,7 @@ from tests.frontend.site import (
     form_fields,
     running_site,
 )
+from tests.support.operators import log_in
 from tests.support.seeded import seeded_stocks
 
 pytestmark = pytest.mark.anyio
@@ -228,6 +229,7 @@ async def test_a_stock_deleted_elsewhere_is_gone_from_the_home_page_within_max_a
 async def test_a_stock_deleted_here_is_never_shown_again(site: Site) -> None:
     await add(site, "MINE", "OURS")
     assert {await shown(site) for _ in range(60)} == {"MINE", "OURS"}
+    await log_in(site.browser)
     fields = await form_fields(site.browser, "/stocks/OURS/delete")
     deleted = await site.browser.post("/stocks/OURS/delete", data=fields, follow_redirects=False)
     assert deleted.status_code == 303

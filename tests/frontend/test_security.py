@@ -24,6 +24,7 @@ from tests.frontend.site import (
     upload_png,
 )
 from tests.support import images as sample_images
+from tests.support.operators import log_in
 
 pytestmark = pytest.mark.anyio
 
@@ -155,6 +156,7 @@ async def test_an_upload_without_the_token_is_refused_before_its_body_is_read(
 
 async def test_a_delete_needs_the_token(site: Site) -> None:
     await site.symbol_api.post("/api/stocks", json={"symbol": "KEEP", "name": "Keep Me"})
+    assert (await log_in(site.browser)).status_code == 303
     refused = await site.browser.post("/stocks/KEEP/delete", data={"csrf_token": "x"})
     assert refused.status_code == 403
     assert "nothing was deleted" in refused.text
@@ -185,6 +187,7 @@ async def test_every_answer_carries_the_security_headers(site: Site) -> None:
 async def test_pages_have_no_inline_script_style_or_handlers(site: Site) -> None:
     upload_id = await upload_png(site.browser)
     assert (await submit(site.browser, "INL", "Inline Check", upload_id)).status_code == 303
+    await log_in(site.browser)
     for path in ("/", "/stocks/new", "/watchlist", "/stocks/INL", "/stocks/INL/delete"):
         html = (await site.browser.get(path)).text
         for tag in re.findall(r"<script\b[^>]*>", html):
@@ -202,6 +205,7 @@ async def test_pages_have_no_inline_script_style_or_handlers(site: Site) -> None
 
 async def test_a_hostile_name_renders_as_text_on_every_page(site: Site) -> None:
     assert (await submit(site.browser, "XSS", HOSTILE)).status_code == 303
+    await log_in(site.browser)
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     for path in (
         "/stocks/XSS",

@@ -14,6 +14,7 @@ from stockday.frontend.chart import VERTICAL_PADDING, VIEW_HEIGHT, build_chart, 
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 from tests.frontend.site import Site, closed_port, form_fields, running_site, submit, upload_png
+from tests.support.operators import log_in
 from tests.support.stocks import add_stock_with_a_known_price
 
 pytestmark = pytest.mark.anyio
@@ -218,6 +219,7 @@ async def test_delete_asks_first_then_deletes_and_confirms(site: Site) -> None:
     stock_page = await site.browser.get("/stocks/BYE")
     assert 'href="/stocks/BYE/delete"' in stock_page.text
 
+    assert (await log_in(site.browser)).status_code == 303
     confirm = await site.browser.get("/stocks/bye/delete")
     assert confirm.status_code == 200
     assert "Delete BYE?" in confirm.text
