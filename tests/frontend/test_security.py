@@ -159,7 +159,7 @@ async def test_a_delete_needs_the_token(site: Site) -> None:
     assert (await log_in(site.browser)).status_code == 303
     refused = await site.browser.post("/stocks/KEEP/delete", data={"csrf_token": "x"})
     assert refused.status_code == 403
-    assert "nothing was deleted" in refused.text
+    assert "nothing was changed" in refused.text
     assert await stock_exists(site, "KEEP")
     fields = await form_fields(site.browser, "/stocks/KEEP/delete")
     done = await site.browser.post("/stocks/KEEP/delete", data=fields, follow_redirects=False)
