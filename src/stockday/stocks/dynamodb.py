@@ -34,14 +34,10 @@ consistent: a stock just added may take a moment to appear in ``list``; ``get``,
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from stockday.aws.clients import AwsCalls, AwsConfig, describe_failure, error_code, make_client
 from stockday.aws.dynamodb_values import attribute, from_item, to_item
 from stockday.aws.schema import STOCKS_BY_CREATED, STOCKS_BY_SYMBOL
 from stockday.domain.errors import BackendUnavailable
@@ -58,7 +54,6 @@ from stockday.stocks.dynamodb_items import (
     encode_cursor,
     hide_actions,
     is_hidden,
-    key,
     slot_item,
     slot_pk,
     stock_item,
@@ -68,16 +63,13 @@ from stockday.stocks.dynamodb_items import (
     unhide_actions,
 )
 from stockday.stocks.dynamodb_retry import Retries
+from stockday.stocks.dynamodb_table import Cancelled, StockTable
 
 if TYPE_CHECKING:
-    from types_boto3_dynamodb import DynamoDBClient
     from types_boto3_dynamodb.type_defs import (
         AttributeValueTypeDef,
         TransactWriteItemTypeDef,
     )
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 __all__ = ["DynamoDbStockRepository"]
 
@@ -87,53 +79,9 @@ MAX_PAGE = 500
 # wait out contention, so its bound stays a small count (its last attempt settles).
 RANDOM_ATTEMPTS = 8
 
-_CONDITION_FAILED = "ConditionalCheckFailed"
-_CANCELLED = "TransactionCanceledException"
-_RETRYABLE_REASONS = {
-    "None",
-    _CONDITION_FAILED,
-    "TransactionConflict",
-    "ThrottlingError",
-    "ProvisionedThroughputExceeded",
-    "RequestLimitExceeded",
-}
 
-
-class _Cancelled(Exception):
-    """A transaction was cancelled; ``reasons`` has one entry per item, in order."""
-
-    def __init__(self, reasons: Sequence[Mapping[str, Any]]) -> None:
-        super().__init__("transaction cancelled")
-        self.reasons = list(reasons)
-
-    def failed(self, index: int) -> bool:
-        return index < len(self.reasons) and self.reasons[index].get("Code") == _CONDITION_FAILED
-
-    def item(self, index: int) -> Record | None:
-        found = self.reasons[index].get("Item") if index < len(self.reasons) else None
-        return from_item(found) if found else None
-
-
-class DynamoDbStockRepository:
+class DynamoDbStockRepository(StockTable):
     """StockRepository on one DynamoDB table (see the module docstring for the item layout)."""
-
-    def __init__(
-        self,
-        config: AwsConfig,
-        table: str,
-        *,
-        setting: str = "STOCKDAY_DYNAMODB_TABLE",
-        calls: AwsCalls | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._table = table
-        self._setting = setting
-        self._owns_calls = calls is None
-        self._calls = calls or AwsCalls()
-        self._rng = rng or random.SystemRandom()
-        self._client: DynamoDBClient = make_client("dynamodb", config)
-        # The last count this process saw: a hint, always verified by a condition or snapshot.
-        self._count_hint: int | None = None
 
     # --- the port -----------------------------------------------------------------------
 
@@ -159,7 +107,7 @@ class DynamoDbStockRepository:
                         {"Put": {"TableName": self._table, "Item": to_item(slot_item(record))}},
                     ]
                 )
-            except _Cancelled as cancelled:
+            except Cancelled as cancelled:
                 if cancelled.failed(1):
                     existing = cancelled.item(1) or await self._get_item(stock_pk(stock.symbol))
                     if existing is not None:
@@ -239,7 +187,7 @@ class DynamoDbStockRepository:
                 )
             try:
                 await self._transact(actions)
-            except _Cancelled:
+            except Cancelled:
                 # Changed since read: the next read tells a real conflict from a slot move.
                 await self._backoff(retries, f"updating stock {stock.symbol}")
                 continue
@@ -278,7 +226,7 @@ class DynamoDbStockRepository:
             last_pks = [slot_pk(guess - 1)] if guess > 0 else []
             try:
                 item, counter, *tail = await self._snapshot(stock_pk(symbol), COUNTER_PK, *last_pks)
-            except _Cancelled:  # a write transaction was in flight on one of the items
+            except Cancelled:  # a write transaction was in flight on one of the items
                 await self._backoff(retries, what)
                 continue
             if item is None or (is_hidden(item) and not remove):
@@ -300,7 +248,7 @@ class DynamoDbStockRepository:
             actions = build(self._table, item, n, moved)
             try:
                 await self._transact(actions)
-            except _Cancelled as cancelled:
+            except Cancelled as cancelled:
                 # A lost race: the counter's failed condition says the count to guess next.
                 await self._backoff(retries, what)
                 fresh = cancelled.failed(len(actions) - 1)
@@ -321,24 +269,13 @@ class DynamoDbStockRepository:
                 n = await self._read_count()
             try:
                 await self._transact(unhide_actions(self._table, item, n))
-            except _Cancelled as cancelled:
+            except Cancelled as cancelled:
                 await self._backoff(retries, f"showing stock {symbol}")
                 n = await self._current_count(cancelled, 0) if cancelled.failed(0) else None
                 continue
             self._count_hint = n + 1
             shown = {name: value for name, value in item.items() if name != "is_hidden"}
             return {**shown, "slot": n}
-
-    async def _transacted(
-        self, actions: Sequence[TransactWriteItemTypeDef], retries: Retries, what: str
-    ) -> bool:
-        """One transaction; False (after a backoff) when it lost a race and must be redone."""
-        try:
-            await self._transact(actions)
-        except _Cancelled:
-            await self._backoff(retries, what)
-            return False
-        return True
 
     async def count(self) -> int:
         return await self._read_count()
@@ -354,7 +291,7 @@ class DynamoDbStockRepository:
             k = self._rng.randrange(n)
             try:
                 counter, item = await self._snapshot(COUNTER_PK, slot_pk(k))
-            except _Cancelled:  # a concurrent write transaction on one of the two items
+            except Cancelled:  # a concurrent write transaction on one of the two items
                 await retries.pause()
                 continue
             current = int(counter["n"]) if counter is not None else 0
@@ -384,74 +321,7 @@ class DynamoDbStockRepository:
                     )
                 )
 
-    async def close(self) -> None:
-        self._client.close()
-        if self._owns_calls:
-            self._calls.close()
-
     # --- calls ------------------------------------------------------------------------
-
-    async def _call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run one client call on the pool; AWS and network failures become BackendUnavailable."""
-        try:
-            return await self._calls.run(fn, *args, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            if error_code(exc) == _CANCELLED and isinstance(exc, ClientError):
-                reasons = exc.response.get("CancellationReasons", [])
-                # Lost races are retried by the caller; anything else (a validation error,
-                # an item too large) would fail again.
-                if all(r.get("Code") in _RETRYABLE_REASONS for r in reasons):
-                    raise _Cancelled(reasons) from None
-            raise BackendUnavailable(
-                describe_failure(exc, f"DynamoDB table {self._table!r}", self._setting)
-            ) from exc
-
-    async def _get_item(self, pk: str) -> Record | None:
-        answer = await self._call(
-            self._client.get_item, TableName=self._table, Key=key(pk), ConsistentRead=True
-        )
-        item = answer.get("Item")
-        return from_item(item) if item is not None else None
-
-    async def _snapshot(self, *pks: str) -> Sequence[Record | None]:
-        """Several items read in one serializable snapshot (TransactGetItems)."""
-        answer = await self._call(
-            self._client.transact_get_items,
-            TransactItems=[{"Get": {"TableName": self._table, "Key": key(pk)}} for pk in pks],
-        )
-        items = [response.get("Item") for response in answer["Responses"]]
-        return [from_item(item) if item else None for item in items]
-
-    async def _transact(self, actions: Sequence[TransactWriteItemTypeDef]) -> None:
-        # botocore fills ClientRequestToken, so its own retries of one call are idempotent.
-        await self._call(self._client.transact_write_items, TransactItems=list(actions))
-
-    async def _read_count(self) -> int:
-        item = await self._get_item(COUNTER_PK)
-        n = int(item["n"]) if item is not None else 0
-        self._count_hint = n
-        return n
-
-    async def _current_count(self, cancelled: _Cancelled, counter_index: int) -> int:
-        """The count after a lost race: the one the counter's failed condition returned."""
-        counter = cancelled.item(counter_index) if cancelled.failed(counter_index) else None
-        if counter is None:  # the counter was not what failed, or it is absent
-            return await self._read_count()
-        n = int(counter["n"])
-        self._count_hint = n
-        return n
-
-    async def _backoff(self, retries: Retries, what: str) -> None:
-        if not await retries.pause():
-            self._too_contended(what)
-
-    def _reason(self, why: str) -> str:
-        return f"DynamoDB table {self._table!r} unavailable: {why} (set by {self._setting})"
-
-    def _too_contended(self, what: str) -> NoReturn:
-        raise BackendUnavailable(
-            self._reason(f"{what} kept conflicting with concurrent writes; try again")
-        )
 
 
 def _hidden(item: Record) -> Record:

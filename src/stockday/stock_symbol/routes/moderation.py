@@ -26,7 +26,7 @@ async def recent_stocks(
 
 
 @router.put(
-    "/api/stocks/{symbol}/visibility", response_model=StockOut, responses=documented(404, 422)
+    "/api/stocks/{symbol}/visibility", response_model=StockOut, responses=documented(400, 404, 422)
 )
 async def change_visibility(symbol: str, body: Visibility, moderation: ModerationDep) -> StockOut:
     """Hide a stock from the random pick and the listing, or show it again; idempotent."""
