@@ -8,7 +8,6 @@ import ipaddress
 import re
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psutil
