@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
 
 from tests.support import images as sample_images
+from tests.support.operators import OPERATOR_HASH, OPERATOR_PASSWORD
 from tests.support.stack import RunningStack, free_port_base
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +48,11 @@ DESKTOP = {"width": 1200, "height": 900}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    running = RunningStack(tmp_path_factory.mktemp("browser") / "data", free_port_base())
+    running = RunningStack(
+        tmp_path_factory.mktemp("browser") / "data",
+        free_port_base(),
+        env={"STOCKDAY_OPERATOR_PASSWORD_HASH": OPERATOR_HASH},
+    )
     running.start()
     yield running
     if running.process and running.process.poll() is None:
@@ -238,7 +243,14 @@ def test_add_a_stock_watch_its_logo_arrive_switch_the_chart_and_delete_it(
         page.get_by_role("link", name="Show me another").click()
         expect(page.locator("h1.symbol")).to_be_visible()
 
-        # Find it in the watchlist, then delete it.
+        # Deleting is for operators: log in from the footer's link, then find the stock in the
+        # watchlist and delete it.
+        page.get_by_role("link", name="Operators").click()
+        page.wait_for_url("**/operator/login")
+        page.get_by_label("Password").fill(OPERATOR_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url("**/operator")
+        expect(page.get_by_role("heading", name="Moderation")).to_be_visible()
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Watchlist").click()
         row = page.locator(f'tr[data-symbol="{symbol}"]')
         expect(row).to_be_visible()
