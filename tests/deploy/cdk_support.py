@@ -94,6 +94,11 @@ class Names:
                 env["STOCKDAY_LOGO_EVENTS_QUEUE"] + "-dlq",
             ): "EVENTS-dlq",
             ("AWS::S3::Bucket", "BucketName", env["STOCKDAY_S3_BUCKET"]): "BUCKET",
+            (
+                "AWS::SecretsManager::Secret",
+                "Name",
+                env["STOCKDAY_OPERATOR_SECRET_NAME"],
+            ): "OPERATOR_SECRET",
         }
         self.by_id: dict[str, str] = {}
         for logical_id, resource in template["Resources"].items():
@@ -112,6 +117,8 @@ class Names:
             logical_id, attribute = value["Fn::GetAtt"]
             assert attribute == "Arn", value
             return self.by_id.get(logical_id, f"<{logical_id}>")
+        if "Ref" in value:  # a secret's Ref is its ARN
+            return self.by_id.get(value["Ref"], f"<{value['Ref']}>")
         if "Fn::Join" in value:
             separator, parts = value["Fn::Join"]
             return separator.join(self.arn(part) for part in parts)
@@ -133,7 +140,12 @@ def policy_grants(document: dict[str, Any], names: Names) -> set[tuple[str, str]
 
 # --- docs/aws-iam.md ----------------------------------------------------------------------
 
-_SERVICES = {"DynamoDB": "dynamodb", "SQS": "sqs", "S3": "s3"}
+_SERVICES = {
+    "DynamoDB": "dynamodb",
+    "SQS": "sqs",
+    "S3": "s3",
+    "Secrets Manager": "secretsmanager",
+}
 
 
 def documented_permissions() -> dict[str, set[tuple[str, str]]]:

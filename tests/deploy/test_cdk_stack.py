@@ -347,6 +347,7 @@ def pod_identities(stage: str) -> dict[tuple[str, str], str]:
 @stages
 def test_only_workloads_that_call_aws_get_a_role(stage: str) -> None:
     assert set(pod_identities(stage)) == {
+        (f"stockday-{stage}", "frontend"),
         (f"stockday-{stage}", "stock-symbol"),
         (f"stockday-{stage}", "logo-resizer"),
         (f"stockday-{stage}", "queue-worker"),
@@ -359,7 +360,8 @@ def test_roles_grant_exactly_what_docs_aws_iam_md_lists(stage: str) -> None:
     t = template(stage)
     names = Names(t, env_file(stage))
     documented = documented_permissions()
-    assert documented["frontend"] == documented["stock-price"] == set()
+    assert documented["stock-price"] == set()
+    assert documented["frontend"] == {("secretsmanager:GetSecretValue", "OPERATOR_SECRET")}
 
     for (_, account), role_id in pod_identities(stage).items():
         role = t["Resources"][role_id]["Properties"]
@@ -641,6 +643,7 @@ RESOURCE_SETTINGS = (
     "STOCKDAY_S3_BUCKET",
     "STOCKDAY_LOGO_CDN_BASE_URL",
     "STOCKDAY_MEMCACHED_SERVERS",
+    "STOCKDAY_OPERATOR_SECRET_NAME",
 )
 _NAME_PROPERTIES = {
     "AWS::DynamoDB::Table": "TableName",

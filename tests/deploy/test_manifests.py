@@ -785,7 +785,7 @@ def test_network_policies_open_dns_metrics_aws_and_the_load_balancer(
     pod_identity_agent = {"ip": "169.254.170.23"}
     memcached = {"ip": "10.0.42.7"}
     load_balancer = {"ip": "10.0.3.17"}
-    aws_users = {"stock-symbol", "logo-resizer", "queue-worker"}
+    aws_users = {"frontend", "stock-symbol", "logo-resizer", "queue-worker"}
     for service in SERVICES:
         pod = network.pod(service)
         assert network.allows(pod, kube_dns, 53, "UDP")

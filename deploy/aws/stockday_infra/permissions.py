@@ -23,6 +23,7 @@ class Target(Enum):
     BUCKET = "BUCKET"
     UPLOADS = "BUCKET/uploads/*"
     LOGOS = "BUCKET/logos/*"
+    OPERATOR_SECRET = "OPERATOR_SECRET"  # noqa: S105 (a symbolic resource name, not a secret)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ def _queue_lookup(*targets: Target) -> Grant:
 _CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility")
 
 SERVICE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
+    # The operators' password hash, for their login.
+    "frontend": (Grant(("secretsmanager:GetSecretValue",), (Target.OPERATOR_SECRET,)),),
     "stock-symbol": (
         Grant(
             (
@@ -54,8 +57,10 @@ SERVICE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
             (Target.TABLE,),
         ),
         Grant(("dynamodb:Query",), (Target.TABLE_INDEXES,)),
-        _queue_lookup(Target.JOBS, Target.JOBS_DLQ),
-        Grant(("sqs:SendMessage",), (Target.JOBS,)),
+        _queue_lookup(Target.JOBS, Target.JOBS_DLQ, Target.EVENTS, Target.EVENTS_DLQ),
+        Grant(("sqs:SendMessage",), (Target.JOBS, Target.EVENTS)),
+        # The operator page's dead letters and their re-drive.
+        Grant(_CONSUME, (Target.JOBS_DLQ, Target.EVENTS_DLQ)),
         Grant(("s3:ListBucket",), (Target.BUCKET,)),
         Grant(("s3:PutObject",), (Target.UPLOADS,)),
         Grant(("s3:GetObject",), (Target.UPLOADS, Target.LOGOS)),
@@ -79,7 +84,7 @@ SERVICE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
 
 # Services that call no AWS API: they get no role and no pod identity association, so their
 # pods hold no AWS credentials at all.
-NO_AWS_ACCESS = ("frontend", "stock-price")
+NO_AWS_ACCESS = ("stock-price",)
 
 # The `stockday dlq` operator: a managed policy for the people or pipeline that inspect and
 # redrive dead letters; attach it to their role.

@@ -26,6 +26,7 @@ from stockday_infra.identities import WorkloadIdentities
 from stockday_infra.messaging import work_queue
 from stockday_infra.monitoring import Monitoring
 from stockday_infra.network import ZONES, Network
+from stockday_infra.operators import operator_secret
 from stockday_infra.permissions import Target
 from stockday_infra.stages import Stage
 
@@ -139,6 +140,7 @@ class StockdayStack(Stack):
         bucket = storage.objects_bucket(self, stage, logs)
         jobs = work_queue(self, "LogoJobs", settings.logo_jobs_queue, stage)
         events = work_queue(self, "LogoEvents", settings.logo_events_queue, stage)
+        operators = operator_secret(self, stage)
 
         arns = {
             Target.TABLE: table.table_arn,
@@ -150,6 +152,7 @@ class StockdayStack(Stack):
             Target.BUCKET: bucket.bucket_arn,
             Target.UPLOADS: bucket.arn_for_objects(f"{storage.UPLOADS_PREFIX}*"),
             Target.LOGOS: bucket.arn_for_objects(f"{storage.LOGOS_PREFIX}*"),
+            Target.OPERATOR_SECRET: operators.secret_arn,
         }
         identities = WorkloadIdentities(
             self, "Identities", cluster=cluster.cluster, namespace=stage.namespace, arns=arns
@@ -202,6 +205,8 @@ class StockdayStack(Stack):
         self._setting("STOCKDAY_LOGO_EVENTS_QUEUE", events.queue.queue_name)
         self._setting("STOCKDAY_S3_BUCKET", bucket.bucket_name)
         self._setting("STOCKDAY_MEMCACHED_SERVERS", f"{cache.host}:{cache.port}")
+        # The name as given: the secret's own name attribute is derived from its ARN.
+        self._setting("STOCKDAY_OPERATOR_SECRET_NAME", str(settings.operator_secret_name))
         if cdn is not None:
             self._setting("STOCKDAY_LOGO_CDN_BASE_URL", f"https://{cdn_host}")
             CfnOutput(

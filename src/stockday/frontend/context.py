@@ -68,7 +68,7 @@ def open_frontend(settings: Settings, http: httpx.AsyncClient | None = None) -> 
         site=StockSite(symbols, picks, logo_origins),
         home=HomePages(symbols, picks, templates),
         operators=OperatorGate(
-            composition.operator_credentials(settings),
+            lambda: composition.operator_credentials(settings),
             LoginPolicy(
                 session_seconds=settings.operator_session_seconds,
                 max_failures=settings.operator_login_failures,

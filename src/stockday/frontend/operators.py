@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -53,8 +54,13 @@ class LoginPolicy:
 class OperatorGate:
     """Checks operator passwords, issues and verifies their session cookies."""
 
-    def __init__(self, credentials: OperatorCredentials, policy: LoginPolicy) -> None:
-        self._credentials = credentials
+    def __init__(
+        self, open_credentials: Callable[[], OperatorCredentials], policy: LoginPolicy
+    ) -> None:
+        # Opened on first use: on AWS that imports boto3, which a frontend otherwise never
+        # needs, and page views should not wait for it at start-up.
+        self._open_credentials = open_credentials
+        self._credentials: OperatorCredentials | None = None
         self.policy = policy
         # A client's failures are forgotten ``window_seconds`` after its latest one.
         self._failures: TTLCache[str, int] = TTLCache(
@@ -62,6 +68,8 @@ class OperatorGate:
         )
 
     async def _hash(self) -> PasswordHash | None:
+        if self._credentials is None:
+            self._credentials = self._open_credentials()
         configured = await self._credentials.password_hash()
         return PasswordHash.parse(configured) if configured else None
 
@@ -118,7 +126,8 @@ class OperatorGate:
         )
 
     async def close(self) -> None:
-        await self._credentials.close()
+        if self._credentials is not None:
+            await self._credentials.close()
 
 
 def _serializer(stored: PasswordHash) -> URLSafeTimedSerializer:
