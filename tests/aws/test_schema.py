@@ -18,6 +18,8 @@ def test_the_stocks_table_keeps_its_keys_and_its_index() -> None:
         {"AttributeName": "pk", "AttributeType": "S"},
         {"AttributeName": "listing", "AttributeType": "S"},
         {"AttributeName": "symbol", "AttributeType": "S"},
+        {"AttributeName": "added", "AttributeType": "S"},
+        {"AttributeName": "created_at", "AttributeType": "S"},
     ]
     assert STOCKS_TABLE.global_secondary_indexes() == [
         {
@@ -27,7 +29,15 @@ def test_the_stocks_table_keeps_its_keys_and_its_index() -> None:
                 {"AttributeName": "symbol", "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "ALL"},
-        }
+        },
+        {
+            "IndexName": "by-created",
+            "KeySchema": [
+                {"AttributeName": "added", "KeyType": "HASH"},
+                {"AttributeName": "created_at", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
     ]
 
 

@@ -7,14 +7,16 @@ import random
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 import pytest
 
-import stockday.stocks.dynamodb as dynamodb_adapter
+import stockday.stocks.dynamodb_table as dynamodb_table
 from stockday.aws.clients import AwsConfig, make_client
 from stockday.aws.provision import create_table
+from stockday.aws.schema import STOCKS_TABLE, KeyAttribute, TableSchema
 from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import Price, Stock
 from stockday.stocks.dynamodb import DynamoDbStockRepository
@@ -149,9 +151,34 @@ async def test_create_table_is_idempotent(
     assert described["TableStatus"] == "ACTIVE"
     assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert described["SSEDescription"]["Status"] in {"ENABLED", "ENABLING"}
-    assert [i["IndexName"] for i in described["GlobalSecondaryIndexes"]] == ["by-symbol"]
+    assert [i["IndexName"] for i in described["GlobalSecondaryIndexes"]] == [
+        "by-symbol",
+        "by-created",
+    ]
     assert await repo.get("KEEP") is not None
     await repo.check()
+
+
+async def test_create_table_adds_an_index_the_table_lacks(config: AwsConfig) -> None:
+    """A table made without the by-created index gets it, and its stocks stay and are in it."""
+    name = f"stocks-{uuid.uuid4().hex}"
+    older = TableSchema(partition_key=KeyAttribute("pk"), indexes=STOCKS_TABLE.indexes[:1])
+    client = make_client("dynamodb", config)
+    try:
+        create_table(client, name, older)
+        repository = DynamoDbStockRepository(config, name)
+        try:
+            await repository.add(Stock.new("OLD", "Made before"))
+            with pytest.raises(BackendUnavailable, match="by-created"):
+                await repository.check()
+            create_table(client, name)
+            await repository.check()
+            await repository.add(Stock.new("NEW", "Made after"))
+            assert [s.symbol for s in await repository.recent(limit=5)] == ["NEW", "OLD"]
+        finally:
+            await repository.close()
+    finally:
+        client.close()
 
 
 async def test_list_and_random_never_scan(
@@ -168,7 +195,7 @@ async def test_list_and_random_never_scan(
         client.meta.events.register("before-parameter-build.dynamodb.*", record)
         return client
 
-    monkeypatch.setattr(dynamodb_adapter, "make_client", recording_client)
+    monkeypatch.setattr(dynamodb_table, "make_client", recording_client)
     repository = DynamoDbStockRepository(config, table)
     try:
         for i in range(12):
@@ -230,7 +257,9 @@ async def test_replicas_adding_and_deleting_concurrently_keep_slots_dense(
         stock = stocks[f"STOCK#{slot['symbol']['S']}"]
         assert int(stock["slot"]["N"]) == k
         # The slot holds an exact copy of its stock, so a pick returns current data.
-        same = {name: value for name, value in stock.items() if name not in {"pk", "listing"}}
+        same = {
+            name: value for name, value in stock.items() if name not in {"pk", "listing", "added"}
+        }
         assert {name: value for name, value in slot.items() if name != "pk"} == same
     assert len({slot["symbol"]["S"] for slot in slots.values()}) == count
 
@@ -281,7 +310,23 @@ async def test_items_keep_their_stored_typed_attributes(
             }
         },
     }
-    assert items["STOCK#FMT"] == {**shared, "pk": {"S": "STOCK#FMT"}, "listing": {"S": "STOCK"}}
+    indexed = {"listing": {"S": "STOCK"}, "added": {"S": "STOCK"}}
+    assert items["STOCK#FMT"] == {**shared, "pk": {"S": "STOCK#FMT"}, **indexed}
     assert items["SLOT#0"] == {**shared, "pk": {"S": "SLOT#0"}}
     assert items["META#count"] == {"pk": {"S": "META#count"}, "n": {"N": "1"}}
     assert await repo.get("FMT") == stock
+
+    # Hidden: no slot, no listing, a flag; the count and the slot copy go.
+    await repo.set_hidden("FMT", True)
+    items = table_items(config, table)
+    hidden = {name: value for name, value in shared.items() if name != "slot"}
+    assert items["STOCK#FMT"] == {
+        **hidden,
+        "rev": {"N": "2"},
+        "pk": {"S": "STOCK#FMT"},
+        "added": {"S": "STOCK"},
+        "is_hidden": {"BOOL": True},
+    }
+    assert "SLOT#0" not in items
+    assert items["META#count"] == {"pk": {"S": "META#count"}, "n": {"N": "0"}}
+    assert await repo.get("FMT") == replace(stock, hidden=True)

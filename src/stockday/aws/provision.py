@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -36,6 +37,9 @@ __all__ = ["create_bucket", "create_queue", "create_table", "provision"]
 log = logging.getLogger("stockday.aws.provision")
 
 UPLOAD_RETENTION_DAYS = 30
+# Building an index on a large table takes minutes: up to ten of them, checked every 2 s.
+INDEX_WAIT_SECONDS = 2.0
+INDEX_WAIT_ATTEMPTS = 300
 _NO_SUCH_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 _QUEUE_EXISTS = {"QueueAlreadyExists", "QueueNameExists"}
 
@@ -92,10 +96,11 @@ def _provision_all(
 def create_table(client: DynamoDBClient, table: str, schema: TableSchema = STOCKS_TABLE) -> None:
     """Create ``table`` with ``schema`` if it is missing, and wait until it is ACTIVE.
 
-    Idempotent: an existing table (even one created concurrently) is left as it is.
+    Idempotent: an existing table (even one created concurrently) keeps its items; an index the
+    schema declares and the table lacks is added.
     """
     try:
-        client.describe_table(TableName=table)
+        described = client.describe_table(TableName=table)["Table"]
     except ClientError as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise
@@ -111,9 +116,35 @@ def create_table(client: DynamoDBClient, table: str, schema: TableSchema = STOCK
         except ClientError as race:
             if error_code(race) != "ResourceInUseException":
                 raise
+    else:
+        _add_missing_indexes(client, table, schema, described)
     client.get_waiter("table_exists").wait(
         TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
     )
+
+
+def _add_missing_indexes(
+    client: DynamoDBClient, table: str, schema: TableSchema, described: Any
+) -> None:
+    """Add the indexes declared since ``table`` was made, one update each (DynamoDB builds one
+    new index at a time), waiting for each to be ACTIVE."""
+    present = {index.get("IndexName") for index in described.get("GlobalSecondaryIndexes", [])}
+    for index in schema.global_secondary_indexes():
+        if index["IndexName"] in present:
+            continue
+        client.update_table(
+            TableName=table,
+            AttributeDefinitions=schema.attribute_definitions(),
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
+        for _ in range(INDEX_WAIT_ATTEMPTS):
+            current = client.describe_table(TableName=table)["Table"]
+            statuses = [i.get("IndexStatus") for i in current.get("GlobalSecondaryIndexes", [])]
+            if all(status == "ACTIVE" for status in statuses):
+                break
+            time.sleep(INDEX_WAIT_SECONDS)  # polling AWS's own progress, as its waiters do
+        else:
+            raise TimeoutError(f"index {index['IndexName']} of {table} is still being built")
 
 
 # --- SQS -----------------------------------------------------------------------------------
