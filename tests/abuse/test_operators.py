@@ -122,3 +122,24 @@ def test_stock_symbol_listens_on_loopback_only(stack: RunningStack) -> None:
     assert {c.laddr.port for c in listening} == ports
     for connection in listening:
         assert ipaddress.ip_address(connection.laddr.ip).is_loopback, connection.laddr
+
+
+def test_a_made_up_forwarded_address_does_not_reset_the_failure_limit(
+    stack: RunningStack,
+) -> None:
+    """Last in this module: it leaves the stack's one local client address locked out."""
+    limit = stack.settings.operator_login_failures
+    replicas = len(stack.replicas_of("frontend"))
+    answers = []
+    with stack.client(stack.frontend) as guesser:
+        token = token_of(guesser, "/operator/login")
+        # Each replica counts its own failures: enough guesses for every one of them to refuse.
+        for attempt in range(limit * replicas + replicas):
+            answer = guesser.post(
+                "/operator/login",
+                data={"csrf_token": token, "password": f"guess {attempt}"},
+                headers={"X-Forwarded-For": f"198.51.100.{attempt}"},
+            )
+            answers.append(answer.status_code)
+    assert set(answers) <= {401, 429}
+    assert 429 in answers, answers

@@ -115,3 +115,10 @@ def test_every_timeout_is_set() -> None:
     assert set(timeouts) >= {"connect", "client", "server", "check", "http-request"}
     for value in timeouts.values():
         assert re.fullmatch(r"\d+(ms|s)", value), value
+
+
+def test_the_site_front_appends_the_client_address_and_no_other_does() -> None:
+    found = sections(haproxy_config(Topology(9000, 2)))
+    for service in catalog.HTTP_SERVICES:
+        front = found[f"frontend {service.name}"]
+        assert ("option forwardfor" in front) == (service.name == "frontend"), service.name

@@ -6,8 +6,9 @@ import time
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
+from starlette.requests import Request
 
-from stockday.frontend.operators import COOKIE_NAME
+from stockday.frontend.operators import COOKIE_NAME, client_of
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 from tests.frontend.site import Site, running_site, submit, upload_png
@@ -277,3 +278,16 @@ async def test_an_operator_redrives_dead_letters(site: Site) -> None:
         assert missing.status_code == 404
     finally:
         await queue.close()
+
+
+def request_with(headers: list[tuple[bytes, bytes]], peer: str = "10.1.1.1") -> Request:
+    return Request({"type": "http", "headers": headers, "client": (peer, 5000)})
+
+
+def test_the_client_is_the_address_the_nearest_proxy_saw() -> None:
+    assert client_of(request_with([])) == "10.1.1.1"
+    one_line = [(b"x-forwarded-for", b"203.0.113.9, 10.0.0.7")]
+    assert client_of(request_with(one_line)) == "10.0.0.7"
+    # A made-up header from the client, then the proxy's own line (HAProxy adds a line).
+    two_lines = [(b"x-forwarded-for", b"198.51.100.1"), (b"x-forwarded-for", b"127.0.0.1")]
+    assert client_of(request_with(two_lines)) == "127.0.0.1"

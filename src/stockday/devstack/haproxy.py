@@ -126,6 +126,7 @@ def _service(topology: Topology, service: catalog.Service, caller_timeout: float
     return f"""\
 frontend {service.name}
     bind {FRONT_HOST}:{topology.front_port(service.name)}
+{_forwarded_for(service)}\
     default_backend {service.name}
 
 backend {service.name}
@@ -140,6 +141,14 @@ backend {service.name}
     http-check expect status 200
 {servers}
 """
+
+
+def _forwarded_for(service: catalog.Service) -> str:
+    """The site's front appends the client's address to X-Forwarded-For, as the ALB does: the
+    operator login counts failures by its last entry, which a client then cannot choose."""
+    if service.name != "frontend":
+        return ""
+    return "    option forwardfor\n"
 
 
 def _read_timeout(service: catalog.Service, caller_timeout: float) -> str:

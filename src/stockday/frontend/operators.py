@@ -138,7 +138,9 @@ def _serializer(stored: PasswordHash) -> URLSafeTimedSerializer:
 def client_of(request: Request) -> str:
     """Who is logging in, for the failure limit: the address the nearest proxy saw (the last
     X-Forwarded-For entry, which the load balancer appends), else the peer's address."""
-    forwarded = request.headers.get("x-forwarded-for", "")
+    # A proxy may add a header line of its own rather than extend the client's: the last entry
+    # of the last line is the nearest proxy's.
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
     last = forwarded.rsplit(",", 1)[-1].strip()
     if last:
         return last[:64]
