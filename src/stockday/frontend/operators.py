@@ -62,6 +62,9 @@ class OperatorGate:
         self._open_credentials = open_credentials
         self._credentials: OperatorCredentials | None = None
         self.policy = policy
+        # One password check at a time per replica: each takes 32 MiB and a core for ~0.1 s,
+        # and a flood of guesses must take neither the replica's memory nor every core.
+        self._checking = asyncio.Semaphore(1)
         # A client's failures are forgotten ``window_seconds`` after its latest one.
         self._failures: TTLCache[str, int] = TTLCache(
             maxsize=TRACKED_CLIENTS, ttl=policy.window_seconds
@@ -82,8 +85,8 @@ class OperatorGate:
         if self._failures.get(client, 0) >= self.policy.max_failures:
             raise LoginBlocked(self.policy.window_seconds)
         stored = await self._hash()
-        # scrypt takes ~0.1 s of CPU: off the event loop.
-        matched = await asyncio.to_thread((stored or _decoy()).matches, password)
+        async with self._checking:  # off the event loop, one at a time
+            matched = await asyncio.to_thread((stored or _decoy()).matches, password)
         if stored is None or not matched:
             self._failures[client] = self._failures.get(client, 0) + 1
             return None
