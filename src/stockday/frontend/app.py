@@ -16,6 +16,7 @@ from stockday.frontend.rendering import PACKAGE
 from stockday.frontend.routes import logos, pages, stocks, uploads
 from stockday.frontend.views import image_origins
 from stockday.runtime.settings import Settings, get_settings
+from stockday.runtime.tracing import fastapi_telemetry
 from stockday.runtime.web import serving
 
 
@@ -38,6 +39,7 @@ def create_app(
         title="frontend",
         version="1",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(traced=bool(settings.otlp_endpoint)),
         # HTML pages only: no API schema to publish.
         docs_url=None,
         redoc_url=None,

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Timeout of every service-to-service HTTP call."
     )
     random_pick_batch: int = Field(
-        default=64,
+        default=100,
         ge=1,
         le=100,
         description="Random picks a frontend worker asks stock-symbol for in one call, at most.",
