@@ -8,8 +8,9 @@ decodes and resamples, so worker threads (not processes) keep the loop responsiv
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import TypeVar
 
 import anyio
@@ -20,6 +21,28 @@ from stockday.logos.images import ResizedLogo, UploadInfo, decode_cost, inspect_
 __all__ = ["ImageWorkers"]
 
 T = TypeVar("T")
+
+# glibc's mallopt parameter number, and the size from which it maps memory straight from the
+# system, so that freeing it gives it back.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 1024 * 1024
+
+
+@cache
+def give_freed_images_back() -> bool:
+    """Make glibc return a decoded image's memory to the system when it is freed.
+
+    By default glibc raises its mmap threshold to the size of the last large block freed, so
+    after the first image every image is allocated from heap arenas (one per worker thread)
+    that keep it once freed: a replica's memory then grows with every few images instead of
+    staying at what its live decodes hold (measured: 290 MB after 20 large images, 68 MB with
+    a fixed threshold). No library exposes mallopt; False where the C library has none.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES))
 
 
 class ImageWorkers:
@@ -36,6 +59,7 @@ class ImageWorkers:
             raise ValueError("threads and budget_bytes must be positive")
         self.threads = threads
         self.budget_bytes = budget_bytes
+        give_freed_images_back()
         self.held_bytes = 0
         self._limiter: anyio.CapacityLimiter | None = None
         self._queue: anyio.Lock | None = None

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
         "thread off the event loop.",
     )
     image_memory_budget_mb: int = Field(
-        default=128,
+        default=96,
         ge=16,
         description="Memory a replica's image decodes may hold at once, in MB, estimated from "
         "each image's header; a larger image waits until it can run alone.",
