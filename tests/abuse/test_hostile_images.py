@@ -19,10 +19,10 @@ peak RSS under 200 MB through twenty of them. Both are designed for a busy 2-cor
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from stockday.logos.images import inspect_upload
 from tests.support.image_load import (
     Uploaders,
     add_stocks_with_logos,
@@ -99,10 +99,8 @@ def test_logo_resizer_peak_memory_stays_bounded_through_25_megapixel_images(
     assert max(peaks.values()) < PEAK_RSS_LIMIT_MB, report
 
 
-def test_test_images_are_what_they_claim(tmp_path: Path) -> None:
+def test_test_images_are_what_they_claim() -> None:
     """The images the figures above are measured with are 25 MP and within the byte limit."""
-    from stockday.logos.images import inspect_upload
-
     for kind in LARGE_KINDS:
         info = inspect_upload(large(kind, 0), max_bytes=10 * 1024 * 1024, max_pixels=25_000_000)
         assert info.width * info.height == 25_000_000

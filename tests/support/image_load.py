@@ -73,13 +73,15 @@ class Uploaders:
         )
 
     def _upload(self, index: int) -> None:
-        files = {"file": (f"large-{index}.png", self.images[index], "application/octet-stream")}
+        body, content_type = multipart_body(self.images[index])
+        headers = {"content-type": content_type}
         with httpx.Client(base_url=self.url, timeout=UPLOAD_TIMEOUT_SECONDS) as client:
             for _ in range(self.max_each):
                 if self._stop.is_set():
                     return
                 try:
-                    status = client.post("/api/uploads", files=files).status_code
+                    answer = client.post("/api/uploads", content=body, headers=headers)
+                    status = answer.status_code
                 except httpx.HTTPError as exc:
                     with self._lock:
                         self.errors.append(repr(exc))
@@ -88,6 +90,20 @@ class Uploaders:
                     self.answers.append((time.monotonic(), status))
         with self._lock:
             self.ran_out.append(index)
+
+
+def multipart_body(image: bytes) -> tuple[bytes, str]:
+    """An upload form's body with ``image`` as its file, and its content type: encoded once,
+    so that the uploaders spend no CPU (nor this process's GIL) beside the timed reads."""
+    boundary = "stockday-hostile-image-upload-boundary"
+    head = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="large.png"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    return head + image + f"\r\n--{boundary}--\r\n".encode(), (
+        f"multipart/form-data; boundary={boundary}"
+    )
 
 
 def timed_gets(client: httpx.Client, path: str, count: int) -> list[float]:

@@ -175,15 +175,25 @@ def guess_content_type(format: str) -> str:
     return _CONTENT_TYPES.get(name, "application/octet-stream")
 
 
-def decode_cost(data: bytes, *, max_side: int | None = None) -> int:
+def decode_cost(data: bytes, *, max_pixels: int, max_side: int | None = None) -> int:
     """The memory, in bytes, that inspecting (or, given ``max_side``, resizing) ``data`` holds
     at its peak: an estimate from the header alone, for admitting decodes within a budget.
 
-    A file whose header does not parse costs only its own size: the checks refuse it before
-    any pixel is decoded.
+    A file whose header does not parse, or claims more than ``max_pixels``, costs only its own
+    size: the checks refuse it before any pixel is decoded, so a bomb never waits its turn.
     """
     try:
         fmt = _sniff_format(data)
+    except RejectedImage:
+        return len(data)
+    if fmt == "WEBP":
+        # Never through Pillow here: its WebP decoder allocates the canvas as it opens.
+        canvas = _webp_canvas_size(data)
+        pixels = 0 if canvas is None else canvas[0] * canvas[1]
+        if pixels > max_pixels:
+            return len(data)
+        return len(data) + pixels * _WEBP_PIXEL_BYTES + _DECODE_OVERHEAD_BYTES
+    try:
         with _pillow_errors():
             image = _OPENERS[fmt](io.BytesIO(data))
     except RejectedImage:
@@ -191,6 +201,8 @@ def decode_cost(data: bytes, *, max_side: int | None = None) -> int:
     with image:
         width, height = image.size
         mode = image.mode
+    if width * height > max_pixels:
+        return len(data)
     if fmt == "JPEG":
         # Decoded at a reduced scale: 1/8 to inspect, down to twice the logo to resize.
         scale = 8 if max_side is None else _draft_scale((width, height), max_side)
@@ -198,7 +210,7 @@ def decode_cost(data: bytes, *, max_side: int | None = None) -> int:
         per_pixel = _FULL_PIXEL_BYTES
     else:
         pixels = width * height
-        per_pixel = _WEBP_PIXEL_BYTES if fmt == "WEBP" else _MODE_BYTES.get(mode, 4)
+        per_pixel = _MODE_BYTES.get(mode, _FULL_PIXEL_BYTES)
     return len(data) + pixels * per_pixel + _DECODE_OVERHEAD_BYTES
 
 
