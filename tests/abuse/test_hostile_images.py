@@ -7,8 +7,8 @@ peak RSS under 200 MB through twenty of them. Both are designed for a busy 2-cor
 
 - latency: the reads are measured only while the uploads genuinely run (each of the four
   uploaders has been answered before the first read, none runs out before the last, and
-  uploads keep being answered during the reads); the count of reads is fixed, and the p99 of
-  300 lets the three slowest reads be hit by whatever else the machine runs. With the
+  uploads are answered during the reads at least four times); at least 300 reads and at most
+  1,500, and the p99 lets the slowest 1 % be hit by whatever else the machine runs. With the
   inspection on the event loop the p99 was 561 ms, with it in worker threads about 10 ms
   (docs/performance.md): the limit sits between, far from both.
 - memory: the peak (VmHWM) of the consumer processes `stockday up` started, which cannot be
@@ -38,6 +38,7 @@ pytestmark = pytest.mark.e2e
 
 UPLOADERS = 4
 READS = 300
+MAX_READS = 1500
 P99_LIMIT_SECONDS = 0.050
 LOGOS = 20
 PEAK_RSS_LIMIT_MB = 200.0
@@ -62,7 +63,13 @@ def test_reads_keep_their_latency_while_25_megapixel_images_are_uploaded(
         with Uploaders(stack.symbol, images) as uploads:
             uploads.wait_for_answers(UPLOADERS, timeout=120)
             before = uploads.answered()
-            busy = timed_gets(api, "/api/stocks/CALM", READS)
+            busy: list[float] = []
+            # At least READS reads, and on until the uploaders have been answered UPLOADERS
+            # times more: on a busy machine the (low-priority) decodes are slow to finish.
+            while len(busy) < MAX_READS and (
+                len(busy) < READS or uploads.answered() - before < UPLOADERS
+            ):
+                busy += timed_gets(api, "/api/stocks/CALM", 50)
             during = uploads.answered() - before
             ran_out = list(uploads.ran_out)
     statuses = {status for _, status in uploads.answers}
@@ -70,12 +77,11 @@ def test_reads_keep_their_latency_while_25_megapixel_images_are_uploaded(
     assert not uploads.errors, uploads.errors[:5]
     assert not ran_out, "an uploader stopped before the reads ended"
     # Each uploader was answered before the reads and was still uploading after them: four
-    # uploads were in flight throughout. On a machine busy with other work the answers are
-    # few (each decode takes longer), but never none.
-    assert during >= UPLOADERS // 2, f"only {during} uploads were answered during the reads"
+    # uploads were in flight throughout, and they were being answered.
+    assert during >= UPLOADERS, f"only {during} uploads answered during {len(busy)} reads"
     p99 = quantile(busy, 0.99)
     report = (
-        f"GET p99 {p99 * 1000:.1f} ms under {during} uploads of 25 MP PNGs "
+        f"GET p99 {p99 * 1000:.1f} ms over {len(busy)} reads beside {during} uploads of 25 MP PNGs "
         f"(idle p99 {quantile(idle, 0.99) * 1000:.1f} ms)"
     )
     print(report)
