@@ -114,12 +114,13 @@ async def run(
     jobs = composition.message_queue(settings, settings.logo_jobs_queue)
     events = composition.message_queue(settings, settings.logo_events_queue)
     objects = composition.object_store(settings)
+    images = ImageWorkers(
+        threads=settings.image_threads, budget_bytes=settings.image_memory_budget_bytes
+    )
     resizer = LogoResizer(
         objects=objects,
         events=events,
-        images=ImageWorkers(
-            threads=settings.image_threads, budget_bytes=settings.image_memory_budget_bytes
-        ),
+        images=images,
         max_side=settings.logo_max_side,
         max_pixels=settings.max_upload_pixels,
     )
@@ -130,6 +131,7 @@ async def run(
     try:
         await serve_consumer(consumer, health, checks=[jobs.check, events.check, objects.check])
     finally:
+        images.close()
         await jobs.close()
         await events.close()
         await objects.close()
