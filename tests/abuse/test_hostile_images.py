@@ -22,7 +22,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from stockday.logos.images import inspect_upload
 from tests.support.image_load import (
     Uploaders,
     add_stocks_with_logos,
@@ -103,10 +102,3 @@ def test_logo_resizer_peak_memory_stays_bounded_through_25_megapixel_images(
     report = f"logo-resizer peak RSS per replica through {LOGOS} 25 MP images: {peaks} MB"
     print(report)
     assert max(peaks.values()) < PEAK_RSS_LIMIT_MB, report
-
-
-def test_test_images_are_what_they_claim() -> None:
-    """The images the figures above are measured with are 25 MP and within the byte limit."""
-    for kind in LARGE_KINDS:
-        info = inspect_upload(large(kind, 0), max_bytes=10 * 1024 * 1024, max_pixels=25_000_000)
-        assert info.width * info.height == 25_000_000
