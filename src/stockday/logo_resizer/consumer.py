@@ -13,7 +13,6 @@ upload nor the logo (the stock was deleted, which deletes both), the job fails f
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -26,7 +25,8 @@ from stockday.contracts.messages import (
     encode,
 )
 from stockday.domain.stocks import logo_key
-from stockday.logos.images import RejectedImage, inspect_upload, resize_logo
+from stockday.logos.images import RejectedImage
+from stockday.logos.workers import ImageWorkers
 from stockday.objects.base import ObjectStore
 from stockday.queues.base import MessageQueue, ReceivedMessage
 from stockday.runtime import composition
@@ -36,7 +36,7 @@ from stockday.runtime.tracing import message_attributes
 
 log = logging.getLogger("stockday.logo_resizer")
 
-# Resizing is CPU-bound; Pillow releases the GIL, so two at a time keep one core busy.
+# Jobs in hand at once; how many of them decode at a time is the image workers' business.
 CONCURRENCY = 2
 
 
@@ -46,6 +46,7 @@ class LogoResizer:
 
     objects: ObjectStore
     events: MessageQueue
+    images: ImageWorkers
     max_side: int
     max_pixels: int
 
@@ -64,8 +65,8 @@ class LogoResizer:
             )
             return
         try:
-            logo = await asyncio.to_thread(
-                resize_logo, upload.data, max_side=self.max_side, max_pixels=self.max_pixels
+            logo = await self.images.resize(
+                upload.data, max_side=self.max_side, max_pixels=self.max_pixels
             )
         except RejectedImage as exc:
             await self._announce(
@@ -92,8 +93,7 @@ class LogoResizer:
         if stored is None:
             return False
         try:
-            info = await asyncio.to_thread(
-                inspect_upload,
+            info = await self.images.inspect(
                 stored.data,
                 max_bytes=max(1, len(stored.data)),
                 max_pixels=self.max_pixels,
@@ -114,9 +114,13 @@ async def run(
     jobs = composition.message_queue(settings, settings.logo_jobs_queue)
     events = composition.message_queue(settings, settings.logo_events_queue)
     objects = composition.object_store(settings)
+    images = ImageWorkers(
+        threads=settings.image_threads, budget_bytes=settings.image_memory_budget_bytes
+    )
     resizer = LogoResizer(
         objects=objects,
         events=events,
+        images=images,
         max_side=settings.logo_max_side,
         max_pixels=settings.max_upload_pixels,
     )
@@ -127,6 +131,7 @@ async def run(
     try:
         await serve_consumer(consumer, health, checks=[jobs.check, events.check, objects.check])
     finally:
+        images.close()
         await jobs.close()
         await events.close()
         await objects.close()

@@ -70,6 +70,18 @@ class Settings(BaseSettings):
         default=25_000_000, gt=0, description="Largest accepted logo, in pixels (width x height)."
     )
     logo_max_side: int = Field(default=256, gt=0, description="Longest side of a resized logo.")
+    image_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Image inspections and resizes a replica runs at once, each in a worker "
+        "thread off the event loop.",
+    )
+    image_memory_budget_mb: int = Field(
+        default=96,
+        ge=16,
+        description="Memory a replica's image decodes may hold at once, in MB, estimated from "
+        "each image's header; a larger image waits until it can run alone.",
+    )
 
     queue_max_receives: int = Field(
         default=5, ge=1, description="Deliveries of a message before it goes to the DLQ."
@@ -165,6 +177,10 @@ class Settings(BaseSettings):
     def max_upload_request_bytes(self) -> int:
         """Largest accepted upload request: the file plus room for its multipart framing."""
         return self.max_upload_bytes + MULTIPART_FRAMING_BYTES
+
+    @property
+    def image_memory_budget_bytes(self) -> int:
+        return self.image_memory_budget_mb * 1024 * 1024
 
     @property
     def readiness_timeout_seconds(self) -> float:

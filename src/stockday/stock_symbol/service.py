@@ -13,7 +13,8 @@ from stockday.contracts.messages import LogoRequested, encode
 from stockday.contracts.stocks import DirectUploadOut, LogoUpdate, StockList, StockOut, UploadOut
 from stockday.domain.prices import Interval
 from stockday.domain.stocks import LogoState, Stock, logo_key, normalize_symbol, upload_key
-from stockday.logos.images import ImageTooLarge, UploadInfo, inspect_upload
+from stockday.logos.images import ImageTooLarge, UploadInfo
+from stockday.logos.workers import ImageWorkers
 from stockday.objects.base import ObjectStore, StoredObject
 from stockday.queues.base import MessageQueue
 from stockday.runtime.tracing import message_attributes
@@ -65,6 +66,7 @@ class StockService:
         objects: ObjectStore,
         prices: PriceLookup,
         limits: UploadLimits,
+        images: ImageWorkers,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.repository = repository
@@ -72,6 +74,7 @@ class StockService:
         self.objects = objects
         self._presenter = StockPresenter(prices=prices, objects=objects)
         self._limits = limits
+        self._images = images
         self._new_id = new_id
 
     async def present(self, stock: Stock, *, with_price: bool = True) -> StockOut:
@@ -171,7 +174,9 @@ class StockService:
     async def store_upload(self, data: bytes) -> StoredUpload:
         """Validate an uploaded image and store it raw; raise RejectedImage and store nothing."""
         limits = self._limits
-        info = inspect_upload(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+        info = await self._images.inspect(
+            data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels
+        )
         upload_id = self._new_id()
         await self.objects.put(upload_key(upload_id), data, content_type=info.content_type)
         return StoredUpload(upload_id=upload_id, info=info)
