@@ -122,7 +122,7 @@ class Stack:
         self.stopping = False
         self.started_at = 0.0
         self.hang_seconds = settings.hang_seconds
-        self.caller_timeout = settings.http_timeout_seconds
+        self.settings = settings
         self._wakeup: int | None = None  # read end of the pipe signals wake `pause` through
         self.env = {
             **os.environ,
@@ -167,7 +167,7 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.gateway_config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.gateway_config_path.write_text(haproxy_config(self.topology, self.caller_timeout))
+        self.gateway_config_path.write_text(haproxy_config(self.topology, self.settings))
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         self.started_at = time.time()
         self._heal_partitions()  # rules left by a chaos command that was killed

@@ -70,6 +70,23 @@ class Settings(BaseSettings):
         default=25_000_000, gt=0, description="Largest accepted logo, in pixels (width x height)."
     )
     logo_max_side: int = Field(default=256, gt=0, description="Longest side of a resized logo.")
+    edge_header_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="`stockday up`'s HAProxy closes a connection whose request headers (and "
+        "first 16 kB of body) take longer than this.",
+    )
+    edge_max_connections: int = Field(
+        default=4000,
+        ge=100,
+        description="Open connections `stockday up`'s HAProxy accepts on the site's port.",
+    )
+    edge_max_connections_per_source: int = Field(
+        default=100,
+        ge=1,
+        description="Open connections one client address may hold on the site's port; more are "
+        "refused.",
+    )
 
     queue_max_receives: int = Field(
         default=5, ge=1, description="Deliveries of a message before it goes to the DLQ."
@@ -148,6 +165,14 @@ class Settings(BaseSettings):
         "injection for failure drills. Never set in production.",
     )
 
+    log_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=4096,
+        description="`stockday up` rotates a process's log file when it reaches this size.",
+    )
+    log_backup_count: int = Field(
+        default=3, ge=1, description="Rotated log files `stockday up` keeps per process."
+    )
     hang_seconds: float = Field(
         default=10.0,
         gt=0,
