@@ -11,8 +11,14 @@ import time
 from dataclasses import dataclass, field
 
 # A request that never ends: its headers go on forever, one byte at a time.
-SLOW_REQUEST_START = b"GET / HTTP/1.1\r\nHost: stockday.test\r\n"
+SLOW_HEADERS = b"GET / HTTP/1.1\r\nHost: stockday.test\r\n"
 SLOW_HEADER_BYTES = b"X-Slow: " + b"a" * 4000
+# Or its headers arrive whole and its body a byte at a time.
+SLOW_BODY = (
+    b"POST /stocks HTTP/1.1\r\nHost: stockday.test\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100000\r\n\r\n"
+)
+SLOW_BODY_BYTES = b"a"
 # Connections sent their byte together; the rest of the interval is spread between batches.
 TRICKLE_BATCH = 10
 
@@ -29,7 +35,7 @@ class SlowConnection:
 @dataclass
 class SlowClients:
     """``count`` connections to ``host:port`` from the ``sources`` addresses in turn, each
-    sending its request headers one byte every ``interval`` seconds, from a thread of its own.
+    sending its request one byte every ``interval`` seconds, from a thread of its own.
     Records when the server closed each one and what it answered first."""
 
     host: str
@@ -37,6 +43,8 @@ class SlowClients:
     count: int
     sources: list[str]
     interval: float = 1.0
+    start: bytes = SLOW_HEADERS  # sent at once
+    trickle: bytes = SLOW_HEADER_BYTES  # then a byte of it at a time, over and over
     connections: list[SlowConnection] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -51,7 +59,7 @@ class SlowClients:
             self.connections.append(connection)
             try:
                 sock.connect((self.host, self.port))
-                sock.sendall(SLOW_REQUEST_START)
+                sock.sendall(self.start)
             except ConnectionError:  # refused as soon as accepted
                 connection.closed_at = time.monotonic()
                 continue
@@ -95,7 +103,7 @@ class SlowClients:
         selector.unregister(connection.sock)
 
     def _send_byte(self, selector: selectors.BaseSelector, connection: SlowConnection) -> None:
-        byte = SLOW_HEADER_BYTES[connection.sent % len(SLOW_HEADER_BYTES)]
+        byte = self.trickle[connection.sent % len(self.trickle)]
         try:
             connection.sent += connection.sock.send(bytes([byte]))
         except BlockingIOError:

@@ -17,7 +17,7 @@ import statistics
 import httpx
 import pytest
 
-from tests.abuse.clients import SlowClients
+from tests.abuse.clients import SLOW_BODY, SLOW_BODY_BYTES, SlowClients
 from tests.abuse.conftest import HEADER_TIMEOUT_SECONDS, PER_SOURCE_LIMIT
 from tests.abuse.visitor import visit_in_a_process
 from tests.support.ports import HOST
@@ -86,3 +86,20 @@ def test_one_address_cannot_hold_more_than_its_share_of_connections(
         with visitor(abuse_stack, "127.0.4.2") as neighbour:
             assert neighbour.get("/").status_code == 200
         assert len(held.open()) == PER_SOURCE_LIMIT
+
+
+def test_a_body_sent_a_byte_at_a_time_is_given_up_after_the_header_timeout(
+    abuse_stack: RunningStack,
+) -> None:
+    with SlowClients(
+        HOST, abuse_stack.port_base, 50, ["127.0.5.1"], start=SLOW_BODY, trickle=SLOW_BODY_BYTES
+    ) as slow:
+        wait_until(
+            lambda: not slow.open(),
+            HEADER_TIMEOUT_SECONDS + CLOSE_MARGIN_SECONDS + 5,
+            lambda: f"{len(slow.open())} slow bodies still open",
+        )
+    lifetimes = [c.closed_at - c.opened_at for c in slow.connections if c.closed_at is not None]
+    assert min(lifetimes) >= HEADER_TIMEOUT_SECONDS - 0.5
+    assert max(lifetimes) <= HEADER_TIMEOUT_SECONDS + CLOSE_MARGIN_SECONDS
+    assert {c.answer[:12] for c in slow.connections} <= {b"HTTP/1.1 408", b""}
