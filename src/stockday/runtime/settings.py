@@ -64,7 +64,10 @@ class Settings(BaseSettings):
     )
 
     max_upload_bytes: int = Field(
-        default=10 * 1024 * 1024, gt=0, description="Largest accepted logo upload, in bytes."
+        default=10 * 1024 * 1024,
+        gt=0,
+        description="Largest accepted logo upload, in bytes; larger requests get 413 from the "
+        "frontend and, on the site's port, from `stockday up`'s HAProxy.",
     )
     max_upload_pixels: int = Field(
         default=25_000_000, gt=0, description="Largest accepted logo, in pixels (width x height)."
@@ -73,8 +76,8 @@ class Settings(BaseSettings):
     edge_header_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
-        description="`stockday up`'s HAProxy closes a connection whose request headers (and "
-        "first 16 kB of body) take longer than this.",
+        description="`stockday up`'s HAProxy gives up a request whose headers (and, on the "
+        "site's port, first buffer of body) take longer than this to arrive.",
     )
     edge_max_connections: int = Field(
         default=4000,
