@@ -117,6 +117,15 @@ class BodyOutcome:
     status: int | None  # the answer's status code, None if none could be read
     answered_while_sending: bool  # the answer was readable before the body was all sent
     error: str | None  # the socket error met while sending or reading, if any
+    head: bytes = b""  # the answer's first bytes: status line, headers, some body
+
+    @property
+    def content_type(self) -> str:
+        for line in self.head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-type":
+                return value.strip().decode("latin-1").split(";")[0]
+        return ""
 
 
 def send_oversize_body(
@@ -153,7 +162,7 @@ def send_oversize_body(
         except OSError as exc:
             return BodyOutcome(None, answered_early, f"{type(exc).__name__}: {exc}")
     status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else None
-    return BodyOutcome(status, answered_early, None)
+    return BodyOutcome(status, answered_early, None, answer)
 
 
 def _readable(sock: socket.socket) -> bool:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.stack import RunningStack
 
-HEADER_TIMEOUT_SECONDS = 10.0
+HEADER_TIMEOUT_SECONDS = 15.0
 PER_SOURCE_LIMIT = 60
 # Sockets this process opens at once: the slow clients, their spares and the test's own.
 OPEN_FILES_NEEDED = 4096

@@ -19,7 +19,7 @@ import pytest
 
 from tests.abuse.clients import SLOW_BODY, SLOW_BODY_BYTES, SlowClients
 from tests.abuse.conftest import HEADER_TIMEOUT_SECONDS, PER_SOURCE_LIMIT
-from tests.abuse.visitor import visit_in_a_process
+from tests.abuse.visitor import Visitor
 from tests.support.ports import HOST
 from tests.support.stack import RunningStack
 from tests.support.waiting import wait_until
@@ -46,16 +46,16 @@ def visitor(stack: RunningStack, source: str) -> httpx.Client:
 def test_a_thousand_slow_clients_neither_slow_a_visitor_nor_outlive_the_header_timeout(
     abuse_stack: RunningStack,
 ) -> None:
-    home = f"{abuse_stack.frontend}/"
-    alone = visit_in_a_process(home, VISITOR_REQUESTS)
-    with SlowClients(HOST, abuse_stack.port_base, SLOW_CONNECTIONS, SLOW_SOURCES) as slow:
-        beside_them = visit_in_a_process(home, VISITOR_REQUESTS)
-        held_throughout = len(slow.open())
-        wait_until(
-            lambda: not slow.open(),
-            HEADER_TIMEOUT_SECONDS + CLOSE_MARGIN_SECONDS + 5,
-            lambda: f"{len(slow.open())} slow connections still open",
-        )
+    with Visitor(f"{abuse_stack.frontend}/", VISITOR_REQUESTS) as visitor:
+        alone = visitor.visit()
+        with SlowClients(HOST, abuse_stack.port_base, SLOW_CONNECTIONS, SLOW_SOURCES) as slow:
+            beside_them = visitor.visit()
+            held_throughout = len(slow.open())
+            wait_until(
+                lambda: not slow.open(),
+                HEADER_TIMEOUT_SECONDS + CLOSE_MARGIN_SECONDS + 5,
+                lambda: f"{len(slow.open())} slow connections still open",
+            )
     p99, p99_alone = p99_of(beside_them.seconds), p99_of(alone.seconds)
     lifetimes = [c.closed_at - c.opened_at for c in slow.connections if c.closed_at is not None]
     print(

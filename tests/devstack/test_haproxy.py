@@ -148,6 +148,8 @@ def test_the_site_refuses_bodies_above_the_frontends_own_limit() -> None:
         "http-request use-service lua.refuse_oversize if "
         f"{{ req.hdr_val(content-length) gt {limit} }}"
     ) in config["frontend frontend"]
+    # What the answer names: the file's limit, the setting itself.
+    assert "http-request set-var(txn.upload_limit) int(1000000)" in config["frontend frontend"]
     (lua_load,) = [line for line in config["global"] if line.startswith("lua-load ")]
     script = Path(lua_load.split()[1])
     assert 'register_service("refuse_oversize", "http"' in script.read_text()

@@ -214,6 +214,7 @@ def _site_defences(settings: Settings) -> str:
     # A declared length above the limit is answered 413 before a byte of the body is
     # forwarded, and the body read to its end (oversize.lua says why); a chunked body is
     # counted by the frontend, which answers 413 itself.
+    http-request set-var(txn.upload_limit) int({settings.max_upload_bytes})
     http-request use-service lua.refuse_oversize if {{ req.hdr_val(content-length) gt \
 {settings.max_upload_request_bytes} }}
 """
