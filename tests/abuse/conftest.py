@@ -1,5 +1,6 @@
-"""One stack for the abuse tests, started as processes, with a short header timeout and a small
-per-address connection limit so that both are reached within a test's time."""
+"""One stack for the abuse tests, started as processes. Its header timeout is set (15 s) to
+hold a thousand slow connections through a visitor's two hundred requests on a busy machine,
+then to close them all within the test's time; its per-address limit is small enough to reach."""
 
 from __future__ import annotations
 
