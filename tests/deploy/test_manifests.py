@@ -838,10 +838,17 @@ def test_ingress_is_a_public_https_alb_checking_readiness(
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == host
     assert ingress["spec"]["tls"] == [{"hosts": [host]}]
-    (path,) = rule["http"]["paths"]
+    internal, path = rule["http"]["paths"]
     assert (path["path"], path["pathType"]) == ("/", "Prefix")
     if overlay != "production-canary":
         assert path["backend"] == {"service": {"name": "frontend", "port": {"name": "http"}}}
+    # /metrics goes to a fixed 404 of the ALB's, never to a pod: before "/", and longer.
+    assert (internal["path"], internal["pathType"]) == ("/metrics", "Prefix")
+    action = internal["backend"]["service"]
+    assert action["port"] == {"name": "use-annotation"}
+    refusal = json.loads(annotations[f"{prefix}actions.{action['name']}"])
+    assert refusal["type"] == "fixed-response"
+    assert refusal["fixedResponseConfig"]["statusCode"] == "404"
 
 
 # --- Canary ------------------------------------------------------------------------------
@@ -850,7 +857,7 @@ def test_ingress_is_a_public_https_alb_checking_readiness(
 def test_canary_splits_user_traffic_70_30(manifests: dict[str, list[Manifest]]) -> None:
     docs = manifests["production-canary"]
     (ingress,) = objects(docs, "Ingress").values()
-    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    (path,) = [p for p in ingress["spec"]["rules"][0]["http"]["paths"] if p["path"] == "/"]
     action = path["backend"]["service"]
     assert action["port"] == {"name": "use-annotation"}
     config = json.loads(

@@ -154,6 +154,35 @@ async def test_delete_leaves_other_objects_alone(store: ObjectStore) -> None:
     assert stored.data == b"b"
 
 
+async def test_a_prefix_emptied_by_deletes_lists_nothing_and_takes_new_objects(
+    store: ObjectStore,
+) -> None:
+    """What the filesystem adapter's cleanup of emptied directories must keep true: a prefix
+    whose last object is deleted is gone, and the next put under it works at once."""
+    for round_ in range(3):
+        await store.put("logos/ZZ/a.webp", b"a", content_type="image/webp")
+        await store.put("logos/ZZ/deep/b.webp", b"b", content_type="image/webp")
+        await store.delete("logos/ZZ/deep/b.webp")
+        await store.delete("logos/ZZ/a.webp")
+        assert await store.list("logos/ZZ/") == [], round_
+        assert await store.list("logos/") == [], round_
+    await store.put("logos/ZZ/deep/c.webp", b"c", content_type="image/webp")
+    assert [o.key for o in await store.list("logos/")] == ["logos/ZZ/deep/c.webp"]
+
+
+async def test_concurrent_puts_and_deletes_under_one_prefix_never_fail(store: ObjectStore) -> None:
+    async def churn(number: int) -> None:
+        for round_ in range(5):
+            key = f"logos/CHURN/{number}-{round_}.webp"
+            await store.put(key, b"x", content_type="image/webp")
+            assert await store.exists(key)
+            await store.delete(key)
+
+    await asyncio.gather(*(churn(n) for n in range(6)))
+    await store.put("logos/CHURN/last.webp", b"x", content_type="image/webp")
+    assert [o.key for o in await store.list("logos/CHURN/")] == ["logos/CHURN/last.webp"]
+
+
 async def test_list_by_prefix_is_sorted_and_recursive(store: ObjectStore) -> None:
     before = datetime.now(UTC) - timedelta(minutes=5)
     objects = {

@@ -33,6 +33,7 @@ import psutil
 
 from stockday.devstack import partition
 from stockday.devstack.haproxy import haproxy_binary, haproxy_config
+from stockday.devstack.logfiles import LogFiles
 from stockday.devstack.probes import PingProbe
 from stockday.devstack.state import started_at, state_path, write_state
 from stockday.devstack.topology import FRONT_HOST, GATEWAY, Replica, Topology
@@ -118,11 +119,12 @@ class Stack:
         self.data_dir = data_dir.resolve()
         self.topology = topology
         self.log_dir = (log_dir or self.data_dir / "logs").resolve()
+        self.logs = LogFiles(self.log_dir, settings.log_max_bytes, settings.log_backup_count)
         self.say = say
         self.stopping = False
         self.started_at = 0.0
         self.hang_seconds = settings.hang_seconds
-        self.caller_timeout = settings.http_timeout_seconds
+        self.settings = settings
         self._wakeup: int | None = None  # read end of the pipe signals wake `pause` through
         self.env = {
             **os.environ,
@@ -167,7 +169,7 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.gateway_config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.gateway_config_path.write_text(haproxy_config(self.topology, self.caller_timeout))
+        self.gateway_config_path.write_text(haproxy_config(self.topology, self.settings))
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         self.started_at = time.time()
         self._heal_partitions()  # rules left by a chaos command that was killed
@@ -176,7 +178,8 @@ class Stack:
         self._write_state()
 
     def _spawn(self, child: Child) -> None:
-        with open(self.log_dir / f"{child.name}.log", "ab") as log:
+        log = self.logs.pipe_for(child.name)  # into its log file, rotated by size
+        try:
             child.process = subprocess.Popen(
                 child.argv,
                 env={**self.env, **child.env},
@@ -187,6 +190,8 @@ class Stack:
                 # Safe: `up` is single-threaded.
                 preexec_fn=functools.partial(die_with_parent, os.getpid()),
             )
+        finally:
+            os.close(log)
         child.started = started_at(child.process.pid)
         child.spawned_at = time.monotonic()
         self._end_probe(child)
@@ -232,7 +237,8 @@ class Stack:
         """Wait until there is something to do, ``longest`` seconds at most: a child exiting
         or a signal ends the wait at once (the signal module writes to a pipe on SIGCHLD and on
         the stop signals), and a restart ends it when it is due, so that HAProxy is back
-        within its backoff rather than at the next of the loop's passes. For the main thread."""
+        within its backoff rather than at the next of the loop's passes. What the children
+        log meanwhile is copied to their files. For the main thread."""
         if self._wakeup is None:
             self._wakeup, write = os.pipe()
             os.set_blocking(self._wakeup, False)
@@ -242,7 +248,10 @@ class Stack:
                 signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         now = time.monotonic()
         due = [child.next_start - now for child in self.children if child.next_start]
-        select.select([self._wakeup], [], [], max(0.0, min([longest, *due])))
+        ready, _, _ = select.select(
+            [self._wakeup, *self.logs.readable()], [], [], max(0.0, min([longest, *due]))
+        )
+        self.logs.read(ready)
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wakeup, 512):
                 pass
@@ -344,6 +353,7 @@ class Stack:
                 self._kill(child)
                 child.process.wait()
         self._reap_strays()
+        self.logs.close()
         self._heal_partitions()
         self.state_path.unlink(missing_ok=True)
 

@@ -64,7 +64,10 @@ class Settings(BaseSettings):
     )
 
     max_upload_bytes: int = Field(
-        default=10 * 1024 * 1024, gt=0, description="Largest accepted logo upload, in bytes."
+        default=10 * 1024 * 1024,
+        gt=0,
+        description="Largest accepted logo upload, in bytes; larger requests get 413 from the "
+        "frontend and, on the site's port, from `stockday up`'s HAProxy.",
     )
     max_upload_pixels: int = Field(
         default=25_000_000, gt=0, description="Largest accepted logo, in pixels (width x height)."
@@ -81,6 +84,23 @@ class Settings(BaseSettings):
         ge=16,
         description="Memory a replica's image decodes may hold at once, in MB, estimated from "
         "each image's header; a larger image waits until it can run alone.",
+    )
+    edge_header_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="`stockday up`'s HAProxy gives up a request whose headers (and, on the "
+        "site's port, first buffer of body) take longer than this to arrive.",
+    )
+    edge_max_connections: int = Field(
+        default=4000,
+        ge=100,
+        description="Open connections `stockday up`'s HAProxy accepts on the site's port.",
+    )
+    edge_max_connections_per_source: int = Field(
+        default=100,
+        ge=1,
+        description="Open connections one client address may hold on the site's port; more are "
+        "refused.",
     )
 
     queue_max_receives: int = Field(
@@ -160,6 +180,14 @@ class Settings(BaseSettings):
         "injection for failure drills. Never set in production.",
     )
 
+    log_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=4096,
+        description="`stockday up` rotates a process's log file when it reaches this size.",
+    )
+    log_backup_count: int = Field(
+        default=3, ge=1, description="Rotated log files `stockday up` keeps per process."
+    )
     hang_seconds: float = Field(
         default=10.0,
         gt=0,
