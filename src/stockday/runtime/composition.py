@@ -89,6 +89,15 @@ def object_store(settings: Settings) -> ObjectStore:
     return FilesystemObjectStore(settings.objects_dir)
 
 
+def object_store_endpoint(settings: Settings) -> str | None:
+    """The S3 endpoint the object store's calls (and signed URLs) go to; None on local."""
+    if settings.backend != "aws":
+        return None
+    from stockday.aws.clients import resolved_endpoint_url
+
+    return resolved_endpoint_url("s3", aws_config(settings))
+
+
 def cache(settings: Settings) -> Cache:
     if settings.backend == "aws":
         from stockday.cache.memcached import MemcachedCache
