@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
 from stockday.aws.clients import AwsConfig, make_client
 from stockday.aws.provision import create_table
@@ -102,3 +104,23 @@ def new_stocks_table(config: AwsConfig) -> str:
     finally:
         client.close()
     return table
+
+
+def aws_error(code: str, operation: str, status: int = 400, **extra: Any) -> ClientError:
+    """The ClientError botocore raises when AWS answers ``code`` to ``operation``."""
+    body: Any = {"Error": {"Code": code, "Message": f"{code} (injected)"}, **extra}
+    body["ResponseMetadata"] = {"HTTPStatusCode": status}
+    return ClientError(body, operation)
+
+
+def fail_aws_operation(monkeypatch: pytest.MonkeyPatch, operation: str, error: Exception) -> None:
+    """Every client's ``operation`` (an API name such as "TransactWriteItems") raises ``error``
+    from now on, as botocore would for that answer; other calls go to the emulator as usual."""
+    real = BaseClient._make_api_call
+
+    def call(client: BaseClient, name: str, params: Any) -> Any:
+        if name == operation:
+            raise error
+        return real(client, name, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", call)
