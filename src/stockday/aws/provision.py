@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -251,14 +252,16 @@ def _bucket_settings(client: S3Client, bucket: str) -> list[tuple[str, Callable[
     return [
         (
             "ownership controls",
-            lambda: client.put_bucket_ownership_controls(
+            partial(
+                client.put_bucket_ownership_controls,
                 Bucket=bucket,
                 OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
             ),
         ),
         (
             "public access block",
-            lambda: client.put_public_access_block(
+            partial(
+                client.put_public_access_block,
                 Bucket=bucket,
                 PublicAccessBlockConfiguration={
                     "BlockPublicAcls": True,
@@ -270,7 +273,8 @@ def _bucket_settings(client: S3Client, bucket: str) -> list[tuple[str, Callable[
         ),
         (
             "default encryption",
-            lambda: client.put_bucket_encryption(
+            partial(
+                client.put_bucket_encryption,
                 Bucket=bucket,
                 ServerSideEncryptionConfiguration={
                     "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
@@ -279,8 +283,10 @@ def _bucket_settings(client: S3Client, bucket: str) -> list[tuple[str, Callable[
         ),
         (
             "lifecycle rule",
-            lambda: client.put_bucket_lifecycle_configuration(
-                Bucket=bucket, LifecycleConfiguration=UPLOADS_LIFECYCLE
+            partial(
+                client.put_bucket_lifecycle_configuration,
+                Bucket=bucket,
+                LifecycleConfiguration=UPLOADS_LIFECYCLE,
             ),
         ),
     ]
