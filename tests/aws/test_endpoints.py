@@ -4,6 +4,7 @@ DynamoDB and SQS are moto: provisioning, stock-symbol and the frontend all follo
 
 from __future__ import annotations
 
+import re
 import uuid
 from contextlib import closing
 from pathlib import Path
@@ -110,3 +111,42 @@ async def test_each_service_goes_to_its_own_endpoint(
     finally:
         await jobs.close()
         await store.close()
+
+
+ENDPOINT_VARIABLES = [
+    pytest.param({}, id="none"),
+    pytest.param({"AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}, id="global"),
+    pytest.param({"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4568"}, id="s3"),
+    pytest.param({"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8000"}, id="another-service"),
+    pytest.param(
+        {"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_ENDPOINT_URL_S3": "http://s3:4568"},
+        id="s3-over-global",
+    ),
+    pytest.param(
+        {
+            "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4568",
+            "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
+        },
+        id="ignored",
+    ),
+]
+
+
+@pytest.mark.parametrize("explicit", [None, "http://127.0.0.1:5000"], ids=["unset", "setting"])
+@pytest.mark.parametrize("variables", ENDPOINT_VARIABLES)
+def test_the_s3_endpoint_the_frontend_allows_is_the_one_botocore_uses(
+    variables: dict[str, str],
+    explicit: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(backend="aws", data_dir=tmp_path, aws_endpoint_url=explicit)
+    with closing(make_client("s3", composition.aws_config(settings))) as client:
+        used = client.meta.endpoint_url
+    expected = None if re.fullmatch(r"https://s3\.([a-z0-9-]+\.)?amazonaws\.com", used) else used
+    assert composition.object_store_endpoint(settings) == expected

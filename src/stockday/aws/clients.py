@@ -118,20 +118,6 @@ def make_client(service: str, config: AwsConfig, *, read_timeout: float | None =
     )
 
 
-def resolved_endpoint_url(service: Literal["dynamodb", "s3", "sqs"], config: AwsConfig) -> str:
-    """The URL botocore sends ``service``'s calls to under ``config``, found as it finds it.
-
-    ``config.endpoint_url`` when set; else botocore's per-service variable
-    (``AWS_ENDPOINT_URL_S3``, ``_DYNAMODB``, ``_SQS``), then ``AWS_ENDPOINT_URL``, then the
-    shared config file; else AWS's own endpoint for the region. No request is sent.
-    """
-    client = make_client(service, config)
-    try:
-        return str(client.meta.endpoint_url)
-    finally:
-        client.close()
-
-
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a ClientError ("ResourceNotFoundException", ...), else ""."""
     if isinstance(exc, ClientError):
