@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient
     from types_boto3_s3 import S3Client
     from types_boto3_s3.literals import BucketLocationConstraintType
+    from types_boto3_s3.type_defs import BucketLifecycleConfigurationTypeDef
     from types_boto3_sqs import SQSClient
 
 __all__ = ["create_bucket", "create_queue", "create_table", "provision"]
@@ -292,7 +293,7 @@ def _bucket_settings(client: S3Client, bucket: str) -> list[tuple[str, Callable[
     ]
 
 
-UPLOADS_LIFECYCLE: Any = {
+UPLOADS_LIFECYCLE: BucketLifecycleConfigurationTypeDef = {
     "Rules": [
         {
             "ID": "expire-unlinked-uploads",
