@@ -9,7 +9,7 @@ import pytest
 
 from stockday.aws.provision import provision
 from stockday.runtime.settings import Settings
-from tests.frontend.site import running_site
+from tests.frontend.site import running_site, submit, upload_png
 from tests.support.aws import aws_error, fail_aws_operation
 from tests.support.servers import ServerProcess
 
@@ -46,3 +46,18 @@ async def test_pages_say_try_again_when_the_stock_store_fails(
             assert page.headers["content-type"].startswith("text/html")
             assert "try again" in page.text
             assert page.headers["retry-after"]
+
+
+async def test_the_add_stock_form_comes_back_with_try_again_when_the_store_lacks_transactions(
+    aws_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dynalite's answer to every stock write: it has no transactions.
+    unknown = aws_error("UnknownOperationException", "TransactWriteItems")
+    async with running_site(aws_settings) as site:
+        upload_id = await upload_png(site.browser)
+        fail_aws_operation(monkeypatch, "TransactWriteItems", unknown)
+        page = await submit(site.browser, "ACME", "Acme Corp", upload_id)
+    assert page.status_code == 503, page.text
+    assert "try again in a moment" in page.text
+    assert 'value="Acme Corp"' in page.text  # the visitor's input is kept
+    assert page.headers["retry-after"]
