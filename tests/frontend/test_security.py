@@ -311,6 +311,35 @@ def test_logo_sources_are_same_site_https_or_an_allowed_http_origin() -> None:
     assert logo_src(pending) is None
 
 
+@pytest.fixture
+def no_configured_endpoints(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """botocore finds no endpoint of its own: no AWS_ENDPOINT_URL* variable, no config file."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+
+
+@pytest.mark.usefixtures("no_configured_endpoints")
+async def test_image_origins_follow_the_s3_endpoint_botocore_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws = Settings(data_dir=tmp_path, backend="aws")
+    assert image_origins(aws) == ()  # AWS itself: https, allowed anyway
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert image_origins(aws) == ("http://127.0.0.1:4566",)
+    # The S3 endpoint of its own, as botocore routes S3 calls (and signs logo URLs) to it.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:4568")
+    assert image_origins(aws) == ("http://127.0.0.1:4568",)
+    async with browsing_without_stock_symbol(aws) as browser:
+        csp = (await browser.get("/stocks/new")).headers["content-security-policy"]
+        assert "img-src 'self' https: data: blob: http://127.0.0.1:4568;" in csp
+    # STOCKDAY_AWS_ENDPOINT_URL is passed to every client, and botocore puts it first.
+    explicit = Settings(data_dir=tmp_path, backend="aws", aws_endpoint_url="http://127.0.0.1:5000")
+    assert image_origins(explicit) == ("http://127.0.0.1:5000",)
+    assert image_origins(Settings(data_dir=tmp_path)) == ()  # the local backend serves logos
+
+
+@pytest.mark.usefixtures("no_configured_endpoints")
 async def test_the_s3_emulator_origin_is_allowed_for_images_only_on_aws(tmp_path: Path) -> None:
     aws = Settings(data_dir=tmp_path, backend="aws", aws_endpoint_url="http://127.0.0.1:5000")
     assert image_origins(aws) == ("http://127.0.0.1:5000",)

@@ -7,6 +7,8 @@ that a readiness failure can say in one line what is missing and where it is con
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -87,6 +89,25 @@ def object_store(settings: Settings) -> ObjectStore:
     from stockday.objects.filesystem import FilesystemObjectStore
 
     return FilesystemObjectStore(settings.objects_dir)
+
+
+def object_store_endpoint(
+    settings: Settings, environ: Mapping[str, str] = os.environ
+) -> str | None:
+    """The S3 endpoint the object store's calls and signed URLs go to, chosen as botocore
+    chooses it: the setting, else ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL`` (both
+    ignored under ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS``); None for AWS's own or local.
+
+    Read here rather than from a botocore client, which would cost the frontend (no boto3
+    otherwise) 22 MB per replica; tests/aws/test_endpoints.py holds it to botocore's choice.
+    """
+    if settings.backend != "aws":
+        return None
+    if settings.aws_endpoint_url:
+        return settings.aws_endpoint_url
+    if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    return environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or None
 
 
 def cache(settings: Settings) -> Cache:

@@ -131,7 +131,8 @@ class Settings(BaseSettings):
     )
     aws_endpoint_url: str | None = Field(
         default=None,
-        description="Send every AWS call to this URL instead of AWS (an emulator such as moto).",
+        description="Send every AWS call to this URL instead of AWS (an emulator such as moto);"
+        " unset, botocore's AWS_ENDPOINT_URL_S3 (_DYNAMODB, _SQS) or AWS_ENDPOINT_URL apply.",
     )
     aws_timeout_seconds: float = Field(
         default=2.0, gt=0, description="Connect and read timeout of every AWS call."
@@ -141,6 +142,12 @@ class Settings(BaseSettings):
     )
     s3_bucket: str = Field(
         default="stockday-objects", description="S3 bucket of uploads and logos (aws backend)."
+    )
+    s3_tolerate_unsupported_bucket_settings: bool = Field(
+        default=False,
+        description="Provisioning logs and skips a bucket setting the S3 endpoint refuses"
+        " (ownership controls, public access block, encryption, lifecycle): for an emulator"
+        " that lacks them, such as s3rver. Never set on AWS.",
     )
     logo_cdn_base_url: str | None = Field(
         default=None,
