@@ -134,8 +134,9 @@ class Settings(BaseSettings):
 
     rate_limit_pages: str = Field(
         default="600/minute",
-        description="Page views (and other GETs) one client may make on the frontend, as "
-        "limits' notation (`N/second|minute|hour|day`, several joined by `;`); empty: no limit.",
+        description="Page views (and other GETs) one client may make on the frontend, in the "
+        "notation of the limits library (`N/minute`, or per second, hour or day; several "
+        "joined by `;`); empty: no limit.",
     )
     rate_limit_creates: str = Field(
         default="10/minute;50/hour",
