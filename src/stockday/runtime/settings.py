@@ -126,7 +126,8 @@ class Settings(BaseSettings):
     )
     memcached_servers: str = Field(
         default="127.0.0.1:11211",
-        description="memcached host:port list, comma-separated, for the price cache (aws backend).",
+        description="memcached host:port list, comma-separated, for the price cache and the rate "
+        "limits (aws backend).",
     )
     memcached_timeout_seconds: float = Field(
         default=0.2, gt=0, description="Timeout of a memcached call; a miss after it."
