@@ -38,8 +38,8 @@ log = logging.getLogger("stockday.ratelimit")
 
 NAMESPACE = "stockday"
 BREAKER_SECONDS = 2.0
-# A batched rule's hits go to the store in batches of this share of its smallest limit.
-BATCH_SHARE = 50
+# A batched rule's hits go to the store in batches of its smallest limit divided by this.
+BATCHES_PER_LIMIT = 50
 # Clients remembered per process (pending batches, refusals); the least recent are forgotten.
 REMEMBERED_CLIENTS = 100_000
 
@@ -87,12 +87,13 @@ class ClientLimiter:
         self._strategy = FixedWindowRateLimiter(storage)
         self._rules = {name: tuple(items) for name, items in rules.items() if items}
         self._batches = {
-            name: max(1, min(item.amount for item in items) // BATCH_SHARE)
+            name: max(1, min(item.amount for item in items) // BATCHES_PER_LIMIT)
             for name, items in self._rules.items()
             if name in batched
         }
         self._timeout = timeout_seconds
         self._breaker = Breaker("rate-limit-store", threshold=1, ttl_seconds=breaker_seconds)
+        self._breaker_seconds = breaker_seconds
         self._clock = clock
         self._pending: BoundedMap[tuple[str, str], int] = BoundedMap(REMEMBERED_CLIENTS, clock)
         self._refused: BoundedMap[tuple[str, str], float] = BoundedMap(REMEMBERED_CLIENTS, clock)
@@ -152,7 +153,7 @@ class ClientLimiter:
             log.warning(
                 "rate-limit store failed (%s); requests are let through unchecked for %.0f s",
                 reason,
-                BREAKER_SECONDS,
+                self._breaker_seconds,
             )
             return ALLOWED
         if not verdict.allowed and consume:
