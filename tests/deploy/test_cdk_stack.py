@@ -245,7 +245,7 @@ def test_raw_uploads_expire_after_the_services_retention(stage: str) -> None:
     _, bucket = objects_bucket(stage)
     rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
     uploads = [rule for rule in rules if rule.get("Prefix") == "uploads/"]
-    days = math.ceil(setting(stage, "upload_retention_seconds") / 86_400)
+    days = math.ceil(setting(stage, "linked_upload_retention_seconds") / 86_400)
     assert [(r["Status"], r["ExpirationInDays"]) for r in uploads] == [("Enabled", days)]
     # Nothing else expires current objects: logos stay.
     assert all("ExpirationInDays" not in rule for rule in rules if rule not in uploads)

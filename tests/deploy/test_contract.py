@@ -20,7 +20,7 @@ import yaml
 from stockday.runtime import catalog
 from stockday.runtime.container import DEFAULT_PORT
 from stockday.runtime.settings import Settings
-from tests.deploy.cdk_support import Template, resources, synthesized
+from tests.deploy.cdk_support import Template, import_infra, resources, synthesized
 from tests.deploy.overlays import env_file, render
 from tests.support.ports import free_port
 from tests.support.servers import container_service, local_service_env
@@ -220,3 +220,12 @@ def test_every_probe_path_is_served_by_its_service(
                 # Served: ping and metrics answer 200, readiness 200 with every dependency up
                 # (stock-symbol runs before the services that call it).
                 assert response.status_code == 200, (name, path, response.text)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_frontend_trusts_x_forwarded_for_from_the_vpc_only(stage: str) -> None:
+    """The ALB reaches the pods from the stage's VPC; a client's own header must not count."""
+    import_infra()
+    from stockday_infra.stages import SIZING
+
+    assert env_file(stage)["STOCKDAY_TRUSTED_PROXIES"] == SIZING[stage].vpc_cidr

@@ -294,6 +294,15 @@ class SymbolClient:
             raise Refused(response.status_code, {"upload_id": text})
         raise _unexpected(response)
 
+    async def discard_upload(self, upload_id: str) -> bool:
+        """Delete an upload no stock links (``DELETE /api/uploads/{id}``); False if linked."""
+        response = await self._call("DELETE", f"/api/uploads/{quote(upload_id, safe='')}")
+        if response.status_code == 204:
+            return True
+        if response.status_code in (404, 409, 422):
+            return False
+        raise _unexpected(response)
+
     async def change_logo(self, symbol: str, update: LogoUpdate) -> None:
         """Link a logo upload or record its resize result (``PUT /api/stocks/{symbol}/logo``).
 

@@ -154,6 +154,7 @@ def _service(topology: Topology, service: catalog.Service, settings: Settings) -
 frontend {service.name}
     bind {FRONT_HOST}:{topology.front_port(service.name)}
 {public}\
+{_client_address(service)}\
     default_backend {service.name}
 
 backend {service.name}
@@ -168,6 +169,16 @@ backend {service.name}
     http-check expect status 200
 {servers}
 """
+
+
+def _client_address(service: catalog.Service) -> str:
+    """The site's callers are browsers: HAProxy, their first hop, names them to the replicas
+    (whose per-client limits trust it, STOCKDAY_TRUSTED_PROXIES), replacing any
+    X-Forwarded-For a client sent. The ALB appends instead; the replicas take the rightmost
+    address that is not a trusted proxy, so either way a client cannot choose its own."""
+    if service.name != "frontend":
+        return ""
+    return "    http-request set-header X-Forwarded-For %[src]\n"
 
 
 def _read_timeout(service: catalog.Service, caller_timeout: float) -> str:

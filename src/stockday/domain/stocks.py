@@ -199,3 +199,14 @@ def logo_key(symbol: str, upload_id: str) -> str:
 def upload_key(upload_id: str) -> str:
     """Object key of a raw upload."""
     return f"{UPLOADS_PREFIX}{upload_id}"
+
+
+# Beside a raw upload, an empty marker says a stock links it: the janitor then keeps the upload
+# for the longer retention, and a create refused with it does not delete it. Upload ids are
+# hexadecimal, so a marker's key never names an upload.
+LINK_SUFFIX = ".linked"
+
+
+def upload_link_key(upload_id: str) -> str:
+    """Object key of the marker that says a stock links the raw upload ``upload_id``."""
+    return f"{UPLOADS_PREFIX}{upload_id}{LINK_SUFFIX}"

@@ -12,6 +12,8 @@ from stockday.frontend.picks import RandomPicks
 from stockday.frontend.rendering import Pages, build_templates
 from stockday.frontend.service import StockSite
 from stockday.frontend.views import image_origins
+from stockday.ratelimit.limiter import ClientLimiter
+from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 
 
@@ -23,11 +25,13 @@ class Frontend:
     pages: Pages
     site: StockSite
     home: HomePages
+    limiter: ClientLimiter
     http: httpx.AsyncClient
     owns_http: bool
 
     async def close(self) -> None:
         await self.picks.close()
+        await self.limiter.close()
         if self.owns_http:
             await self.http.aclose()
 
@@ -44,8 +48,13 @@ def symbol_http(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-def open_frontend(settings: Settings, http: httpx.AsyncClient | None = None) -> Frontend:
-    """The context of a frontend calling stock-symbol through ``http`` (its own when None)."""
+def open_frontend(
+    settings: Settings,
+    http: httpx.AsyncClient | None = None,
+    limiter: ClientLimiter | None = None,
+) -> Frontend:
+    """The context of a frontend calling stock-symbol through ``http`` (its own when None),
+    counting its clients with ``limiter`` (the one the settings configure when None)."""
     owns_http = http is None
     client = http if http is not None else symbol_http(settings)
     symbols = SymbolClient(client, timeout_seconds=settings.http_timeout_seconds)
@@ -63,6 +72,7 @@ def open_frontend(settings: Settings, http: httpx.AsyncClient | None = None) -> 
         pages=Pages(templates, max_upload_bytes=settings.max_upload_bytes),
         site=StockSite(symbols, picks, logo_origins),
         home=HomePages(symbols, picks, templates),
+        limiter=limiter or composition.client_limiter(settings),
         http=client,
         owns_http=owns_http,
     )

@@ -10,6 +10,7 @@ from stockday.clients.stock_symbol import SymbolClient
 from stockday.frontend.context import Frontend
 from stockday.frontend.rendering import Pages
 from stockday.frontend.service import StockSite
+from stockday.ratelimit.limiter import ClientLimiter
 from stockday.runtime.settings import Settings
 
 
@@ -36,7 +37,12 @@ async def get_app_settings(request: Request) -> Settings:
     return frontend_of(request).settings
 
 
+async def get_limiter(request: Request) -> ClientLimiter:
+    return frontend_of(request).limiter
+
+
 PagesDep = Annotated[Pages, Depends(get_pages)]
 SiteDep = Annotated[StockSite, Depends(get_site)]
 SymbolsDep = Annotated[SymbolClient, Depends(get_symbols)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+LimiterDep = Annotated[ClientLimiter, Depends(get_limiter)]

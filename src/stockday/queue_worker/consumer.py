@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from stockday.clients.stock_symbol import Refused, SymbolClient, SymbolServiceUnavailable
 from stockday.contracts.messages import LogoFailed, LogoResized, MalformedMessage, decode
 from stockday.contracts.stocks import LogoUpdate
-from stockday.domain.stocks import upload_key
+from stockday.domain.stocks import upload_key, upload_link_key
 from stockday.objects.base import ObjectStore
 from stockday.queue_worker.janitor import UploadJanitor
 from stockday.queues.base import ReceivedMessage
@@ -82,6 +82,7 @@ class LogoRecorder:
             # The logo is durably ready: its raw upload is done with. Deleting is
             # idempotent, and if it fails the message is retried (the PUT is a no-op then).
             await self.objects.delete(upload_key(event.upload_id))
+            await self.objects.delete(upload_link_key(event.upload_id))
 
     async def _settle_refused(self, event: LogoResized | LogoFailed) -> None:
         """Act on a refused result: 404 (the stock is gone) or 409 (the transition does not
@@ -114,7 +115,9 @@ async def run(
         symbols = SymbolClient(client, timeout_seconds=settings.http_timeout_seconds)
         recorder = LogoRecorder(symbols=symbols, objects=objects)
         janitor = UploadJanitor(
-            objects=objects, retention_seconds=settings.upload_retention_seconds
+            objects=objects,
+            retention_seconds=settings.upload_retention_seconds,
+            linked_retention_seconds=settings.linked_upload_retention_seconds,
         )
         health = HealthEndpoint(health_host, health_port, settings.readiness_timeout_seconds)
         consumer = Consumer.configured(

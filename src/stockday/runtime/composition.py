@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING
 from stockday.cache.base import Cache
 from stockday.objects.base import ObjectStore
 from stockday.queues.base import MessageQueue
+from stockday.ratelimit.limiter import ClientLimiter, parse_rule
 from stockday.runtime.settings import Settings
 from stockday.stocks.base import StockRepository
 
 if TYPE_CHECKING:  # boto3 stays out of the local backend's imports
+    from limits.aio.storage import Storage
+
     from stockday.aws.clients import AwsCalls, AwsConfig
 
 
@@ -120,3 +123,37 @@ def cache(settings: Settings) -> Cache:
     from stockday.cache.memory import MemoryCache
 
     return MemoryCache()
+
+
+def rate_limit_storage(settings: Settings) -> Storage:
+    """Where every replica counts its clients' hits: memcached on aws, a shared file locally."""
+    if settings.backend == "aws":
+        from limits.aio.storage import MemcachedStorage
+
+        timeout = settings.rate_limit_timeout_seconds
+        return MemcachedStorage(
+            f"async+memcached://{settings.memcached_servers}",
+            connect_timeout=timeout,
+            read_timeout=timeout,
+        )
+    from stockday.ratelimit.sqlite import SqliteLimitStorage
+
+    return SqliteLimitStorage(settings.rate_limit_path)
+
+
+def client_limiter(settings: Settings) -> ClientLimiter:
+    """The limiter of the frontend's rules, each read from its setting."""
+    rules = {
+        "pages": parse_rule(settings.rate_limit_pages),
+        "creates": parse_rule(settings.rate_limit_creates),
+        "uploads": parse_rule(settings.rate_limit_uploads),
+        "upload-bytes": parse_rule(
+            f"{settings.upload_bytes_per_hour}/hour" if settings.upload_bytes_per_hour else ""
+        ),
+    }
+    return ClientLimiter(
+        rate_limit_storage(settings),
+        rules,
+        timeout_seconds=settings.rate_limit_timeout_seconds,
+        batched={"pages"},
+    )

@@ -6,7 +6,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from limits import parse_many
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A multipart body carries boundaries and part headers around the file.
@@ -119,9 +120,15 @@ class Settings(BaseSettings):
     logo_events_queue: str = Field(default="logo-events", description="Queue of logo results.")
 
     upload_retention_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="Age after which a raw upload never linked to a stock is deleted.",
+    )
+    linked_upload_retention_seconds: int = Field(
         default=30 * 24 * 3600,
         ge=60,
-        description="Age after which a raw upload that no stock needs any more is deleted.",
+        description="Age after which a raw upload linked to a stock (its logo job pending, or "
+        "its logo failed) is deleted.",
     )
     janitor_interval_seconds: float = Field(
         default=3600.0, gt=0, description="How often queue-worker looks for expired raw uploads."
@@ -158,10 +165,42 @@ class Settings(BaseSettings):
     )
     memcached_servers: str = Field(
         default="127.0.0.1:11211",
-        description="memcached host:port list, comma-separated, for the price cache (aws backend).",
+        description="memcached host:port list, comma-separated, for the price cache and the rate "
+        "limits (aws backend).",
     )
     memcached_timeout_seconds: float = Field(
         default=0.2, gt=0, description="Timeout of a memcached call; a miss after it."
+    )
+
+    rate_limit_pages: str = Field(
+        default="600/minute",
+        description="Page views (and other GETs) one client may make on the frontend, in the "
+        "notation of the limits library (`N/minute`, or per second, hour or day; several "
+        "joined by `;`); empty: no limit.",
+    )
+    rate_limit_creates: str = Field(
+        default="10/minute;50/hour",
+        description="Stock creations one client may submit on the frontend; empty: no limit.",
+    )
+    rate_limit_uploads: str = Field(
+        default="10/minute;50/hour",
+        description="Logo uploads one client may send to the frontend; empty: no limit.",
+    )
+    upload_bytes_per_hour: int = Field(
+        default=50 * 1024 * 1024,
+        ge=0,
+        description="Upload bytes one client may send to the frontend per hour; 0: no limit.",
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Addresses or networks (comma-separated) whose X-Forwarded-For names the "
+        "client: the load balancer's; from anyone else the header is ignored.",
+    )
+    rate_limit_timeout_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        description="Timeout of a rate-limit store call; the request is served (fail open) "
+        "after it.",
     )
 
     otlp_endpoint: str | None = Field(
@@ -208,6 +247,14 @@ class Settings(BaseSettings):
         description="Listen port of a service started by the container image (variable PORT).",
     )
 
+    @field_validator("rate_limit_pages", "rate_limit_creates", "rate_limit_uploads")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        """Parsed here, so that a wrong limit stops the service at start with one line."""
+        if value.strip():
+            parse_many(value)  # raises ValueError naming what it could not read
+        return value.strip()
+
     @property
     def max_upload_request_bytes(self) -> int:
         """Largest accepted upload request: the file plus room for its multipart framing."""
@@ -229,6 +276,10 @@ class Settings(BaseSettings):
     @property
     def queue_path(self) -> Path:
         return self.data_dir / "queues.sqlite3"
+
+    @property
+    def rate_limit_path(self) -> Path:
+        return self.data_dir / "limits.sqlite3"
 
     @property
     def objects_dir(self) -> Path:

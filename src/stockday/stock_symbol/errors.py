@@ -12,13 +12,19 @@ from stockday.domain.errors import BackendUnavailable
 from stockday.domain.stocks import InvalidStock, InvalidTransition
 from stockday.logos.images import RejectedImage
 from stockday.runtime.web.errors import ErrorOut, error_response
-from stockday.stock_symbol.service import JobNotQueued, PreconditionFailed, UnknownUpload
+from stockday.stock_symbol.service import (
+    JobNotQueued,
+    PreconditionFailed,
+    UnknownUpload,
+    UploadLinked,
+)
 from stockday.stocks.base import StockNotFound, VersionConflict
 
 ERROR_MEANINGS = {
     400: "The body could not be parsed (malformed JSON or multipart).",
     404: "No such stock (or logo).",
-    409: "Conflict: the symbol exists, or the logo transition does not apply.",
+    409: "Conflict: the symbol exists, the logo transition does not apply, or the upload is "
+    "a stock's logo.",
     412: "If-Match names a version that is no longer current.",
     413: "The upload is larger than the byte limit.",
     415: "The upload is not a supported image format.",
@@ -41,6 +47,7 @@ STATUSES: dict[type[Exception], int] = {
     InvalidTransition: 409,
     PreconditionFailed: 412,
     JobNotQueued: 503,
+    UploadLinked: 409,
 }
 
 

@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect
 from stockday.clients.stock_symbol import GENERAL, SymbolServiceUnavailable
 from stockday.frontend import security
 from stockday.frontend.chart import parse_interval
-from stockday.frontend.deps import PagesDep, SettingsDep, SiteDep
+from stockday.frontend.deps import LimiterDep, PagesDep, SettingsDep, SiteDep
 from stockday.frontend.forms import (
     SMALL_FORM_BYTES,
     UPLOAD_ID,
@@ -22,6 +22,7 @@ from stockday.frontend.forms import (
     read_form,
     text_field,
 )
+from stockday.frontend.quotas import admit_create, client_of, create_refusal, retry_headers
 from stockday.frontend.rendering import (
     RETRY_AFTER_SECONDS,
     Pages,
@@ -29,6 +30,7 @@ from stockday.frontend.rendering import (
     stock_path,
 )
 from stockday.frontend.service import FormRejected, StockSite
+from stockday.ratelimit.limiter import ClientLimiter
 
 log = logging.getLogger("stockday.frontend")
 
@@ -55,7 +57,7 @@ async def stock_page(
 
 @router.post("/stocks", response_class=HTMLResponse)
 async def create_stock(
-    request: Request, pages: PagesDep, site: SiteDep, settings: SettingsDep
+    request: Request, pages: PagesDep, site: SiteDep, settings: SettingsDep, limiter: LimiterDep
 ) -> Response:
     """Create a stock from the form; 303 to its page, or the form again with the error."""
     try:
@@ -73,12 +75,14 @@ async def create_stock(
     except (ClientDisconnect, MultiPartException):
         return pages.bad_form(request)
     try:
-        return await submit(request, pages, site, form_data)
+        return await submit(request, pages, site, form_data, limiter)
     finally:
         await form_data.close()  # removes the spooled temporary file of a no-script upload
 
 
-async def submit(request: Request, pages: Pages, site: StockSite, form_data: FormData) -> Response:
+async def submit(
+    request: Request, pages: Pages, site: StockSite, form_data: FormData, limiter: ClientLimiter
+) -> Response:
     form = StockForm.submitted(form_data)
     if form.upload_id and not UPLOAD_ID.fullmatch(form.upload_id):
         form.upload_id = ""
@@ -91,6 +95,15 @@ async def submit(request: Request, pages: Pages, site: StockSite, form_data: For
             "Check your input and submit again."
         )
         return pages.form_page(request, form, 403)
+    verdict = await admit_create(limiter, client_of(request.scope), form_data.get("file"))
+    if not verdict.allowed:
+        # Refused before anything reaches stock-symbol: the upload it names goes at once.
+        discarded = bool(form.upload_id) and await site.discard_upload(form.upload_id)
+        form.upload_id = "" if discarded else form.upload_id
+        form.errors[GENERAL] = create_refusal(verdict, discarded)
+        response = pages.form_page(request, form, 429)
+        response.headers.update(retry_headers(verdict))
+        return response
     try:
         stock = await site.add_stock(form, form_data.get("file"))
     except FormRejected as rejected:
