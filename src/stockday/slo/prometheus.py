@@ -60,7 +60,9 @@ def error_ratio(goal: Objective, window: str) -> str:
         metric, labels = (
             (_HTTP_LATENCY, HOME_PAGE) if goal.journey == "page-views" else (_LOGO_READY, "")
         )
-        good = f'{metric}_bucket{{{labels}{"," if labels else ""}le="{_le(goal.threshold_seconds)}"}}'
+        good = (
+            f'{metric}_bucket{{{labels}{"," if labels else ""}le="{_le(goal.threshold_seconds)}"}}'
+        )
         every = f"{metric}_count{{{labels}}}" if labels else f"{metric}_count"
         return f"1 - {_sum_rate(good, window)} / {_sum_rate(every, window)}"
     if goal.journey == "page-views":
@@ -112,7 +114,11 @@ def rule_groups() -> list[dict[str, Any]]:
         {
             "record": ratio_record(window),
             "expr": error_ratio(goal, window),
-            "labels": {"slo": goal.name, "journey": goal.journey, "indicator": goal.indicator.value},
+            "labels": {
+                "slo": goal.name,
+                "journey": goal.journey,
+                "indicator": goal.indicator.value,
+            },
         }
         for goal in OBJECTIVES
         for window in WINDOWS
