@@ -54,9 +54,7 @@ PROMETHEUS_RULE_SCHEMA = _closed(
         "metadata": _closed(
             {"name": _STRING, "namespace": _STRING, "labels": _STRINGS}, ["name", "namespace"]
         ),
-        "spec": _closed(
-            {"groups": {"type": "array", "minItems": 1, "items": _GROUP}}, ["groups"]
-        ),
+        "spec": _closed({"groups": {"type": "array", "minItems": 1, "items": _GROUP}}, ["groups"]),
     },
     ["apiVersion", "kind", "metadata", "spec"],
 )

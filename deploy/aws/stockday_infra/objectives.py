@@ -109,10 +109,7 @@ class ObjectiveAlarms(Construct):
 
     def error_ratio(self, goal: Objective, period: Duration) -> cloudwatch.MathExpression:
         """The share of bad events of ``goal`` over ``period``, as metric math."""
-        if goal.journey == "page-views":
-            metric = self._alb_metric
-        else:
-            metric = self._logo_metric
+        metric = self._alb_metric if goal.journey == "page-views" else self._logo_metric
         if goal.indicator is Indicator.LATENCY:
             assert goal.threshold_seconds is not None
             # The percentage of events within the bound (percentile rank).

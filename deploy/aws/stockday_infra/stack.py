@@ -6,8 +6,8 @@ import os
 
 from aws_cdk import (
     ArnFormat,
-    CfnOutput,
     CfnCondition,
+    CfnOutput,
     CfnParameter,
     Environment,
     Fn,
