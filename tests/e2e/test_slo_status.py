@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.stack import RunningStack, free_port_base
+from tests.support.stack import RunningStack, add_stock, free_port_base
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -103,3 +103,28 @@ def test_prometheus_scrapes_every_replica_and_loads_the_rules(
             "stockday-slo-burn-alerts",
         }
     assert (stack.data_dir / "prometheus").is_dir()
+
+
+def test_a_logo_added_shows_up_in_the_logo_processing_objectives(
+    watched_stack: RunningStack,
+) -> None:
+    stack = watched_stack
+    with stack.client(stack.symbol) as api:
+        add_stock(api, "SLO")
+    shown = ""
+
+    def logo_measured() -> bool:
+        nonlocal shown
+        shown = status_once(stack)
+        rows = objective_rows(shown)
+        return all(
+            rows.get(name, ["-", "-"])[1] != "-"
+            for name in ("logo-processing-availability", "logo-processing-latency")
+        )
+
+    # The logo is ready within seconds; then a scrape sees queue-worker's counters grow.
+    wait_until(logo_measured, 60, lambda: shown, interval=0.5)
+    rows = objective_rows(shown)
+    assert rows["logo-processing-availability"][1:3] == ["100.00 %", "100.0 %"], shown
+    # Its time is measured (whether within the bound is the machine's business, not this test's).
+    assert rows["logo-processing-latency"][1].endswith(" %"), shown
