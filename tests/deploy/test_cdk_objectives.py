@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stockday.slo.catalog import OBJECTIVES, SECONDS, Objective, Severity
+from stockday.slo.catalog import OBJECTIVES, SECONDS, Journey, Objective, Severity
 from tests.deploy.cdk_support import STAGES, Template, import_infra, only, resources, synthesized
 
 stages = pytest.mark.parametrize("stage", STAGES)
@@ -92,7 +92,7 @@ def test_page_view_alarms_read_the_site_load_balancer_only_once_it_is_given(stag
     parameter = t["Parameters"]["SiteLoadBalancer"]
     assert parameter["Default"] == ""
     for goal in OBJECTIVES:
-        conditional = goal.journey == "page-views"
+        conditional = goal.journey is Journey.PAGE_VIEWS
         for alarm in objective_alarms(stage, goal).values():
             assert (alarm.get("Condition") == "HasSiteLoadBalancer") == conditional
             metrics = [

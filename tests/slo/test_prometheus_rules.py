@@ -89,7 +89,7 @@ def expected(goal: Objective, severity: Severity) -> list[dict[str, Any]]:
     rule = prometheus.alert_rule(goal, severity)
     labels = {
         **rule["labels"],
-        "journey": goal.journey,
+        "journey": goal.journey.value,
         "indicator": goal.indicator.value,
     }
     return [{"exp_labels": labels, "exp_annotations": rule["annotations"]}]

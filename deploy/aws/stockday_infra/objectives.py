@@ -28,6 +28,7 @@ from stockday.slo.catalog import (
     SECONDS,
     BurnWindow,
     Indicator,
+    Journey,
     Objective,
     Severity,
 )
@@ -62,7 +63,7 @@ class ObjectiveAlarms(Construct):
         self.composites: list[cloudwatch.CompositeAlarm] = []
         action = actions.SnsAction(topic)
         for goal in OBJECTIVES:
-            condition = has_load_balancer if goal.journey == "page-views" else None
+            condition = has_load_balancer if goal.journey is Journey.PAGE_VIEWS else None
             for severity in Severity:
                 composite = self._objective_alarm(goal, severity, condition)
                 composite.add_alarm_action(action)
@@ -109,15 +110,17 @@ class ObjectiveAlarms(Construct):
 
     def error_ratio(self, goal: Objective, period: Duration) -> cloudwatch.MathExpression:
         """The share of bad events of ``goal`` over ``period``, as metric math."""
-        metric = self._alb_metric if goal.journey == "page-views" else self._logo_metric
+        metric = self._alb_metric if goal.journey is Journey.PAGE_VIEWS else self._logo_metric
         if goal.indicator is Indicator.LATENCY:
             assert goal.threshold_seconds is not None
             # The percentage of events within the bound (percentile rank).
             within = cloudwatch.Stats.percentile_rank(0, goal.threshold_seconds)
-            name = "TargetResponseTime" if goal.journey == "page-views" else "LogoReadySeconds"
+            name = (
+                "TargetResponseTime" if goal.journey is Journey.PAGE_VIEWS else "LogoReadySeconds"
+            )
             metrics = {"within": metric(name, within, period)}
             expression = "1 - within / 100"
-        elif goal.journey == "page-views":
+        elif goal.journey is Journey.PAGE_VIEWS:
             metrics = {
                 "target5xx": metric("HTTPCode_Target_5XX_Count", "Sum", period),
                 "elb5xx": metric("HTTPCode_ELB_5XX_Count", "Sum", period),

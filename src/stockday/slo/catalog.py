@@ -62,6 +62,13 @@ SECONDS = {
 WINDOWS: tuple[str, ...] = tuple(SECONDS)
 
 
+class Journey(StrEnum):
+    """What a user does that an objective is about."""
+
+    PAGE_VIEWS = "page-views"  # opening the home page
+    LOGO_PROCESSING = "logo-processing"  # from a logo's request to the logo ready
+
+
 class Indicator(StrEnum):
     AVAILABILITY = "availability"
     LATENCY = "latency"
@@ -73,7 +80,7 @@ class Objective:
     is the latency a good event must not exceed (latency objectives only)."""
 
     name: str
-    journey: str  # "page-views" or "logo-processing"
+    journey: Journey
     indicator: Indicator
     target: float
     description: str
@@ -99,7 +106,7 @@ LOGO_READY_SECONDS = 10.0
 OBJECTIVES: tuple[Objective, ...] = (
     Objective(
         "page-views-availability",
-        "page-views",
+        Journey.PAGE_VIEWS,
         Indicator.AVAILABILITY,
         0.999,
         "99.9 % of home page views are answered without a server error (5xx).",
@@ -108,7 +115,7 @@ OBJECTIVES: tuple[Objective, ...] = (
     ),
     Objective(
         "page-views-latency",
-        "page-views",
+        Journey.PAGE_VIEWS,
         Indicator.LATENCY,
         0.99,
         f"99 % of home page views are answered within {PAGE_VIEW_SECONDS * 1000:g} ms.",
@@ -118,7 +125,7 @@ OBJECTIVES: tuple[Objective, ...] = (
     ),
     Objective(
         "logo-processing-availability",
-        "logo-processing",
+        Journey.LOGO_PROCESSING,
         Indicator.AVAILABILITY,
         0.99,
         "99 % of accepted logo uploads end with the logo ready, not failed.",
@@ -127,7 +134,7 @@ OBJECTIVES: tuple[Objective, ...] = (
     ),
     Objective(
         "logo-processing-latency",
-        "logo-processing",
+        Journey.LOGO_PROCESSING,
         Indicator.LATENCY,
         0.99,
         f"99 % of logos are ready within {LOGO_READY_SECONDS:g} s of their request.",

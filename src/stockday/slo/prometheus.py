@@ -24,6 +24,7 @@ from stockday.slo.catalog import (
     WINDOWS,
     BurnWindow,
     Indicator,
+    Journey,
     Objective,
     Severity,
 )
@@ -58,14 +59,14 @@ def error_ratio(goal: Objective, window: str) -> str:
     if goal.indicator is Indicator.LATENCY:
         assert goal.threshold_seconds is not None
         metric, labels = (
-            (_HTTP_LATENCY, HOME_PAGE) if goal.journey == "page-views" else (_LOGO_READY, "")
+            (_HTTP_LATENCY, HOME_PAGE) if goal.journey is Journey.PAGE_VIEWS else (_LOGO_READY, "")
         )
         good = (
             f'{metric}_bucket{{{labels}{"," if labels else ""}le="{_le(goal.threshold_seconds)}"}}'
         )
         every = f"{metric}_count{{{labels}}}" if labels else f"{metric}_count"
         return f"1 - {_sum_rate(good, window)} / {_sum_rate(every, window)}"
-    if goal.journey == "page-views":
+    if goal.journey is Journey.PAGE_VIEWS:
         every = f"{_HTTP_REQUESTS}{{{HOME_PAGE}}}"
         bad = f'{_HTTP_REQUESTS}{{{HOME_PAGE},status="5xx"}}'
     else:
@@ -116,7 +117,7 @@ def rule_groups() -> list[dict[str, Any]]:
             "expr": error_ratio(goal, window),
             "labels": {
                 "slo": goal.name,
-                "journey": goal.journey,
+                "journey": goal.journey.value,
                 "indicator": goal.indicator.value,
             },
         }
