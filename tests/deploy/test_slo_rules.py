@@ -76,6 +76,6 @@ def test_each_overlay_ships_the_generated_rules_in_its_namespace(overlay: str) -
 def test_the_schema_rejects_a_misspelt_rule_field() -> None:
     (rule,) = rule_objects("staging")
     broken = copy.deepcopy(rule)
-    broken["spec"]["groups"][1]["rules"][0]["annotation"] = {"summary": "typo"}
+    broken["spec"]["groups"][0]["rules"][-1]["annotation"] = {"summary": "typo"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, PROMETHEUS_RULE_SCHEMA)

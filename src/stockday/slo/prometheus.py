@@ -110,7 +110,12 @@ def alert_rule(goal: Objective, severity: Severity) -> dict[str, Any]:
 
 
 def rule_groups() -> list[dict[str, Any]]:
-    """The recording group (every objective over every window), then the alerting group."""
+    """One group: every objective's ratio over every window, then the alerts that read them.
+
+    One group, because Prometheus evaluates a group's rules in order and groups independently:
+    the alerts then always read the ratios of the same evaluation, never ones older than the
+    query lookback (which would be no data when evaluations are minutes apart).
+    """
     records = [
         {
             "record": ratio_record(window),
@@ -125,10 +130,7 @@ def rule_groups() -> list[dict[str, Any]]:
         for window in WINDOWS
     ]
     alerts = [alert_rule(goal, severity) for goal in OBJECTIVES for severity in Severity]
-    return [
-        {"name": "stockday-slo-error-ratios", "rules": records},
-        {"name": "stockday-slo-burn-alerts", "rules": alerts},
-    ]
+    return [{"name": "stockday-slo", "rules": [*records, *alerts]}]
 
 
 def _dump(document: dict[str, Any]) -> str:
