@@ -87,12 +87,13 @@ class RunningStack(Started):
         backend: str = "local",
         zones: int = 1,
         env: dict[str, str] | None = None,
+        prometheus: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.port_base = port_base if port_base is not None else free_port_base(replicas)
         self.replicas = replicas
         self.zones = zones
-        self.topology = Topology(self.port_base, replicas, zones)
+        self.topology = Topology(self.port_base, replicas, zones, prometheus)
         self.backend = backend
         self.env = {
             "STOCKDAY_QUEUE_WAIT_SECONDS": "1",
@@ -125,6 +126,7 @@ class RunningStack(Started):
         # rich wraps at 80 columns when not on a terminal: keep the ready line on one line.
         env = {**os.environ, "COLUMNS": "200", **self.env}
         provision = ["--provision"] if self.backend == "aws" else []
+        provision += ["--prometheus"] if self.topology.prometheus else []
         with open(self.output_path, "a") as out:
             launched = time.monotonic()
             self.process = subprocess.Popen(

@@ -35,6 +35,7 @@ from stockday.devstack import partition
 from stockday.devstack.haproxy import haproxy_binary, haproxy_config
 from stockday.devstack.logfiles import LogFiles
 from stockday.devstack.probes import PingProbe
+from stockday.devstack.prometheus import prometheus_argv, prometheus_config
 from stockday.devstack.state import started_at, state_path, write_state
 from stockday.devstack.topology import FRONT_HOST, GATEWAY, Replica, Topology
 from stockday.runtime import catalog
@@ -76,8 +77,8 @@ def die_with_parent(parent: int | None = None) -> None:
 
 @dataclass
 class Child:
-    name: str  # a replica's name (``frontend-a0``), or ``haproxy``
-    replica: Replica | None  # None for HAProxy
+    name: str  # a replica's name (``frontend-a0``), ``haproxy`` or ``prometheus``
+    replica: Replica | None  # None for HAProxy and Prometheus
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
     started: float | None = None  # psutil's create time, recorded in the state file
@@ -94,7 +95,7 @@ class Child:
 
     @property
     def service(self) -> str:
-        return self.replica.service if self.replica else GATEWAY
+        return self.replica.service if self.replica else self.name
 
     @property
     def pid(self) -> int | None:
@@ -125,6 +126,7 @@ class Stack:
         self.started_at = 0.0
         self.hang_seconds = settings.hang_seconds
         self.settings = settings
+        self.scrape_seconds = settings.prometheus_scrape_seconds
         self._wakeup: int | None = None  # read end of the pipe signals wake `pause` through
         self.env = {
             **os.environ,
@@ -152,9 +154,16 @@ class Stack:
     def state_path(self) -> Path:
         return state_path(self.data_dir)
 
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
     def _plan(self) -> list[Child]:
         gateway = [haproxy_binary(), "-db", "-f", str(self.gateway_config_path)]
         children = [Child(GATEWAY, None, gateway, backoff=GATEWAY_RESTART_DELAY)]
+        if self.topology.prometheus:
+            config, data = self.run_dir / "prometheus.yml", self.data_dir / "prometheus"
+            children.append(Child("prometheus", None, prometheus_argv(self.topology, config, data)))
         for replica in self.topology.all_replicas:
             # Each service's own entry point, not the `stockday` CLI and its heavier imports.
             argv = service_command(replica.service, replica.host, replica.port)
@@ -170,12 +179,23 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.gateway_config_path.parent.mkdir(parents=True, exist_ok=True)
         self.gateway_config_path.write_text(haproxy_config(self.topology, self.settings))
+        if self.topology.prometheus:
+            self._write_prometheus_config()
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         self.started_at = time.time()
         self._heal_partitions()  # rules left by a chaos command that was killed
         for child in self.children:
             self._spawn(child)
         self._write_state()
+
+    def _write_prometheus_config(self) -> None:
+        """Its configuration and the SLO rules, generated as the ones shipped in deploy/."""
+        from stockday.slo.prometheus import rules_file
+
+        rules = self.run_dir / "slo-rules.yaml"
+        rules.write_text(rules_file())
+        config = prometheus_config(self.topology, self.scrape_seconds, rules)
+        (self.run_dir / "prometheus.yml").write_text(config)
 
     def _spawn(self, child: Child) -> None:
         log = self.logs.pipe_for(child.name)  # into its log file, rotated by size
@@ -211,6 +231,7 @@ class Stack:
             "replicas": plan.replicas,
             "zones": [zone.name for zone in plan.zone_list],
             "stats_url": f"http://{FRONT_HOST}:{plan.stats_port}/",
+            "prometheus_url": plan.prometheus_url if plan.prometheus else None,
             "supervisor": {"pid": os.getpid(), "started": started_at(os.getpid())},
             "children": [_describe_child(c) for c in self.children],
         }
@@ -259,7 +280,7 @@ class Stack:
     def _schedule_restart(self, child: Child, now: float) -> None:
         assert child.process is not None
         self._reap_strays()
-        gateway = child.replica is None
+        gateway = child.name == GATEWAY
         if now - child.spawned_at > HEALTHY_SECONDS:
             child.backoff = GATEWAY_RESTART_DELAY if gateway else FIRST_RESTART_DELAY
         child.next_start = now + child.backoff
@@ -342,6 +363,9 @@ class Stack:
             for child in self.replicas_of(service.name):
                 if child.running and child.process:
                     child.process.send_signal(signal.SIGTERM)
+        for child in self.replicas_of("prometheus"):  # last: it saw the replicas to the end
+            if child.running and child.process:
+                child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for child in self.children:
             if child.process is None:

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from stockday.contracts.messages import (
+    REQUESTED_AT_ATTRIBUTE,
     LogoFailed,
     LogoRequested,
     LogoResized,
@@ -54,14 +55,15 @@ class LogoResizer:
         job = decode(message.body)
         if not isinstance(job, LogoRequested):
             raise MalformedMessage(f"logo-resizer does not handle {job.type} messages")
+        # The job was sent when the logo was requested; its result carries that time on.
+        requested_at = f"{message.sent_at.timestamp():.3f}"
         upload = await self.objects.get(job.upload_key)
         if upload is None:
-            if await self._announce_done(job):
+            if await self._announce_done(job, requested_at):
                 return
+            gone = "the uploaded file is gone"
             await self._announce(
-                LogoFailed(
-                    symbol=job.symbol, upload_id=job.upload_id, error="the uploaded file is gone"
-                )
+                LogoFailed(symbol=job.symbol, upload_id=job.upload_id, error=gone), requested_at
             )
             return
         try:
@@ -70,23 +72,25 @@ class LogoResizer:
             )
         except RejectedImage as exc:
             await self._announce(
-                LogoFailed(symbol=job.symbol, upload_id=job.upload_id, error=str(exc))
+                LogoFailed(symbol=job.symbol, upload_id=job.upload_id, error=str(exc)),
+                requested_at,
             )
             return
         key = logo_key(job.symbol, job.upload_id)
         await self.objects.put(key, logo.data, content_type=logo.content_type)
-        await self._announce_resized(job, key, logo.width, logo.height)
+        await self._announce_resized(job, key, logo.width, logo.height, requested_at)
 
     async def _announce_resized(
-        self, job: LogoRequested, key: str, width: int, height: int
+        self, job: LogoRequested, key: str, width: int, height: int, requested_at: str
     ) -> None:
         await self._announce(
             LogoResized(
                 symbol=job.symbol, upload_id=job.upload_id, logo_key=key, width=width, height=height
-            )
+            ),
+            requested_at,
         )
 
-    async def _announce_done(self, job: LogoRequested) -> bool:
+    async def _announce_done(self, job: LogoRequested, requested_at: str) -> bool:
         """Announce the logo again if this job was done already; False if it was not."""
         key = logo_key(job.symbol, job.upload_id)
         stored = await self.objects.get(key)
@@ -100,11 +104,12 @@ class LogoResizer:
             )
         except RejectedImage:
             return False  # not a logo we wrote: treat the job as not done
-        await self._announce_resized(job, key, info.width, info.height)
+        await self._announce_resized(job, key, info.width, info.height, requested_at)
         return True
 
-    async def _announce(self, event: LogoResized | LogoFailed) -> None:
-        await self.events.send(encode(event), attributes=message_attributes(event.type))
+    async def _announce(self, event: LogoResized | LogoFailed, requested_at: str) -> None:
+        attributes = message_attributes(event.type) | {REQUESTED_AT_ATTRIBUTE: requested_at}
+        await self.events.send(encode(event), attributes=attributes)
         log.info("%s %s (upload %s)", event.type, event.symbol, event.upload_id)
 
 

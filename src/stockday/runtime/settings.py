@@ -239,6 +239,13 @@ class Settings(BaseSettings):
         gt=0,
         description="`stockday up` kills a replica whose /api/ping stays silent this long.",
     )
+    prometheus_scrape_seconds: float = Field(
+        default=15.0,
+        ge=0.1,
+        le=300,
+        description="How often `stockday up --prometheus` scrapes every replica and evaluates "
+        "the SLO rules.",
+    )
     port: int = Field(
         default=DEFAULT_PORT,
         gt=0,
