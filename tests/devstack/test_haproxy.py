@@ -115,3 +115,17 @@ def test_every_timeout_is_set() -> None:
     assert set(timeouts) >= {"connect", "client", "server", "check", "http-request"}
     for value in timeouts.values():
         assert re.fullmatch(r"\d+(ms|s)", value), value
+
+
+def test_the_scheme_the_services_are_told_is_the_balancers_own() -> None:
+    # The frontend believes X-Forwarded-Proto from this balancer: it must overwrite a client's.
+    config = sections(haproxy_config(Topology(BASE)))
+    for service in catalog.HTTP_SERVICES:
+        assert (
+            "http-request set-header X-Forwarded-Proto http" in config[f"frontend {service.name}"]
+        )
+
+
+def test_replicas_leave_forwarded_headers_to_the_app() -> None:
+    # One trust list (STOCKDAY_TRUSTED_PROXIES), read by the app, not a second one in uvicorn.
+    assert "--no-proxy-headers" in catalog.uvicorn_args("frontend", "127.0.0.1", BASE)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from stockday.frontend import security
 from stockday.frontend.context import open_frontend
@@ -53,6 +54,10 @@ def create_app(
     app.add_middleware(
         security.SecurityHeaders, headers=security.security_headers(image_origins(settings))
     )
+    # Outermost: the scheme and client are the browser's before anything reads them. Only
+    # the load balancers' X-Forwarded-Proto is believed (their TLS is the site's), and the
+    # CSRF origin check compares schemes; uvicorn's own copy of this is off (catalog).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
     # The home page first: it is most of the traffic, and routes are tried in order.
     serving.include_routes(app, pages.router, stocks.router, uploads.router, logos.router)

@@ -115,6 +115,8 @@ def uvicorn_args(name: str, host: str, port: int) -> list[str]:
         "--no-access-log",
         "--timeout-graceful-shutdown",
         "10",
+        # Forwarded headers are read by the app, from the peers STOCKDAY_TRUSTED_PROXIES names.
+        "--no-proxy-headers",
     ]
 
 

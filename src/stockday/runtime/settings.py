@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A multipart body carries boundaries and part headers around the file.
@@ -148,6 +149,11 @@ class Settings(BaseSettings):
         "injection for failure drills. Never set in production.",
     )
 
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Peers (IPs or CIDR ranges, comma-separated; * for any) whose "
+        "X-Forwarded-Proto and X-Forwarded-For the frontend believes: its load balancers.",
+    )
     hang_seconds: float = Field(
         default=10.0,
         gt=0,
@@ -160,6 +166,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("port", "PORT"),
         description="Listen port of a service started by the container image (variable PORT).",
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if item != "*":
+                ipaddress.ip_network(item, strict=False)  # ValueError names the bad item
+        return value
 
     @property
     def max_upload_request_bytes(self) -> int:

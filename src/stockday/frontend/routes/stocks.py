@@ -11,6 +11,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
 
 from stockday.clients.stock_symbol import GENERAL, SymbolServiceUnavailable
+from stockday.domain.stocks import InvalidStock, normalize_symbol
 from stockday.frontend import security
 from stockday.frontend.chart import parse_interval
 from stockday.frontend.deps import PagesDep, SettingsDep, SiteDep
@@ -129,7 +130,10 @@ async def delete_stock(request: Request, pages: PagesDep, site: SiteDep, symbol:
         form_data = await read_form(request, SMALL_FORM_BYTES, max_files=0, max_fields=5)
     except (BodyTooLarge, ClientDisconnect, MultiPartException):
         return pages.bad_form(request)
-    canonical = symbol.strip().upper()
+    try:
+        canonical = normalize_symbol(symbol.strip())
+    except InvalidStock:
+        return pages.no_such_stock(request, symbol)
     if not security.valid_request(request, text_field(form_data, security.FIELD_NAME)):
         return pages.error_page(
             request,
