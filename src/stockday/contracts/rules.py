@@ -62,8 +62,8 @@ def _name_characters() -> tuple[list[int], list[int]]:
         ch = chr(cp)
         category = unicodedata.category(ch)
         if category == "Cs":
-            # Left out of the pattern: no validator's regular expressions can name a lone
-            # surrogate, and no JSON body that parses carries one (400 before any rule).
+            # Left out of the pattern: some validators' regular expressions cannot name a lone
+            # surrogate. A body that escapes one ("\ud800") is refused by the domain all the same.
             continue
         if category in FORBIDDEN_NAME_CATEGORIES:
             forbidden.append(cp)

@@ -84,6 +84,7 @@ async def submit(request: Request, pages: Pages, site: StockSite, form_data: For
     if form.upload_id and not UPLOAD_ID.fullmatch(form.upload_id):
         form.upload_id = ""
         form.errors["upload_id"] = "the logo upload was not recognised; pick the file again"
+        form.check_rules()  # and whatever else is wrong, all shown at once
         return pages.form_page(request, form, 422)
     if not security.valid_request(request, text_field(form_data, security.FIELD_NAME)):
         # Nothing is created or uploaded; the visitor's own form comes back, ready to send.
