@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
 from hypothesis import strategies as st
 
 from stockday.domain.stocks import InvalidStock, normalize_name, normalize_symbol
@@ -26,8 +27,8 @@ from stockday.runtime.settings import Settings
 from tests.frontend.site import Site, form_fields, running_site
 from tests.support import images
 
-# Bounded so the suite stays quick: about 30 s on the shared 2-core machine (docs/testing.md).
-FUZZ = settings(
+# Bounded so the suite stays quick: about 45 s on the shared 2-core machine (docs/testing.md).
+FUZZ = examples(
     max_examples=250,
     deadline=None,
     derandomize=True,
@@ -85,11 +86,11 @@ def _as_read(fields: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def in_process_site(settings_: Settings) -> Iterator[tuple[BlockingPortal, Site]]:
+def in_process_site(settings: Settings) -> Iterator[tuple[BlockingPortal, Site]]:
     """The three services in-process on one event loop, callable from a synchronous test."""
     with (
         start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(running_site(settings_)) as site,
+        portal.wrap_async_context_manager(running_site(settings)) as site,
     ):
         yield portal, site
 

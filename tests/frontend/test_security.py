@@ -304,6 +304,23 @@ async def test_hostile_addresses_are_not_reflected(site: Site) -> None:
         assert "<script>alert" not in page.text, path
 
 
+@pytest.mark.parametrize("typed", ["%C3%9F", "%C4%B1bm"], ids=["sharp-s", "dotless-i"])
+async def test_an_address_never_names_the_stock_its_symbol_upper_cases_to(
+    site: Site, typed: str
+) -> None:
+    # Sharp s upper-cases to SS, dotless i to I: neither may show, nor delete, those stocks.
+    for symbol in ("SS", "IBM"):
+        await site.symbol_api.post("/api/stocks", json={"symbol": symbol, "name": "Target"})
+    page = await site.browser.get(f"/stocks/{typed}")
+    assert page.status_code == 404
+    assert "Target" not in page.text
+    fields = await form_fields(site.browser)
+    deleted = await site.browser.post(f"/stocks/{typed}/delete", data=fields)
+    assert deleted.status_code == 404
+    assert await stock_exists(site, "SS")
+    assert await stock_exists(site, "IBM")
+
+
 # --- upload limits -----------------------------------------------------------------------------
 
 
