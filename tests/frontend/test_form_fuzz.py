@@ -2,9 +2,9 @@
 
 The frontend publishes no OpenAPI schema, so hypothesis draws what a browser (or anything
 else) could send: symbols and names from every corner of Unicode, upload ids, files that are
-images or are not, extra and repeated fields, with a valid CSRF token (a refusal for a missing
-token is tested in test_security.py). Whatever arrives: never a 5xx; every refusal a 4xx page
-saying what is wrong; and every valid form creates its stock.
+images or are not, extra and repeated fields, any Origin header, with a valid CSRF token (a
+refusal for a missing token is tested in test_security.py). Whatever arrives: never a 5xx;
+every refusal a 4xx page saying what is wrong; and every valid form creates its stock.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from hypothesis import settings as examples
 from hypothesis import strategies as st
 
 from stockday.domain.stocks import InvalidStock, normalize_name, normalize_symbol
+from stockday.frontend import security
 from stockday.runtime.settings import Settings
 from tests.frontend.site import Site, form_fields, running_site
 from tests.support import images
@@ -65,6 +67,13 @@ FILES = st.one_of(
         lambda data: ("logo.png", data, "image/png")
     ),
 )
+# What a browser or anything else may say the form came from (header values are Latin-1).
+ORIGINS = st.one_of(
+    st.none(),
+    st.sampled_from(["http://frontend", "https://frontend", "http://frontend:8000", "null"]),
+    st.sampled_from(["http://[::1", "http://frontend:99999", "http://evil.example"]),
+    st.text(st.characters(codec="latin-1", categories=["L", "N", "P", "S", "Zs"]), max_size=30),
+)
 EXTRA_FIELDS = st.dictionaries(
     st.sampled_from(["symbol", "name", "x", "upload_id", "file"]), ANY_TEXT, max_size=2
 )
@@ -95,15 +104,31 @@ def in_process_site(settings: Settings) -> Iterator[tuple[BlockingPortal, Site]]
         yield portal, site
 
 
+def _same_origin(origin: str | None) -> bool:
+    """Whether ``origin`` is the site's (the exact rules are tested in test_security.py)."""
+    if origin is None:
+        return True
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    site = security.parse_origin(parts.scheme, parts.netloc)
+    return not (parts.path or parts.query) and site == ("http", "frontend", 80)
+
+
 async def _submit(
-    site: Site, fields: dict[str, str], extra: dict[str, str], file: Any
+    site: Site, fields: dict[str, str], extra: dict[str, str], file: Any, origin: str | None
 ) -> httpx.Response:
     hidden = await form_fields(site.browser)
     data: dict[str, Any] = {**hidden, **fields}
     for key, value in extra.items():  # a repeated field arrives as a list of values
         data[key] = [data[key], value] if key in data else value
     files = {"file": file} if file is not None else None
-    return await site.browser.post("/stocks", data=data, files=files, follow_redirects=False)
+    # Bytes: a header may carry any Latin-1 text, which httpx sends only as bytes.
+    headers = {"Origin": origin.encode("latin-1")} if origin is not None else None
+    return await site.browser.post(
+        "/stocks", data=data, files=files, headers=headers, follow_redirects=False
+    )
 
 
 def _assert_refused_clearly(response: httpx.Response) -> None:
@@ -124,14 +149,24 @@ def test_the_add_stock_form_answers_every_input_clearly(
     portal, site = fuzzed_site
 
     @FUZZ
-    @given(symbol=SYMBOLS, name=NAMES, upload_id=UPLOAD_IDS, file=FILES, extra=EXTRA_FIELDS)
-    def submit(symbol: str, name: str, upload_id: str, file: Any, extra: dict[str, str]) -> None:
+    @given(
+        symbol=SYMBOLS,
+        name=NAMES,
+        upload_id=UPLOAD_IDS,
+        file=FILES,
+        extra=EXTRA_FIELDS,
+        origin=ORIGINS,
+    )
+    def submit(
+        symbol: str, name: str, upload_id: str, file: Any, extra: dict[str, str], origin: str | None
+    ) -> None:
         fields = {"symbol": symbol, "name": name, "upload_id": upload_id}
-        response = portal.call(_submit, site, fields, extra, file)
+        response = portal.call(_submit, site, fields, extra, file, origin)
         assert response.status_code < 500, response.text[:500]
         sent = _as_read(fields, extra)
         valid = (
-            _valid(normalize_symbol, sent["symbol"])
+            _same_origin(origin)
+            and _valid(normalize_symbol, sent["symbol"])
             and _valid(normalize_name, sent["name"])
             and sent["upload_id"] == ""
             and (file is None or file[0] == "logo.png" or not file[1])
@@ -144,6 +179,8 @@ def test_the_add_stock_form_answers_every_input_clearly(
         _assert_refused_clearly(response)
         if valid:  # only a symbol already added may turn a valid form away
             assert response.status_code == 409, response.text[:500]
+        elif not _same_origin(origin) and response.status_code == 403:
+            assert "did not come from this site" in response.text
         else:
             _assert_names_the_problem(response, sent)
 

@@ -118,6 +118,7 @@ async def test_a_token_is_worthless_without_its_cookie(site: Site) -> None:
         {"Origin": "http://frontend/stocks"},
         {"Origin": "http://user@frontend"},
         {"Origin": "http://frontend:99999"},
+        {"Origin": "http://[::1"},
     ],
     ids=[
         "other-origin",
@@ -130,6 +131,7 @@ async def test_a_token_is_worthless_without_its_cookie(site: Site) -> None:
         "not-an-origin",
         "with-credentials",
         "bad-port",
+        "broken-ipv6",
     ],
 )
 async def test_a_request_from_another_origin_is_refused_even_with_a_valid_token(

@@ -173,7 +173,10 @@ def from_other_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return False  # not sent by older browsers for same-origin requests; the token decides
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # a broken IPv6 literal: "http://[::1"
+        return True
     if parts.path or parts.query or parts.fragment:  # "null", or not an origin at all
         return True
     claimed = parse_origin(parts.scheme, parts.netloc)
