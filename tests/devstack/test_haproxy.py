@@ -169,3 +169,17 @@ def test_only_the_site_is_limited_the_services_calls_are_not() -> None:
         front = " ".join(config[f"frontend {service}"])
         for public_only in ("maxconn", "track-sc0", "refuse_oversize", "deny", "buffer-request"):
             assert public_only not in front, (service, public_only)
+
+
+def test_the_scheme_the_services_are_told_is_the_balancers_own() -> None:
+    # The frontend believes X-Forwarded-Proto from this balancer: it must overwrite a client's.
+    config = sections(haproxy_config(Topology(BASE)))
+    for service in catalog.HTTP_SERVICES:
+        assert (
+            "http-request set-header X-Forwarded-Proto http" in config[f"frontend {service.name}"]
+        )
+
+
+def test_replicas_leave_forwarded_headers_to_the_app() -> None:
+    # One trust list (STOCKDAY_TRUSTED_PROXIES), read by the app, not a second one in uvicorn.
+    assert "--no-proxy-headers" in catalog.uvicorn_args("frontend", "127.0.0.1", BASE)

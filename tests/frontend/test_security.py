@@ -112,8 +112,27 @@ async def test_a_token_is_worthless_without_its_cookie(site: Site) -> None:
         {"Origin": "null"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Site": "same-site", "Origin": "http://sub.frontend"},
+        {"Origin": "https://frontend"},
+        {"Origin": "http://frontend:8080"},
+        {"Origin": "ftp://frontend"},
+        {"Origin": "http://frontend/stocks"},
+        {"Origin": "http://user@frontend"},
+        {"Origin": "http://frontend:99999"},
+        {"Origin": "http://[::1"},
     ],
-    ids=["other-origin", "opaque-origin", "cross-site", "sibling-subdomain"],
+    ids=[
+        "other-origin",
+        "opaque-origin",
+        "cross-site",
+        "sibling-subdomain",
+        "other-scheme",
+        "other-port",
+        "not-http",
+        "not-an-origin",
+        "with-credentials",
+        "bad-port",
+        "broken-ipv6",
+    ],
 )
 async def test_a_request_from_another_origin_is_refused_even_with_a_valid_token(
     site: Site, headers: dict[str, str]
@@ -135,6 +154,58 @@ async def test_a_same_origin_request_with_a_valid_token_passes(site: Site) -> No
         follow_redirects=False,
     )
     assert response.status_code == 303
+
+
+@pytest.mark.parametrize("origin", ["http://frontend:80", "HTTP://FRONTEND"])
+async def test_an_origin_is_compared_by_scheme_host_and_port_not_spelling(
+    site: Site, origin: str
+) -> None:
+    fields = await form_fields(site.browser)
+    fields.update({"symbol": "SPELT", "name": "Same Origin Spelt Otherwise"})
+    response = await site.browser.post(
+        "/stocks", data=fields, headers={"Origin": origin}, follow_redirects=False
+    )
+    assert response.status_code == 303
+
+
+async def _post_behind_a_balancer(
+    site: Site, peer: str, forwarded_proto: str, origin: str, symbol: str
+) -> httpx.Response:
+    """Post the add-stock form as a balancer at ``peer`` forwards a browser's request."""
+    transport = httpx.ASGITransport(app=site.browser._transport.app, client=(peer, 40000))  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=transport, base_url="http://frontend") as balancer:
+        fields = await form_fields(balancer)
+        fields.update({"symbol": symbol, "name": "Behind A Balancer"})
+        headers = {"Origin": origin, "X-Forwarded-Proto": forwarded_proto}
+        return await balancer.post("/stocks", data=fields, headers=headers)
+
+
+async def test_behind_a_trusted_balancer_ending_tls_the_https_origin_is_the_sites(
+    site: Site,
+) -> None:
+    # 127.0.0.1 is the default STOCKDAY_TRUSTED_PROXIES: the local stack's HAProxy.
+    response = await _post_behind_a_balancer(
+        site, "127.0.0.1", "https", "https://frontend", "TLSOK"
+    )
+    assert response.status_code == 303
+    refused = await _post_behind_a_balancer(site, "127.0.0.1", "https", "http://frontend", "PLAIN")
+    assert refused.status_code == 403  # a plain-HTTP page may not post to the https site
+    assert await stock_exists(site, "TLSOK")
+    assert not await stock_exists(site, "PLAIN")
+
+
+async def test_an_untrusted_peer_cannot_claim_https(site: Site) -> None:
+    response = await _post_behind_a_balancer(
+        site, "203.0.113.7", "https", "https://frontend", "SPOOF"
+    )
+    assert response.status_code == 403  # its X-Forwarded-Proto is ignored: the scheme is http
+    assert not await stock_exists(site, "SPOOF")
+
+
+def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path, trusted_proxies="10.30.0.0/16, 127.0.0.1").trusted_proxies
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6"):
+        Settings(data_dir=tmp_path, trusted_proxies="10.30.0.0/16, alb.internal")
 
 
 async def test_an_upload_without_the_token_is_refused_before_its_body_is_read(
@@ -233,6 +304,23 @@ async def test_hostile_addresses_are_not_reflected(site: Site) -> None:
         page = await site.browser.get(path, params=params)
         assert page.status_code in (200, 404), path
         assert "<script>alert" not in page.text, path
+
+
+@pytest.mark.parametrize("typed", ["%C3%9F", "%C4%B1bm"], ids=["sharp-s", "dotless-i"])
+async def test_an_address_never_names_the_stock_its_symbol_upper_cases_to(
+    site: Site, typed: str
+) -> None:
+    # Sharp s upper-cases to SS, dotless i to I: neither may show, nor delete, those stocks.
+    for symbol in ("SS", "IBM"):
+        await site.symbol_api.post("/api/stocks", json={"symbol": symbol, "name": "Target"})
+    page = await site.browser.get(f"/stocks/{typed}")
+    assert page.status_code == 404
+    assert "Target" not in page.text
+    fields = await form_fields(site.browser)
+    deleted = await site.browser.post(f"/stocks/{typed}/delete", data=fields)
+    assert deleted.status_code == 404
+    assert await stock_exists(site, "SS")
+    assert await stock_exists(site, "IBM")
 
 
 # --- upload limits -----------------------------------------------------------------------------

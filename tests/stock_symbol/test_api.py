@@ -102,6 +102,12 @@ async def test_retried_create_with_same_idempotency_key_is_safe(api: Api) -> Non
         ({"symbol": "ABC", "name": "   "}, "name must not be empty"),
         ({"symbol": "ABC", "name": "x" * 121}, "longer than"),
         ({"symbol": "ABC", "name": "X", "upload_id": "f" * 32}, "does not exist"),
+        ({"symbol": " ABC", "name": "X"}, "is not a ticker"),
+        ({"symbol": "\u00df", "name": "X"}, "U+00DF LATIN SMALL LETTER SHARP S is not an ASCII"),
+        ({"symbol": "ABC", "name": "Apple\u202eInc"}, "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ({"symbol": "ABC", "name": "Goo\u200bgle"}, "U+200B ZERO WIDTH SPACE"),
+        ({"symbol": "ABC", "name": "Acme\x7f"}, "U+007F, a control character"),
+        ({"symbol": "ABC", "name": "Acme\nCorp"}, "U+000A, a control character"),
     ],
 )
 async def test_bad_input_is_422_with_a_message(
@@ -110,6 +116,16 @@ async def test_bad_input_is_422_with_a_message(
     response = await api.client.post("/api/stocks", json=payload)
     assert response.status_code == 422
     assert fragment in response.json()["detail"]
+
+
+async def test_a_symbol_that_upper_cases_into_another_is_not_that_one(api: Api) -> None:
+    await api.client.post("/api/stocks", json={"symbol": "SS", "name": "Sharp S"})
+    await api.client.post("/api/stocks", json={"symbol": "IBM", "name": "IBM"})
+    for typed in ("%C3%9F", "%C4%B1bm"):  # sharp s and dotless i: SS and IBM upper-cased
+        assert (await api.client.get(f"/api/stocks/{typed}")).status_code == 422
+        assert (await api.client.delete(f"/api/stocks/{typed}")).status_code == 422
+    assert (await api.client.get("/api/stocks/ss")).json()["name"] == "Sharp S"
+    assert (await api.client.get("/api/stocks/IBM")).status_code == 200
 
 
 async def test_malformed_bodies_are_422(api: Api) -> None:

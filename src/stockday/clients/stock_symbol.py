@@ -18,6 +18,7 @@ from stockday.contracts.stocks import (
     UploadOut,
 )
 from stockday.domain.prices import Interval
+from stockday.domain.stocks import InvalidStock, normalize_symbol
 from stockday.runtime.resilience import Breaker, BreakerOpen, retry_idempotent
 
 # Form fields of the add-stock form that an API error can be attached to ("" = the whole form).
@@ -220,9 +221,15 @@ class SymbolClient:
 
     @staticmethod
     def _stock_path(symbol: str) -> str | None:
-        # Upper-cased first: the lower-case path segment "random" is stock-symbol's random pick.
-        wanted = symbol.strip().upper()
-        return f"/api/stocks/{quote(wanted, safe='')}" if wanted else None
+        """The API path of a stock, or None when ``symbol`` cannot be a ticker (no call made).
+
+        The domain's rule, as stock-symbol applies it: "ß" is no symbol, never SS. Canonical,
+        so the lower-case segment "random" does not name stock-symbol's random pick.
+        """
+        try:
+            return f"/api/stocks/{quote(normalize_symbol(symbol.strip()), safe='')}"
+        except InvalidStock:
+            return None
 
     async def list_stocks(self, *, cursor: str | None = None, limit: int = 50) -> StockList:
         """One page of stocks ordered by symbol; raises Refused for a cursor it rejects."""

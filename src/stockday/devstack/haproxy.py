@@ -153,6 +153,9 @@ def _service(topology: Topology, service: catalog.Service, settings: Settings) -
     return f"""\
 frontend {service.name}
     bind {FRONT_HOST}:{topology.front_port(service.name)}
+    # The services trust this balancer's word on the scheme: it says what it was sent over
+    # (plain HTTP here), whatever a client claimed; the ALB does the same on AWS.
+    http-request set-header X-Forwarded-Proto http
 {public}\
 {_client_address(service)}\
     default_backend {service.name}

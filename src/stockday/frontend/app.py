@@ -63,7 +63,9 @@ def create_app(
     app.add_middleware(
         security.SecurityHeaders, headers=security.security_headers(image_origins(settings))
     )
-    # Added last, so it runs first: every layer sees the client the trusted proxy named.
+    # Outermost: the scheme and client are the browser's before anything reads them. Only
+    # the load balancers' X-Forwarded-Proto is believed (their TLS is the site's), and the
+    # CSRF origin check compares schemes; uvicorn's own copy of this is off (catalog).
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
     # The home page first: it is most of the traffic, and routes are tried in order.

@@ -153,6 +153,8 @@ class StockSite:
 
         Raises FormRejected (the reasons in ``form.errors``) or SymbolServiceUnavailable.
         """
+        if not form.check_rules():
+            raise FormRejected(422)
         if not form.upload_id and isinstance(file, UploadFile) and file.filename:
             data = await file.read()
             if data:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -193,8 +194,8 @@ class Settings(BaseSettings):
     )
     trusted_proxies: str = Field(
         default="127.0.0.1",
-        description="Addresses or networks (comma-separated) whose X-Forwarded-For names the "
-        "client: the load balancer's; from anyone else the header is ignored.",
+        description="Peers (IPs or CIDR ranges, comma-separated; * for any) whose "
+        "X-Forwarded-Proto and X-Forwarded-For the frontend believes: its load balancers.",
     )
     rate_limit_timeout_seconds: float = Field(
         default=0.2,
@@ -261,6 +262,14 @@ class Settings(BaseSettings):
         if value.strip():
             parse_many(value)  # raises ValueError naming what it could not read
         return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if item != "*":
+                ipaddress.ip_network(item, strict=False)  # ValueError names the bad item
+        return value
 
     @property
     def max_upload_request_bytes(self) -> int:

@@ -104,7 +104,7 @@ class StockService:
         """One stock with its price (and a series when asked for), as a JSON-ready body."""
         stock = await self.get(symbol)
         if stock is None:
-            raise StockNotFound(symbol.upper())
+            raise StockNotFound(normalize_symbol(symbol))
         return await self._presenter.with_series(stock, series)
 
     async def random(self, series: Interval | None) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
 
 from stockday.clients.stock_symbol import GENERAL, SymbolServiceUnavailable
+from stockday.domain.stocks import InvalidStock, normalize_symbol
 from stockday.frontend import security
 from stockday.frontend.chart import parse_interval
 from stockday.frontend.deps import LimiterDep, PagesDep, SettingsDep, SiteDep
@@ -87,6 +88,7 @@ async def submit(
     if form.upload_id and not UPLOAD_ID.fullmatch(form.upload_id):
         form.upload_id = ""
         form.errors["upload_id"] = "the logo upload was not recognised; pick the file again"
+        form.check_rules()  # and whatever else is wrong, all shown at once
         return pages.form_page(request, form, 422)
     if not security.valid_request(request, text_field(form_data, security.FIELD_NAME)):
         # Nothing is created or uploaded; the visitor's own form comes back, ready to send.
@@ -107,10 +109,22 @@ async def submit(
     try:
         stock = await site.add_stock(form, form_data.get("file"))
     except FormRejected as rejected:
+        await drop_refused_upload(site, form)
         return pages.form_page(request, form, rejected.status)
     except SymbolServiceUnavailable as exc:
         return unavailable_form(request, pages, form, exc)
     return redirect_with_flash(stock_path(stock.symbol), "added", stock.symbol)
+
+
+async def drop_refused_upload(site: StockSite, form: StockForm) -> None:
+    """A refused create keeps no upload: stock-symbol has dropped it already, or it goes now
+    (if stock-symbol cannot be asked, the janitor sweeps it after the retention). The form
+    comes back asking for the logo again."""
+    if not form.upload_id:
+        return
+    await site.discard_upload(form.upload_id)
+    form.upload_id = ""
+    form.errors.setdefault("upload_id", "pick the logo again: a refused form keeps no upload")
 
 
 def unavailable_form(
@@ -142,7 +156,10 @@ async def delete_stock(request: Request, pages: PagesDep, site: SiteDep, symbol:
         form_data = await read_form(request, SMALL_FORM_BYTES, max_files=0, max_fields=5)
     except (BodyTooLarge, ClientDisconnect, MultiPartException):
         return pages.bad_form(request)
-    canonical = symbol.strip().upper()
+    try:
+        canonical = normalize_symbol(symbol.strip())
+    except InvalidStock:
+        return pages.no_such_stock(request, symbol)
     if not security.valid_request(request, text_field(form_data, security.FIELD_NAME)):
         return pages.error_page(
             request,
