@@ -293,19 +293,38 @@ in_image() {
     podman run --rm "${CONTAINER_OPTIONS[@]}" --entrypoint python "$PULLED" -c "$1"
 }
 
-# Every distribution installed in the image's Python environment is in the SBOM, same version.
+# Every distribution installed in the image's Python environment is in the SBOM with its version.
+# uv exports the lock for every platform: what the SBOM lists beyond that must be conditional
+# on a platform marker (colorama on Windows, say), never a locked package that went missing.
 check_sbom() {
     local listing
     listing=$(in_image 'import importlib.metadata as m, json
 print(json.dumps({d.metadata["Name"]: d.version for d in m.distributions()}))')
     PACKAGES=$(python3 - "$OUT/sbom.cdx.json" "$listing" <<'PY'
 import json, re, sys
-sbom, installed = json.load(open(sys.argv[1])), json.loads(sys.argv[2])
-def key(name): return re.sub(r"[-_.]+", "-", name).lower()
-listed = {key(c["name"]): c["version"] for c in [sbom["metadata"]["component"], *sbom["components"]]}
-wrong = {n: (v, listed.get(key(n))) for n, v in installed.items() if listed.get(key(n)) != v}
+
+def key(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+with open(sys.argv[1]) as file:
+    sbom = json.load(file)
+parts = [sbom["metadata"]["component"], *sbom["components"]]
+listed = {key(part["name"]): part for part in parts}
+installed = {key(name): version for name, version in json.loads(sys.argv[2]).items()}
+wrong = {
+    name: (version, listed.get(name, {}).get("version"))
+    for name, version in installed.items()
+    if listed.get(name, {}).get("version") != version
+}
 if wrong:
-    sys.exit("installed but not in the SBOM as installed (installed, SBOM): %s" % wrong)
+    sys.exit(f"installed, but not so in the SBOM (installed, SBOM): {wrong}")
+markers = {
+    name: {p["name"]: p["value"] for p in part.get("properties", [])}.get("uv:package:marker")
+    for name, part in listed.items()
+    if name not in installed
+}
+if None in markers.values():
+    sys.exit(f"locked for the image but not installed: {sorted(markers)}")
 print(len(installed))
 PY
 ) || die "the SBOM does not match the image"
