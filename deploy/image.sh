@@ -4,9 +4,11 @@
 # against what is installed in it, and every service is started from it read-only and
 # unprivileged. `make image` runs it; the image tests (tests/image/test_built_image.py) too.
 #
-#   deploy/image.sh [--fresh] [OUT_DIR]
+#   deploy/image.sh [--fresh] [OUT_DIR]   build, publish, pull back, check and run the image
+#   deploy/image.sh sbom IMAGE FILE         write the SBOM to FILE and check it against IMAGE
 #
-# OUT_DIR (default build/image) receives, beside podman's image store:
+# The second form is the publish stage's, for an image built elsewhere: CONTAINER_ENGINE=docker
+# runs IMAGE with Docker instead of podman. In the first, OUT_DIR (default build/image) receives, beside podman's image store:
 #   image.json      what was built: reference, id, digest, Python version, base, size, packages
 #   sbom.cdx.json   the SBOM (CycloneDX 1.5) of the packages locked in the image
 #   podman.env      the podman configuration of this store, to `source` before using podman
@@ -212,10 +214,10 @@ build_image() {
 
 # The SBOM: the packages uv.lock pins for the image (no dev group), the project included.
 write_sbom() {
-    local uv
-    uv=$(command -v uv || echo "$HOME/.local/bin/uv")
+    local file=$1 uv=${UV:-}
+    [[ -n $uv ]] || uv=$(command -v uv || echo "$HOME/.local/bin/uv")
     (cd "$ROOT" && "$uv" export --frozen --no-dev --no-editable --format cyclonedx1.5 --quiet \
-        --output-file "$OUT/sbom.cdx.json")
+        --output-file "$file")
 }
 
 free_port() {
@@ -289,18 +291,21 @@ CONTAINER_OPTIONS=(
     --health-interval disable
 )
 
+# Python code run by the image's interpreter, with no network and nothing writable.
 in_image() {
-    podman run --rm "${CONTAINER_OPTIONS[@]}" --entrypoint python "$PULLED" -c "$1"
+    local image=$1 code=$2
+    "$ENGINE" run --rm --network none --read-only --cap-drop ALL \
+        --security-opt no-new-privileges --no-healthcheck --entrypoint python "$image" -c "$code"
 }
 
 # Every distribution installed in the image's Python environment is in the SBOM with its version.
 # uv exports the lock for every platform: what the SBOM lists beyond that must be conditional
 # on a platform marker (colorama on Windows, say), never a locked package that went missing.
 check_sbom() {
-    local listing
-    listing=$(in_image 'import importlib.metadata as m, json
+    local image=$1 sbom=$2 listing
+    listing=$(in_image "$image" 'import importlib.metadata as m, json
 print(json.dumps({d.metadata["Name"]: d.version for d in m.distributions()}))')
-    PACKAGES=$(python3 - "$OUT/sbom.cdx.json" "$listing" <<'PY'
+    PACKAGES=$(python3 - "$sbom" "$listing" <<'PY'
 import json, re, sys
 
 def key(name):
@@ -373,7 +378,7 @@ smoke() {
 # image.json: what was built, from what, how big, and how long it took.
 record() {
     local facts
-    facts=$(in_image 'import json, os, platform
+    facts=$(in_image "$PULLED" 'import json, os, platform
 marker = "/etc/stockday-base"
 print(json.dumps({"python": platform.python_version(),
     "debian": open("/etc/debian_version").read().strip(),
@@ -416,13 +421,14 @@ cleanup() {
     stop_registry
 }
 
-main() {
+# Build, publish to a local registry, pull back by digest, check the SBOM, run every service.
+build_and_check() {
     FRESH=no
     if [[ ${1:-} == --fresh ]]; then
         FRESH=yes
         shift
     fi
-    [[ $# -le 1 ]] || die "usage: image.sh [--fresh] [OUT_DIR]"
+    [[ $# -le 1 ]] || die "usage: image.sh [--fresh] [OUT_DIR] | image.sh sbom IMAGE FILE"
     [[ $(id -u) -eq 0 ]] || die "needs root (apt-get, debootstrap, rootful podman): run it with sudo"
     OUT=$(mkdir -p "${1:-$ROOT/build/image}" && cd "${1:-$ROOT/build/image}" && pwd)
     REVISION=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo dev)
@@ -438,11 +444,18 @@ main() {
     build_image
     IMAGE_ID=$(podman image inspect --format '{{.Id}}' "$IMAGE")
     SIZE=$(podman image inspect --format '{{.Size}}' "$IMAGE")
-    write_sbom
+    write_sbom "$OUT/sbom.cdx.json"
     push_and_pull
-    check_sbom
+    check_sbom "$PULLED" "$OUT/sbom.cdx.json"
     smoke
     record
 }
 
-main "$@"
+ENGINE=${CONTAINER_ENGINE:-podman}
+if [[ ${1:-} == sbom ]]; then
+    [[ $# -eq 3 ]] || die "usage: image.sh sbom IMAGE FILE"
+    write_sbom "$3"
+    check_sbom "$2" "$3"
+else
+    build_and_check "$@"
+fi

@@ -7,7 +7,8 @@ packages installed in it; the five services on the embedded backend, one contain
 unprivileged on a read-only root; and the whole stack on the AWS emulator (five containers and
 moto), through a page view, an add-stock with a logo and the logo made ready. Containers share
 the host's network and listen on free 127.0.0.1 ports only; each is removed by the test that
-started it, and the session removes whatever is left in the store.
+started it, and the session removes whatever is left in the store. The image's record and SBOM
+are copied to test-artifacts/image/, which both pipelines keep.
 
 Set STOCKDAY_TEST_IMAGE_DIR to keep the store (and so the base images) between runs while
 developing; the image itself is rebuilt every session either way.
@@ -44,6 +45,7 @@ pytestmark = pytest.mark.timeout(900)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "image.sh"
+ARTIFACTS = ROOT / "test-artifacts" / "image"
 UID = 10001
 CONTAINER_OPTIONS = (
     *("--network", "host", "--read-only", "--cap-drop", "ALL"),
@@ -84,6 +86,10 @@ def built_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltImage
     # Its progress, with the seconds each step began at, is the captured output on failure.
     subprocess.run(["bash", str(SCRIPT), "--fresh", str(out)], check=True, timeout=900)
     image = BuiltImage(out)
+    # The record and SBOM of the tested image, which both pipelines keep with the build.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name in ("image.json", "sbom.cdx.json"):
+        shutil.copy(out / name, ARTIFACTS / name)
     try:
         yield image
     finally:
