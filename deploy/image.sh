@@ -153,7 +153,7 @@ make_python_base() {
     rm -rf "$rootfs"
 }
 
-# The uv image: /uv and /uvx from the uv wheel on PyPI, fetched as pip fetches here.
+# The uv image: /uv and /uvx from the uv wheel on PyPI, fetched by uv as the build fetches.
 make_uv_image() {
     if podman image exists "$UV_IMAGE"; then
         say "uv image $UV_IMAGE: in the store"
@@ -162,21 +162,10 @@ make_uv_image() {
     say "uv image $UV_IMAGE: from the uv $UV_VERSION wheel"
     local work
     work=$(mktemp -d "$OUT/uv.XXXXXX")
-    python3 -m pip download --quiet --no-deps --only-binary=:all: \
-        --platform "manylinux_2_17_$(uname -m)" --python-version 3.11 \
-        "uv==$UV_VERSION" -d "$work/wheel" 2>/dev/null
-    python3 - "$work" <<'PY'
-import pathlib, sys, zipfile
-work = pathlib.Path(sys.argv[1])
-[wheel] = (work / "wheel").glob("uv-*.whl")
-with zipfile.ZipFile(wheel) as archive:
-    for name in ("uv", "uvx"):
-        [member] = [m for m in archive.namelist() if m.endswith(f".data/scripts/{name}")]
-        (work / "root" / name).parent.mkdir(exist_ok=True)
-        (work / "root" / name).write_bytes(archive.read(member))
-        (work / "root" / name).chmod(0o755)
-PY
-    tar -C "$work/root" -c uv uvx | podman import - "$UV_IMAGE" >/dev/null
+    "$UV" pip install --quiet --no-deps --target "$work" --python-version 3.11 \
+        --python-platform "$(uname -m)-manylinux_2_17" "uv==$UV_VERSION" ||
+        die "could not fetch the uv $UV_VERSION wheel"
+    tar -C "$work/bin" -c uv uvx | podman import - "$UV_IMAGE" >/dev/null
     rm -rf "$work"
 }
 
@@ -214,9 +203,8 @@ build_image() {
 
 # The SBOM: the packages uv.lock pins for the image (no dev group), the project included.
 write_sbom() {
-    local file=$1 uv=${UV:-}
-    [[ -n $uv ]] || uv=$(command -v uv || echo "$HOME/.local/bin/uv")
-    (cd "$ROOT" && "$uv" export --frozen --no-dev --no-editable --format cyclonedx1.5 --quiet \
+    local file=$1
+    (cd "$ROOT" && "$UV" export --frozen --no-dev --no-editable --format cyclonedx1.5 --quiet \
         --output-file "$file")
 }
 
@@ -235,11 +223,12 @@ for port in random.sample(range(10_000, min(low, 32_768)), 200):
 PY
 }
 
-wait_for_url() {
+# Poll until URL answers 200, for SMOKE_TIMEOUT seconds at most.
+answers_in_time() {
     local url=$1 deadline=$((SECONDS + SMOKE_TIMEOUT))
     until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
         "$url" 2>/dev/null; do
-        ((SECONDS < deadline)) || die "no answer from $url in ${SMOKE_TIMEOUT}s"
+        ((SECONDS < deadline)) || return 1
         sleep 0.2
     done
 }
@@ -266,7 +255,7 @@ EOF
     REGISTRY=127.0.0.1:$port
     # Plain HTTP to this registry only, in this store's own registries.conf.
     printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$REGISTRY" >>"$CONTAINERS_REGISTRIES_CONF"
-    wait_for_url "http://$REGISTRY/v2/"
+    answers_in_time "http://$REGISTRY/v2/" || die "the registry did not start: see $OUT/registry.log"
 }
 
 # Push, then pull back by the digest the registry answered: what runs is what was published.
@@ -285,11 +274,7 @@ push_and_pull() {
 }
 
 # How every container of the image runs: host network on loopback, read-only, no privileges.
-# Health checks run on demand (`podman healthcheck run`): podman's timers need systemd.
-CONTAINER_OPTIONS=(
-    --network host --read-only --cap-drop ALL --security-opt no-new-privileges
-    --health-interval disable
-)
+CONTAINER_OPTIONS=(--network host --read-only --cap-drop ALL --security-opt no-new-privileges)
 
 # Python code run by the image's interpreter, with no network and nothing writable.
 in_image() {
@@ -361,14 +346,19 @@ smoke() {
             --volume "$SMOKE_DATA:/data" --env STOCKDAY_BACKEND=local --env STOCKDAY_DATA_DIR=/data \
             --env "STOCKDAY_SYMBOL_URL=http://127.0.0.1:${ports[stock-symbol]}" \
             --env "STOCKDAY_PRICE_URL=http://127.0.0.1:${ports[stock-price]}" \
-            --env "PORT=${ports[$service]}" "$PULLED" "$service" --host 127.0.0.1 >/dev/null
+            --env "PORT=${ports[$service]}" "$PULLED" "$service" --host 127.0.0.1 \
+            >/dev/null 2>>"$OUT/smoke.log" || die "$service did not start: see $OUT/smoke.log"
     done
     for service in "${SERVICES[@]}"; do
         name=stockday-smoke-$service-$$
-        wait_for_url "http://127.0.0.1:${ports[$service]}/api/ready"
+        answers_in_time "http://127.0.0.1:${ports[$service]}/api/ready" || {
+            podman logs "$name" >>"$OUT/smoke.log" 2>&1
+            die "$service was not ready in ${SMOKE_TIMEOUT}s: see $OUT/smoke.log"
+        }
         pid=$(podman inspect --format '{{.State.Pid}}' "$name")
         [[ $(awk '/^Uid:/ {print $2}' "/proc/$pid/status") == 10001 ]] || die "$service: not uid 10001"
         ! podman exec "$name" touch /opt/stockday/written 2>/dev/null || die "$service: root writable"
+        # Run on demand: podman schedules it with systemd timers, and logs that it cannot here.
         podman healthcheck run "$name" >/dev/null || die "$service: the image's HEALTHCHECK failed"
     done
     say "smoke: ${SERVICES[*]} ready, as uid 10001, on a read-only root"
@@ -452,6 +442,8 @@ build_and_check() {
 }
 
 ENGINE=${CONTAINER_ENGINE:-podman}
+UV=${UV:-$(command -v uv || echo "$HOME/.local/bin/uv")}
+[[ -x $UV ]] || die "needs uv (make bootstrap installs it), or UV=/path/to/uv"
 if [[ ${1:-} == sbom ]]; then
     [[ $# -eq 3 ]] || die "usage: image.sh sbom IMAGE FILE"
     write_sbom "$3"
