@@ -8,7 +8,8 @@
 #   deploy/image.sh sbom IMAGE FILE         write the SBOM to FILE and check it against IMAGE
 #
 # The second form is the publish stage's, for an image built elsewhere: CONTAINER_ENGINE=docker
-# runs IMAGE with Docker instead of podman. In the first, OUT_DIR (default build/image) receives, beside podman's image store:
+# runs IMAGE with Docker instead of podman. In the first, OUT_DIR (default build/image) holds
+# podman's image store and configuration for this checkout, and receives:
 #   image.json      what was built: reference, id, digest, Python version, base, size, packages
 #   sbom.cdx.json   the SBOM (CycloneDX 1.5) of the packages locked in the image
 #   podman.env      the podman configuration of this store, to `source` before using podman
@@ -43,9 +44,8 @@ install_missing() {
     ((${#needed[@]})) || return 0
     say "installing ${needed[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends "${needed[@]}" >/dev/null 2>&1 || {
-        apt-get update -qq && apt-get install -y -qq --no-install-recommends "${needed[@]}" >/dev/null
-    }
+    local install=(apt-get install -y -qq --no-install-recommends "${needed[@]}")
+    "${install[@]}" >/dev/null 2>&1 || { apt-get update -qq && "${install[@]}" >/dev/null; }
 }
 
 # A podman configuration of this OUT_DIR's own: its store, runc, limits this machine can grant,
@@ -118,9 +118,10 @@ for name in files:
         continue
     if name.endswith(".sources"):
         stanzas = [dict(re.findall(r"(?m)^(\w[\w-]*):\s*(.*)$", s)) for s in text.split("\n\n")]
-        pairs = [(s.get("URIs", ""), s.get("Suites", "")) for s in stanzas if s.get("Types") == "deb"]
+        stanzas = [s for s in stanzas if s.get("Types") == "deb"]
+        pairs = [(s.get("URIs", ""), s.get("Suites", "")) for s in stanzas]
     else:
-        pairs = [(m[0], m[1]) for m in re.findall(r"(?m)^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+(\S+)", text)]
+        pairs = re.findall(r"(?m)^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+(\S+)", text)
     for uris, suites in pairs:
         if codename in suites.split():
             print(uris.split()[0], codename)
@@ -254,8 +255,10 @@ EOF
     REGISTRY_PID=$!
     REGISTRY=127.0.0.1:$port
     # Plain HTTP to this registry only, in this store's own registries.conf.
-    printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$REGISTRY" >>"$CONTAINERS_REGISTRIES_CONF"
-    answers_in_time "http://$REGISTRY/v2/" || die "the registry did not start: see $OUT/registry.log"
+    printf '[[registry]]\nlocation = "%s"\ninsecure = true\n' "$REGISTRY" \
+        >>"$CONTAINERS_REGISTRIES_CONF"
+    answers_in_time "http://$REGISTRY/v2/" ||
+        die "the registry did not start: see $OUT/registry.log"
 }
 
 # Push, then pull back by the digest the registry answered: what runs is what was published.
@@ -343,7 +346,8 @@ smoke() {
         name=stockday-smoke-$service-$$
         SMOKE_CONTAINERS+=("$name")
         podman run --detach --name "$name" "${CONTAINER_OPTIONS[@]}" \
-            --volume "$SMOKE_DATA:/data" --env STOCKDAY_BACKEND=local --env STOCKDAY_DATA_DIR=/data \
+            --volume "$SMOKE_DATA:/data" \
+            --env STOCKDAY_BACKEND=local --env STOCKDAY_DATA_DIR=/data \
             --env "STOCKDAY_SYMBOL_URL=http://127.0.0.1:${ports[stock-symbol]}" \
             --env "STOCKDAY_PRICE_URL=http://127.0.0.1:${ports[stock-price]}" \
             --env "PORT=${ports[$service]}" "$PULLED" "$service" --host 127.0.0.1 \
@@ -356,8 +360,10 @@ smoke() {
             die "$service was not ready in ${SMOKE_TIMEOUT}s: see $OUT/smoke.log"
         }
         pid=$(podman inspect --format '{{.State.Pid}}' "$name")
-        [[ $(awk '/^Uid:/ {print $2}' "/proc/$pid/status") == 10001 ]] || die "$service: not uid 10001"
-        ! podman exec "$name" touch /opt/stockday/written 2>/dev/null || die "$service: root writable"
+        [[ $(awk '/^Uid:/ {print $2}' "/proc/$pid/status") == 10001 ]] ||
+            die "$service: not uid 10001"
+        ! podman exec "$name" touch /opt/stockday/written 2>/dev/null ||
+            die "$service: its root file system is writable"
         # Run on demand: podman schedules it with systemd timers, and logs that it cannot here.
         podman healthcheck run "$name" >/dev/null || die "$service: the image's HEALTHCHECK failed"
     done
@@ -419,7 +425,8 @@ build_and_check() {
         shift
     fi
     [[ $# -le 1 ]] || die "usage: image.sh [--fresh] [OUT_DIR] | image.sh sbom IMAGE FILE"
-    [[ $(id -u) -eq 0 ]] || die "needs root (apt-get, debootstrap, rootful podman): run it with sudo"
+    [[ $(id -u) -eq 0 ]] ||
+        die "needs root (apt-get, debootstrap, rootful podman): run it with sudo"
     OUT=$(mkdir -p "${1:-$ROOT/build/image}" && cd "${1:-$ROOT/build/image}" && pwd)
     REVISION=$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo dev)
     [[ -z $(git -C "$ROOT" status --porcelain 2>/dev/null) ]] || REVISION+=-dirty
