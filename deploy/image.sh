@@ -56,6 +56,9 @@ configure_podman() {
     local state
     state=/run/stockday-image/$(printf '%s' "$OUT" | sha256sum | cut -c1-12)
     mkdir -p "$conf" "$state/run" "$state/tmp"
+    # overlay cannot stack on an overlayfs (a CI job's container file system): copy layers there.
+    local driver=overlay
+    [[ $(stat -f -c %T "$OUT") != overlayfs ]] || driver=vfs
     cat >"$conf/containers.conf" <<EOF
 [containers]
 # The default limits are higher than this machine lets a container raise them to.
@@ -69,7 +72,7 @@ tmp_dir = "$state/tmp"
 EOF
     cat >"$conf/storage.conf" <<EOF
 [storage]
-driver = "overlay"
+driver = "$driver"
 graphroot = "$OUT/store"
 runroot = "$state/run"
 EOF

@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -90,9 +91,11 @@ class BuiltImage:
 
 
 @pytest.fixture(scope="session")
-def built_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltImage]:
+def built_image() -> Iterator[BuiltImage]:
     kept = os.environ.get("STOCKDAY_TEST_IMAGE_DIR")
-    out = Path(kept) if kept else tmp_path_factory.mktemp("image")
+    # In the checkout, not /tmp: a CI job's workspace is a bind mount where podman's overlay
+    # storage works, and nothing else's clean-up of old temporary directories reaches it.
+    out = Path(kept) if kept else ROOT / "build" / f"test-image-{uuid.uuid4().hex[:12]}"
     try:
         # Its progress, with the second each step began at, is the captured output on failure.
         subprocess.run(["bash", str(SCRIPT), "--fresh", str(out)], check=True, timeout=1400)
