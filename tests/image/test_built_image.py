@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -97,8 +98,7 @@ def built_image() -> Iterator[BuiltImage]:
     # storage works, and nothing else's clean-up of old temporary directories reaches it.
     out = Path(kept) if kept else ROOT / "build" / f"test-image-{uuid.uuid4().hex[:12]}"
     try:
-        # Its progress, with the second each step began at, is the captured output on failure.
-        subprocess.run(["bash", str(SCRIPT), "--fresh", str(out)], check=True, timeout=1400)
+        run_script(out)
         image = BuiltImage(out)
         # The record and SBOM of the tested image, which both pipelines keep with the build.
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -114,6 +114,19 @@ def built_image() -> Iterator[BuiltImage]:
                 remove_podman_state(out)
         if not kept:
             shutil.rmtree(out, ignore_errors=True)
+
+
+def run_script(out: Path) -> None:
+    """``deploy/image.sh --fresh OUT``; killed with its registry if it outlives its deadline.
+
+    Its progress, with the second each step began at, is the captured output on failure."""
+    process = subprocess.Popen(["bash", str(SCRIPT), "--fresh", str(out)], start_new_session=True)
+    try:
+        assert process.wait(timeout=1400) == 0, "deploy/image.sh failed: see its output"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def remove_podman_state(out: Path) -> None:
