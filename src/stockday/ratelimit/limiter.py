@@ -91,6 +91,10 @@ class ClientLimiter:
             for name, items in self._rules.items()
             if name in batched
         }
+        # A batch is let go with its shortest window: looked up per page view, computed once.
+        self._shortest = {
+            name: min(item.get_expiry() for item in items) for name, items in self._rules.items()
+        }
         self._timeout = timeout_seconds
         self._breaker = Breaker("rate-limit-store", threshold=1, ttl_seconds=breaker_seconds)
         self._breaker_seconds = breaker_seconds
@@ -104,6 +108,8 @@ class ClientLimiter:
 
     async def hit(self, rule: str, client: str, cost: int = 1) -> Verdict:
         """Count ``cost`` against the client's windows of ``rule``; refused if any is full."""
+        if rule not in self._rules:
+            return ALLOWED  # no window at all: nothing to count
         key = (rule, client)
         remembered = self._remembered_refusal(key)
         if remembered is not None:
@@ -113,7 +119,7 @@ class ClientLimiter:
         if batch > 1:
             cost += self._pending.get(key) or 0
             if cost < batch:
-                self._pending.put(key, cost, self._shortest_window(rule))
+                self._pending.put(key, cost, self._shortest[rule])
                 return ALLOWED
             self._pending.pop(key)
         verdict = await self._guarded(rule, client, cost, consume=True)
@@ -133,9 +139,6 @@ class ClientLimiter:
         if refused_until is None:
             return None
         return Verdict(False, max(1, math.ceil(refused_until - self._clock())))
-
-    def _shortest_window(self, rule: str) -> float:
-        return min(item.get_expiry() for item in self._rules[rule])
 
     async def _guarded(self, rule: str, client: str, cost: int, *, consume: bool) -> Verdict:
         items = self._rules.get(rule)
