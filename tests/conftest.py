@@ -11,6 +11,19 @@ from tests.support.aws import emulator_config
 from tests.support.servers import ServerProcess, shared_memcached, shared_moto, stop_shared_servers
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test marked ``emulator_gap(name, reason)`` is a strict xfail where it runs against the
+    emulator ``name``: the adapter factory it is parametrized with says which emulator that is."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        emulators = {getattr(param, "emulator", None) for param in params} - {None}
+        for mark in item.iter_markers("emulator_gap"):
+            if mark.args[0] in emulators:
+                reason = f"{mark.args[0]}: {mark.kwargs['reason']}"
+                item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -246,3 +246,25 @@ def test_percentile_interpolates_between_ranks() -> None:
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
     assert percentile([1.0, 2.0], 99) == pytest.approx(1.99)
     assert percentile([5.0], 99) == 5.0
+
+
+@pytest.mark.e2e
+def test_hostile_images_benchmark_reports_before_and_after(tmp_path: Path) -> None:
+    stdout, report = run_benchmark(
+        "hostile_images.py",
+        tmp_path / "hostile_images.json",
+        *("--images", "5", "--side", "600", "--reads", "20", "--uploaders", "2"),
+    )
+    assert "event loop lateness p99" in stdout
+    loop, process, stack = report["event_loop"], report["one_process"], report["stack"]
+    assert loop["before_ticks"] > 0 and loop["after_ticks"] > 0
+    assert report["ratios"]["loop_p99_before_over_after"] > 0
+    for strategy in ("before", "after"):
+        assert process[strategy]["peak_mb"] >= process[strategy]["baseline_mb"] > 0
+    assert_ratio(
+        report["ratios"]["get_p99_busy_over_idle"], stack["busy_p99_ms"], stack["idle_p99_ms"]
+    )
+    assert stack["upload_statuses"] == [201]
+    assert stack["logo_states"] == ["ready"]
+    assert len(stack["resizer_peak_rss_mb"]) == 2
+    assert all(peak > 0 for peak in stack["resizer_peak_rss_mb"].values())

@@ -29,3 +29,19 @@ def test_invalid_setting_is_named(argv: list[str]) -> None:
     assert result.exit_code == 2, result.output
     assert "invalid setting STOCKDAY_MAX_UPLOAD_BYTES" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_limit_the_limits_library_cannot_read_is_named() -> None:
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            app,
+            ["serve", "frontend", "--port", "18902"],
+            env={"STOCKDAY_RATE_LIMIT_CREATES": "ten a minute", "COLUMNS": "200"},
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert "invalid setting STOCKDAY_RATE_LIMIT_CREATES" in result.output
+    assert "ten a minute" in result.output
+    assert "Traceback" not in result.output

@@ -16,6 +16,7 @@ import httpx
 
 from stockday.clients.stock_symbol import SymbolClient
 from stockday.logo_resizer.consumer import LogoResizer
+from stockday.logos.workers import ImageWorkers
 from stockday.objects.base import ObjectStore
 from stockday.queue_worker.consumer import LogoRecorder
 from stockday.queues.base import MessageQueue
@@ -51,7 +52,13 @@ async def open_pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
     jobs = composition.message_queue(settings, settings.logo_jobs_queue)
     events = composition.message_queue(settings, settings.logo_events_queue)
     objects = composition.object_store(settings)
-    resizer = LogoResizer(objects=objects, events=events, max_side=128, max_pixels=25_000_000)
+    resizer = LogoResizer(
+        objects=objects,
+        events=events,
+        images=ImageWorkers(threads=2, budget_bytes=128 * 1024 * 1024),
+        max_side=128,
+        max_pixels=25_000_000,
+    )
     recorder = LogoRecorder(symbols=SymbolClient(api, timeout_seconds=5), objects=objects)
 
     def consumer(

@@ -1,4 +1,5 @@
-"""The upload janitor: raw uploads older than the retention go, younger ones and logos stay."""
+"""The upload janitor: raw uploads older than their retention go (an hour unlinked, 30 days
+linked to a stock), younger ones and logos stay."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from stockday.domain.stocks import UPLOADS_PREFIX, logo_key, upload_key
+from stockday.domain.stocks import UPLOADS_PREFIX, logo_key, upload_key, upload_link_key
 from stockday.objects.base import ObjectInfo
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.queue_worker.janitor import UploadJanitor
@@ -29,7 +30,8 @@ from tests.consumers.pipeline import (
 pytestmark = pytest.mark.anyio
 
 DAY = 24 * 3600.0
-RETENTION = 30 * DAY
+RETENTION = 3600.0
+LINKED_RETENTION = 30 * DAY
 
 
 def deleted_total() -> float:
@@ -67,11 +69,18 @@ async def test_the_janitor_deletes_expired_uploads_and_keeps_the_rest(
     abandoned = [await upload(pipeline) for _ in range(2)]
     fresh = await upload(pipeline)
     just_young = await upload(pipeline)
-    for upload_id in [failed, *abandoned]:
-        age(pipeline, upload_key(upload_id), RETENTION + DAY)
-    age(pipeline, upload_key(just_young), RETENTION - 3600)
+    # The failed logo's upload is linked: kept a month, not an hour.
+    for key in [upload_key(failed), upload_link_key(failed)]:
+        age(pipeline, key, LINKED_RETENTION + DAY)
+    for upload_id in abandoned:
+        age(pipeline, upload_key(upload_id), RETENTION + 60)
+    age(pipeline, upload_key(just_young), RETENTION - 600)
 
-    janitor = UploadJanitor(objects=pipeline.objects, retention_seconds=RETENTION)
+    janitor = UploadJanitor(
+        objects=pipeline.objects,
+        retention_seconds=RETENTION,
+        linked_retention_seconds=LINKED_RETENTION,
+    )
     stopping = asyncio.Event()
     before = deleted_total()
     with caplog.at_level(logging.INFO, logger="stockday.queue_worker.janitor"):
@@ -89,9 +98,9 @@ async def test_the_janitor_deletes_expired_uploads_and_keeps_the_rest(
 
     remaining = {info.key for info in await pipeline.objects.list("uploads/")}
     assert remaining == {upload_key(fresh), upload_key(just_young)}
-    assert deleted_total() - before == 3
+    assert deleted_total() - before == 4  # the failed upload, its marker, the two abandoned
     [line] = [r.getMessage() for r in caplog.records if "janitor deleted" in r.getMessage()]
-    assert line.startswith("janitor deleted 3 of 5 raw uploads")
+    assert line.startswith("janitor deleted 4 of 6 raw uploads and markers")
     # Logos and stocks are not the janitor's business.
     assert await pipeline.objects.exists(logo_key("OK", ready))
     assert (await logo_state(pipeline, "OK"), await logo_state(pipeline, "FAIL")) == (
@@ -111,10 +120,36 @@ async def test_age_is_measured_against_the_janitors_clock(tmp_path: Path) -> Non
     def janitor(at: datetime) -> UploadJanitor:
         return UploadJanitor(objects=store, retention_seconds=RETENTION, clock=lambda: at)
 
-    assert await janitor(now + timedelta(days=29)).sweep() == 0
-    assert await janitor(now + timedelta(days=31)).sweep() == 2
+    assert await janitor(now + timedelta(minutes=59)).sweep() == 0
+    assert await janitor(now + timedelta(minutes=61)).sweep() == 2
     assert await store.list("uploads/") == []
     assert await store.exists(logo_key("A", "a"))
+
+
+async def test_a_linked_upload_is_kept_for_the_linked_retention(tmp_path: Path) -> None:
+    store = FilesystemObjectStore(tmp_path)
+    for key in [upload_key("linked"), upload_link_key("linked"), upload_key("orphan")]:
+        await store.put(key, b"x", content_type="image/png")
+    await store.put(upload_link_key("gone"), b"", content_type="text/plain")  # upload deleted
+    now = (await store.list("uploads/"))[0].modified_at
+
+    def janitor(after: timedelta) -> UploadJanitor:
+        return UploadJanitor(
+            objects=store,
+            retention_seconds=RETENTION,
+            linked_retention_seconds=LINKED_RETENTION,
+            clock=lambda: now + after,
+        )
+
+    # Two hours on: the orphan and the marker of a gone upload go, the linked upload stays.
+    assert await janitor(timedelta(hours=2)).sweep() == 2
+    assert {i.key for i in await store.list("uploads/")} == {
+        upload_key("linked"),
+        upload_link_key("linked"),
+    }
+    assert await janitor(timedelta(days=29)).sweep() == 0
+    assert await janitor(timedelta(days=31)).sweep() == 2
+    assert await store.list("uploads/") == []
 
 
 async def test_janitors_of_several_replicas_at_once_are_harmless(tmp_path: Path) -> None:

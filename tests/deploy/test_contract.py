@@ -20,7 +20,7 @@ import yaml
 from stockday.runtime import catalog
 from stockday.runtime.container import DEFAULT_PORT
 from stockday.runtime.settings import Settings
-from tests.deploy.cdk_support import Template, resources, synthesized
+from tests.deploy.cdk_support import Template, import_infra, resources, synthesized
 from tests.deploy.overlays import env_file, render
 from tests.support.ports import free_port
 from tests.support.servers import container_service, local_service_env
@@ -220,3 +220,12 @@ def test_every_probe_path_is_served_by_its_service(
                 # Served: ping and metrics answer 200, readiness 200 with every dependency up
                 # (stock-symbol runs before the services that call it).
                 assert response.status_code == 200, (name, path, response.text)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_frontend_believes_forwarded_headers_from_its_vpc_only(stage: str) -> None:
+    # The ALB ends TLS and reaches the frontend pods (target type ip) from its nodes' addresses
+    # inside the stage's VPC: its X-Forwarded-Proto says https, which the CSRF origin check
+    # needs. Peers outside the VPC are not believed.
+    sizing = import_infra().stages.SIZING[stage]
+    assert env_file(stage)[variable("trusted_proxies")] == sizing.vpc_cidr

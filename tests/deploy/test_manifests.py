@@ -119,6 +119,8 @@ def test_overlay_validates_against_the_kubernetes_schemas(
     for doc in manifests[overlay]:
         if doc["apiVersion"].startswith("keda.sh/"):
             continue  # CRDs: test_keda_objects_match_keda_documented_fields
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # the operator's CRD: tests/deploy/test_slo_rules.py
         try:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -838,10 +840,17 @@ def test_ingress_is_a_public_https_alb_checking_readiness(
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] == host
     assert ingress["spec"]["tls"] == [{"hosts": [host]}]
-    (path,) = rule["http"]["paths"]
+    internal, path = rule["http"]["paths"]
     assert (path["path"], path["pathType"]) == ("/", "Prefix")
     if overlay != "production-canary":
         assert path["backend"] == {"service": {"name": "frontend", "port": {"name": "http"}}}
+    # /metrics goes to a fixed 404 of the ALB's, never to a pod: before "/", and longer.
+    assert (internal["path"], internal["pathType"]) == ("/metrics", "Prefix")
+    action = internal["backend"]["service"]
+    assert action["port"] == {"name": "use-annotation"}
+    refusal = json.loads(annotations[f"{prefix}actions.{action['name']}"])
+    assert refusal["type"] == "fixed-response"
+    assert refusal["fixedResponseConfig"]["statusCode"] == "404"
 
 
 # --- Canary ------------------------------------------------------------------------------
@@ -850,7 +859,7 @@ def test_ingress_is_a_public_https_alb_checking_readiness(
 def test_canary_splits_user_traffic_70_30(manifests: dict[str, list[Manifest]]) -> None:
     docs = manifests["production-canary"]
     (ingress,) = objects(docs, "Ingress").values()
-    (path,) = ingress["spec"]["rules"][0]["http"]["paths"]
+    (path,) = [p for p in ingress["spec"]["rules"][0]["http"]["paths"] if p["path"] == "/"]
     action = path["backend"]["service"]
     assert action["port"] == {"name": "use-annotation"}
     config = json.loads(

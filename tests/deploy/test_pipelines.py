@@ -23,6 +23,7 @@ TOOLS = ROOT / "deploy" / "tools" / "node_modules" / ".bin"
 WORKFLOW = ROOT / ".github" / "workflows" / "delivery.yml"
 JENKINSFILE = ROOT / "Jenkinsfile"
 RELEASE = ROOT / "deploy" / "release.sh"
+IMAGE_SCRIPT = ROOT / "deploy" / "image.sh"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 REGISTRY = "111122223333.dkr.ecr.us-east-1.amazonaws.com"
 
@@ -144,9 +145,31 @@ def test_jenkinsfile_has_the_stages_in_order_with_an_approval() -> None:
     assert '"$REGISTRY/$IMAGE:$GIT_COMMIT"' in text
 
 
-def test_shellcheck_passes_on_the_release_script() -> None:
-    result = run(Path(sys.executable).parent / "shellcheck", RELEASE)
+@pytest.mark.parametrize("script", [RELEASE, IMAGE_SCRIPT], ids=["release.sh", "image.sh"])
+def test_shellcheck_passes_on_the_deploy_scripts(script: Path) -> None:
+    result = run(Path(sys.executable).parent / "shellcheck", script)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_both_pipelines_keep_the_sbom_checked_against_the_image() -> None:
+    """The tested image's record and SBOM, and the published image's SBOM checked by digest."""
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    # podman builds and runs the image inside the test job's container.
+    assert jobs["test"]["container"]["options"] == "--privileged"
+    [kept] = [step for step in jobs["test"]["steps"] if "upload-artifact" in step.get("uses", "")]
+    assert kept["with"]["path"] == "test-artifacts/image/"
+    publish = jobs["publish"]["steps"]
+    [check] = [step for step in publish if "deploy/image.sh sbom" in step.get("run", "")]
+    assert "@${{ steps.build.outputs.digest }}" in check["env"]["PUBLISHED"]
+    [attached] = [step for step in publish if "upload-artifact" in step.get("uses", "")]
+    assert publish.index(check) < publish.index(attached)
+    assert attached["with"]["path"] == "build/image/sbom.cdx.json"
+
+    text = JENKINSFILE.read_text()
+    assert "--privileged" in text
+    assert "archiveArtifacts artifacts: 'test-artifacts/**'" in text
+    assert 'CONTAINER_ENGINE=docker deploy/image.sh sbom "$published"' in text
+    assert "archiveArtifacts artifacts: 'build/image/sbom.cdx.json', fingerprint: true" in text
 
 
 def rendered_images(*args: str) -> dict[str, str]:

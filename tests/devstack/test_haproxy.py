@@ -12,6 +12,7 @@ import pytest
 from stockday.devstack.haproxy import haproxy_config
 from stockday.devstack.topology import FRONT_HOST, Topology
 from stockday.runtime import catalog
+from stockday.runtime.settings import Settings
 from tests.support.programs import require_program
 
 BASE = 21_000
@@ -117,8 +118,79 @@ def test_every_timeout_is_set() -> None:
         assert re.fullmatch(r"\d+(ms|s)", value), value
 
 
-def test_the_site_front_appends_the_client_address_and_no_other_does() -> None:
-    found = sections(haproxy_config(Topology(9000, 2)))
+# --- The site's defences against slow, numerous and oversize clients ----------------------
+
+EDGE = Settings(
+    edge_header_timeout_seconds=2.5,
+    edge_max_connections=1234,
+    edge_max_connections_per_source=17,
+    max_upload_bytes=1_000_000,
+)
+
+
+def test_the_header_timeout_and_connection_limits_come_from_the_settings() -> None:
+    config = sections(haproxy_config(Topology(BASE), EDGE))
+    assert "timeout http-request 2500ms" in config["defaults"]
+    site = config["frontend frontend"]
+    assert "maxconn 1234" in site
+    # Room beside the site's connections for the services' calls to each other.
+    (global_maxconn,) = [line for line in config["global"] if line.startswith("maxconn ")]
+    assert int(global_maxconn.split()[1]) >= 1234 + 1000
+    assert "tcp-request connection track-sc0 src" in site
+    assert "tcp-request connection reject if { sc_conn_cur(0) gt 17 }" in site
+    assert any(line.startswith("stick-table type ip ") and "conn_cur" in line for line in site)
+
+
+def test_the_site_refuses_bodies_above_the_frontends_own_limit() -> None:
+    config = sections(haproxy_config(Topology(BASE), EDGE))
+    limit = EDGE.max_upload_request_bytes  # what the frontend itself accepts
+    assert (
+        "http-request use-service lua.refuse_oversize if "
+        f"{{ req.hdr_val(content-length) gt {limit} }}"
+    ) in config["frontend frontend"]
+    # What the answer names: the file's limit, the setting itself.
+    assert "http-request set-var(txn.upload_limit) int(1000000)" in config["frontend frontend"]
+    (lua_load,) = [line for line in config["global"] if line.startswith("lua-load ")]
+    script = Path(lua_load.split()[1])
+    assert 'register_service("refuse_oversize", "http"' in script.read_text()
+    assert "option http-buffer-request" in config["frontend frontend"]
+
+
+def test_the_site_does_not_serve_metrics() -> None:
+    site = sections(haproxy_config(Topology(BASE)))["frontend frontend"]
+    assert (
+        "http-request deny deny_status 404 if { path /metrics } || { path_beg /metrics/ }" in site
+    )
+
+
+def test_only_the_site_is_limited_the_services_calls_are_not() -> None:
+    config = sections(haproxy_config(Topology(BASE), EDGE))
+    for service in ("stock-symbol", "stock-price"):
+        front = " ".join(config[f"frontend {service}"])
+        for public_only in ("maxconn", "track-sc0", "refuse_oversize", "deny", "buffer-request"):
+            assert public_only not in front, (service, public_only)
+
+
+def test_the_scheme_the_services_are_told_is_the_balancers_own() -> None:
+    # The frontend believes X-Forwarded-Proto from this balancer: it must overwrite a client's.
+    config = sections(haproxy_config(Topology(BASE)))
+    for service in catalog.HTTP_SERVICES:
+        assert (
+            "http-request set-header X-Forwarded-Proto http" in config[f"frontend {service.name}"]
+        )
+
+
+def test_replicas_leave_forwarded_headers_to_the_app() -> None:
+    # One trust list (STOCKDAY_TRUSTED_PROXIES), read by the app, not a second one in uvicorn.
+    assert "--no-proxy-headers" in catalog.uvicorn_args("frontend", "127.0.0.1", BASE)
+
+
+def test_the_site_front_names_the_client_and_no_other_does() -> None:
+    # The operator login's failure limit and the rate limits count the address HAProxy saw:
+    # it replaces whatever X-Forwarded-For a client sent, so a client cannot choose its own.
+    found = sections(haproxy_config(Topology(BASE)))
     for service in catalog.HTTP_SERVICES:
         front = found[f"frontend {service.name}"]
-        assert ("option forwardfor" in front) == (service.name == "frontend"), service.name
+        named = "http-request set-header X-Forwarded-For %[src]" in front
+        assert named == (service.name == "frontend"), service.name
+        assert "option forwardfor" not in front, service.name

@@ -130,10 +130,14 @@ def test_an_unknown_service_is_refused() -> None:
 @pytest.mark.parametrize("replicas", [1, 2, MAX_REPLICAS])
 def test_port_offsets_are_the_ports_of_a_stack_on_base_zero(replicas: int) -> None:
     offsets = port_offsets(replicas)
-    assert offsets == [port for _, port in Topology(0, replicas=replicas).ports()]
-    assert offsets == [port - BASE for _, port in Topology(BASE, replicas=replicas).ports()]
-    expected = {0, 1, 2, 3}
+    plan = Topology(0, replicas=replicas, prometheus=True)
+    assert offsets == [port for _, port in plan.ports()]
+    shifted = Topology(BASE, replicas=replicas, prometheus=True)
+    assert offsets == [port - BASE for _, port in shifted.ports()]
+    expected = {0, 1, 2, 3, 4}  # 4: Prometheus, with `up --prometheus`
     for first in (10, 20, 30, 40, 50):
         expected |= {first + i for i in range(replicas)}
     assert set(offsets) == expected
     assert len(offsets) == len(expected)
+    without = {port for _, port in Topology(0, replicas=replicas).ports()}
+    assert without == expected - {4}

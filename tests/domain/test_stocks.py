@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from stockday.domain.stocks import (
+    FORBIDDEN_NAME_CATEGORIES,
     SYMBOL_PATTERN,
     InvalidStock,
     InvalidTransition,
     LogoState,
     Stock,
+    forbidden_in_name,
     logo_key,
     normalize_name,
     normalize_symbol,
@@ -20,7 +25,7 @@ from stockday.domain.stocks import (
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("aapl", "AAPL"), (" msft ", "MSFT"), ("brk.b", "BRK.B"), ("RDS-A", "RDS-A"), ("X", "X")],
+    [("aapl", "AAPL"), ("msft", "MSFT"), ("brk.b", "BRK.B"), ("RDS-A", "RDS-A"), ("X", "X")],
 )
 def test_valid_symbols_are_normalised(raw: str, expected: str) -> None:
     assert normalize_symbol(raw) == expected
@@ -28,10 +33,30 @@ def test_valid_symbols_are_normalised(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", " ", "1ABC", "AB CD", "ABCDEFGHIJK", "A..B", "A.", "<script>", "ÄPPL", "A/B", "A\x00B"],
+    [
+        *("", " ", " msft", "MSFT\n", "1ABC", "AB CD", "ABCDEFGHIJK", "A..B", "A."),
+        *("<script>", "A/B", "A\x00B", "A\x7f"),
+    ],
 )
 def test_invalid_symbols_are_refused_with_a_message(raw: str) -> None:
-    with pytest.raises(InvalidStock, match="is not a ticker"):
+    with pytest.raises(InvalidStock, match="is not a ticker: use 1-10 ASCII letters"):
+        normalize_symbol(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ("ß", "U+00DF LATIN SMALL LETTER SHARP S"),  # upper-cases to SS
+        ("\u0131bm", "U+0131 LATIN SMALL LETTER DOTLESS I"),  # upper-cases to IBM
+        ("ﬁt", "U+FB01 LATIN SMALL LIGATURE FI"),  # upper-cases to FIT
+        ("\uff21\uff21\uff30\uff2c", "U+FF21 FULLWIDTH LATIN CAPITAL LETTER A"),
+        ("\u212abc", "U+212A KELVIN SIGN"),  # matches [a-z] under Unicode case-insensitivity
+        ("ÄPPL", "U+00C4 LATIN CAPITAL LETTER A WITH DIAERESIS"),
+        ("AA\u0661", "U+0661 ARABIC-INDIC DIGIT ONE"),
+    ],
+)
+def test_symbols_are_ascii_before_any_case_mapping(raw: str, named: str) -> None:
+    with pytest.raises(InvalidStock, match=f"{re.escape(named)} is not an ASCII letter or digit"):
         normalize_symbol(raw)
 
 
@@ -41,8 +66,16 @@ def test_any_text_is_a_canonical_symbol_or_refused(raw: str) -> None:
         symbol = normalize_symbol(raw)
     except InvalidStock:
         return
+    assert raw.isascii()
     assert SYMBOL_PATTERN.fullmatch(symbol)
+    assert symbol == raw.upper()  # accepted as sent, only its case changed
     assert normalize_symbol(symbol) == symbol  # idempotent
+
+
+@given(st.text(st.characters(min_codepoint=128), min_size=1, max_size=10))
+def test_no_text_beyond_ascii_becomes_a_symbol(raw: str) -> None:
+    with pytest.raises(InvalidStock, match="is not an ASCII letter or digit"):
+        normalize_symbol(raw)
 
 
 @given(st.text(max_size=200))
@@ -54,7 +87,80 @@ def test_any_text_is_a_clean_name_or_refused(raw: str) -> None:
     assert name == name.strip()
     assert "  " not in name
     assert 0 < len(name) <= 120
+    assert not any(forbidden_in_name(ch) for ch in name)
     assert normalize_name(name) == name
+
+
+PEOPLES_CHARACTERS = st.characters(
+    # Letters, marks, numbers, punctuation, symbols, private use and the not yet assigned (an
+    # emoji newer than this Python's Unicode tables); spaces are checked on their own.
+    categories=[
+        *("Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No"),
+        *("Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So", "Co", "Cn"),
+    ]
+)
+
+
+@given(
+    st.text(PEOPLES_CHARACTERS, max_size=20),
+    st.characters(categories=list(FORBIDDEN_NAME_CATEGORIES)),
+    st.text(max_size=20),
+)
+def test_every_control_format_or_separator_character_is_refused(
+    before: str, forbidden: str, after: str
+) -> None:
+    category = unicodedata.category(forbidden)
+    with pytest.raises(InvalidStock, match=f"U\\+{ord(forbidden):04X}") as refused:
+        normalize_name(f"Acme{before}{forbidden}{after}")
+    assert FORBIDDEN_NAME_CATEGORIES[category] in str(refused.value)
+
+
+@given(st.text(PEOPLES_CHARACTERS, min_size=1, max_size=120))
+def test_letters_marks_numbers_punctuation_and_symbols_are_kept(raw: str) -> None:
+    assert normalize_name(raw) == raw
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Société Générale",
+        "Nestlé S.A.",
+        "トヨタ自動車株式会社",
+        "삼성전자",
+        "Газпром",
+        "मारुति सुज़ुकी",
+        "شركة الاتصالات",  # right-to-left text, without overrides
+        "Coca-Cola 🥤",
+        "Banco Santander\u00a0S.A.",  # a no-break space: kept as one space
+    ],
+)
+def test_names_people_write_are_accepted(name: str) -> None:
+    assert normalize_name(name) == " ".join(name.split())
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ("Apple\u202eInc", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("Goo\u200bgle", "U+200B ZERO WIDTH SPACE"),
+        ("Acme\x7f", "U+007F"),
+        ("Acme\tCorp", "U+0009"),
+        ("Acme\u2028Corp", "U+2028 LINE SEPARATOR"),
+        ("\ufeffAcme", "U+FEFF ZERO WIDTH NO-BREAK SPACE"),
+    ],
+)
+def test_invisible_and_control_characters_are_named_in_the_refusal(raw: str, named: str) -> None:
+    with pytest.raises(InvalidStock, match=f"^name must not contain {re.escape(named)}"):
+        normalize_name(raw)
+
+
+def test_a_name_is_bounded_and_not_empty() -> None:
+    assert normalize_name("  Acme   Corp ") == "Acme Corp"
+    assert normalize_name("x" * 120) == "x" * 120
+    with pytest.raises(InvalidStock, match="longer than 120"):
+        normalize_name("x" * 121)
+    with pytest.raises(InvalidStock, match="must not be empty"):
+        normalize_name(" \u3000 ")
 
 
 def test_new_stock_with_an_upload_is_pending() -> None:

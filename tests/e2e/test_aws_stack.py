@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -83,5 +84,26 @@ def test_pages_are_served_while_memcached_is_down(tmp_path: Path) -> None:
                     assert site.get("/stocks/AAA").status_code == 200
                 ready = api.get("/api/ready")
                 assert ready.status_code == 200, ready.text  # the cache is not a dependency
+                # The rate limits count in memcached too: without it creates are let through.
+                for symbol in ("CCC", "DDD", "EEE", "FFF"):
+                    assert submit_form(site, symbol).status_code == 303
+            assert fail_open_total(stack) >= 4
         finally:
             stack.stop()
+
+
+def submit_form(site: httpx.Client, symbol: str) -> httpx.Response:
+    page = site.get("/stocks/new").text
+    fields = dict(re.findall(r'type="hidden"[^>]*name="(\w+)"[^>]*value="([^"]*)"', page))
+    form = {**fields, "symbol": symbol, "name": f"{symbol} Inc."}
+    return site.post("/stocks", data=form, follow_redirects=False)
+
+
+def fail_open_total(stack: RunningStack) -> float:
+    """Requests the frontend replicas let through unchecked, from their own metrics."""
+    total = 0.0
+    for replica in stack.replicas_of("frontend"):
+        metrics = httpx.get(f"{stack.replica_url(replica)}/metrics", timeout=5).text
+        found = re.search(r"^stockday_rate_limit_fail_open_total ([0-9.e+]+)$", metrics, re.M)
+        total += float(found.group(1)) if found else 0.0
+    return total

@@ -13,7 +13,9 @@ from tests.support.seeded import seeded_stocks
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, operator_password_hash=OPERATOR_HASH)
+    # Page views unlimited: these tests view pages by the hundred; the limits are tested in
+    # tests/frontend/test_rate_limits.py.
+    return Settings(data_dir=tmp_path, rate_limit_pages="", operator_password_hash=OPERATOR_HASH)
 
 
 @pytest.fixture

@@ -113,8 +113,27 @@ async def test_a_token_is_worthless_without_its_cookie(site: Site) -> None:
         {"Origin": "null"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Sec-Fetch-Site": "same-site", "Origin": "http://sub.frontend"},
+        {"Origin": "https://frontend"},
+        {"Origin": "http://frontend:8080"},
+        {"Origin": "ftp://frontend"},
+        {"Origin": "http://frontend/stocks"},
+        {"Origin": "http://user@frontend"},
+        {"Origin": "http://frontend:99999"},
+        {"Origin": "http://[::1"},
     ],
-    ids=["other-origin", "opaque-origin", "cross-site", "sibling-subdomain"],
+    ids=[
+        "other-origin",
+        "opaque-origin",
+        "cross-site",
+        "sibling-subdomain",
+        "other-scheme",
+        "other-port",
+        "not-http",
+        "not-an-origin",
+        "with-credentials",
+        "bad-port",
+        "broken-ipv6",
+    ],
 )
 async def test_a_request_from_another_origin_is_refused_even_with_a_valid_token(
     site: Site, headers: dict[str, str]
@@ -136,6 +155,58 @@ async def test_a_same_origin_request_with_a_valid_token_passes(site: Site) -> No
         follow_redirects=False,
     )
     assert response.status_code == 303
+
+
+@pytest.mark.parametrize("origin", ["http://frontend:80", "HTTP://FRONTEND"])
+async def test_an_origin_is_compared_by_scheme_host_and_port_not_spelling(
+    site: Site, origin: str
+) -> None:
+    fields = await form_fields(site.browser)
+    fields.update({"symbol": "SPELT", "name": "Same Origin Spelt Otherwise"})
+    response = await site.browser.post(
+        "/stocks", data=fields, headers={"Origin": origin}, follow_redirects=False
+    )
+    assert response.status_code == 303
+
+
+async def _post_behind_a_balancer(
+    site: Site, peer: str, forwarded_proto: str, origin: str, symbol: str
+) -> httpx.Response:
+    """Post the add-stock form as a balancer at ``peer`` forwards a browser's request."""
+    transport = httpx.ASGITransport(app=site.browser._transport.app, client=(peer, 40000))  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=transport, base_url="http://frontend") as balancer:
+        fields = await form_fields(balancer)
+        fields.update({"symbol": symbol, "name": "Behind A Balancer"})
+        headers = {"Origin": origin, "X-Forwarded-Proto": forwarded_proto}
+        return await balancer.post("/stocks", data=fields, headers=headers)
+
+
+async def test_behind_a_trusted_balancer_ending_tls_the_https_origin_is_the_sites(
+    site: Site,
+) -> None:
+    # 127.0.0.1 is the default STOCKDAY_TRUSTED_PROXIES: the local stack's HAProxy.
+    response = await _post_behind_a_balancer(
+        site, "127.0.0.1", "https", "https://frontend", "TLSOK"
+    )
+    assert response.status_code == 303
+    refused = await _post_behind_a_balancer(site, "127.0.0.1", "https", "http://frontend", "PLAIN")
+    assert refused.status_code == 403  # a plain-HTTP page may not post to the https site
+    assert await stock_exists(site, "TLSOK")
+    assert not await stock_exists(site, "PLAIN")
+
+
+async def test_an_untrusted_peer_cannot_claim_https(site: Site) -> None:
+    response = await _post_behind_a_balancer(
+        site, "203.0.113.7", "https", "https://frontend", "SPOOF"
+    )
+    assert response.status_code == 403  # its X-Forwarded-Proto is ignored: the scheme is http
+    assert not await stock_exists(site, "SPOOF")
+
+
+def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path, trusted_proxies="10.30.0.0/16, 127.0.0.1").trusted_proxies
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6"):
+        Settings(data_dir=tmp_path, trusted_proxies="10.30.0.0/16, alb.internal")
 
 
 async def test_an_upload_without_the_token_is_refused_before_its_body_is_read(
@@ -239,6 +310,28 @@ async def test_hostile_addresses_are_not_reflected(site: Site) -> None:
         assert "<script>alert" not in page.text, path
 
 
+@pytest.mark.parametrize("typed", ["%C3%9F", "%C4%B1bm"], ids=["sharp-s", "dotless-i"])
+async def test_an_address_never_names_the_stock_its_symbol_upper_cases_to(
+    site: Site, typed: str
+) -> None:
+    # Sharp s upper-cases to SS, dotless i to I: neither may show those stocks, nor may an
+    # operator delete, hide or show them through it.
+    for symbol in ("SS", "IBM"):
+        await site.symbol_api.post("/api/stocks", json={"symbol": symbol, "name": "Target"})
+    page = await site.browser.get(f"/stocks/{typed}")
+    assert page.status_code == 404
+    assert "Target" not in page.text
+    assert (await log_in(site.browser)).status_code == 303
+    fields = await form_fields(site.browser)
+    for action in ("delete", "hide", "unhide"):
+        answer = await site.browser.post(f"/stocks/{typed}/{action}", data=fields)
+        assert answer.status_code == 404, action
+    for symbol in ("SS", "IBM"):
+        stock = await site.symbol_api.get(f"/api/stocks/{symbol}")
+        assert stock.status_code == 200
+        assert stock.json()["hidden"] is False
+
+
 # --- upload limits -----------------------------------------------------------------------------
 
 
@@ -315,6 +408,35 @@ def test_logo_sources_are_same_site_https_or_an_allowed_http_origin() -> None:
     assert logo_src(pending) is None
 
 
+@pytest.fixture
+def no_configured_endpoints(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """botocore finds no endpoint of its own: no AWS_ENDPOINT_URL* variable, no config file."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+
+
+@pytest.mark.usefixtures("no_configured_endpoints")
+async def test_image_origins_follow_the_s3_endpoint_botocore_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws = Settings(data_dir=tmp_path, backend="aws")
+    assert image_origins(aws) == ()  # AWS itself: https, allowed anyway
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert image_origins(aws) == ("http://127.0.0.1:4566",)
+    # The S3 endpoint of its own, as botocore routes S3 calls (and signs logo URLs) to it.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:4568")
+    assert image_origins(aws) == ("http://127.0.0.1:4568",)
+    async with browsing_without_stock_symbol(aws) as browser:
+        csp = (await browser.get("/stocks/new")).headers["content-security-policy"]
+        assert "img-src 'self' https: data: blob: http://127.0.0.1:4568;" in csp
+    # STOCKDAY_AWS_ENDPOINT_URL is passed to every client, and botocore puts it first.
+    explicit = Settings(data_dir=tmp_path, backend="aws", aws_endpoint_url="http://127.0.0.1:5000")
+    assert image_origins(explicit) == ("http://127.0.0.1:5000",)
+    assert image_origins(Settings(data_dir=tmp_path)) == ()  # the local backend serves logos
+
+
+@pytest.mark.usefixtures("no_configured_endpoints")
 async def test_the_s3_emulator_origin_is_allowed_for_images_only_on_aws(tmp_path: Path) -> None:
     aws = Settings(data_dir=tmp_path, backend="aws", aws_endpoint_url="http://127.0.0.1:5000")
     assert image_origins(aws) == ("http://127.0.0.1:5000",)

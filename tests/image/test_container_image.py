@@ -1,9 +1,9 @@
-"""The container image, checked without a Docker engine: lint, structure, and its environment run.
+"""The container image's definition, checked without building it: lint, structure, environment.
 
-No image can be built here, so the tests check what can be checked: hadolint on the Dockerfile,
-the rules of the final stage (non-root, no build tools, the entry point), the build context, and
-the environment the Dockerfile builds (the same `uv sync --frozen --no-dev --no-editable`),
-from which every service is started through the image's entry point and probed.
+hadolint on the Dockerfile, the rules of the final stage (non-root, no build tools, the entry
+point), the build context, and the environment the Dockerfile builds (the same
+`uv sync --frozen --no-dev --no-editable`), from which every service is started through the
+image's entry point and probed. The image itself is built and run in test_built_image.py.
 """
 
 from __future__ import annotations

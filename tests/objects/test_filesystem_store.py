@@ -85,6 +85,77 @@ async def test_puts_racing_deletes_in_one_directory_all_land(store: FilesystemOb
     assert [o.key for o in await store.list("logos/RACE/")] == ["logos/RACE/final.webp"]
 
 
+def directories_under(directory: Path) -> list[str]:
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_dir())
+
+
+@pytest.mark.anyio
+async def test_a_delete_removes_the_directories_it_leaves_empty(
+    store: FilesystemObjectStore, root: Path
+) -> None:
+    await store.put("logos/AAPL/x.webp", b"x", content_type="image/webp")
+    await store.put("logos/AAPL/y.webp", b"y", content_type="image/webp")
+    await store.put("logos/MSFT/z.webp", b"z", content_type="image/webp")
+    await store.delete("logos/AAPL/x.webp")
+    assert directories_under(root / "data") == ["logos", "logos/AAPL", "logos/MSFT"]
+    await store.delete("logos/AAPL/y.webp")
+    assert directories_under(root / "data") == ["logos", "logos/MSFT"]
+    await store.delete("logos/MSFT/z.webp")
+    assert directories_under(root / "data") == []
+    assert (root / "data").is_dir()  # the root itself stays
+    await store.delete("logos/NEVER/there.webp")  # nothing to prune, no error
+    await store.put("logos/AAPL/x.webp", b"again", content_type="image/webp")
+    assert files_under(root / "data") == ["logos/AAPL/x.webp"]
+
+
+@pytest.mark.anyio
+async def test_a_put_whose_directory_is_pruned_before_its_rename_still_lands(
+    store: FilesystemObjectStore, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race made certain: a delete's cleanup removes the directory a put has just made,
+    in the instant before the put renames its file into it."""
+    real_replace = os.replace
+    pruned: list[str] = []
+
+    def replace_after_a_prune(source: str | Path, target: str | Path) -> None:
+        parent = Path(target).parent
+        if not pruned and parent.name == "RACE":
+            pruned.append(str(parent))
+            os.rmdir(parent)  # empty: the put's file is not in it yet
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace_after_a_prune)
+    await store.put("logos/RACE/x.webp", b"landed", content_type="image/webp")
+    assert pruned  # the race happened
+    stored = await store.get("logos/RACE/x.webp")
+    assert stored is not None and stored.data == b"landed"
+
+
+@pytest.mark.anyio
+async def test_puts_racing_cleanups_in_one_directory_never_fail_and_leave_no_empty_directory(
+    store: FilesystemObjectStore, root: Path
+) -> None:
+    """Writers in worker threads put objects into a directory that deleters keep emptying (and
+    so pruning): every put succeeds and stays readable until it is deleted."""
+    kept: list[str] = []
+
+    async def writer(number: int) -> None:
+        for round_ in range(40):
+            key = f"logos/HOT/{number}-{round_}.webp"
+            await store.put(key, b"x", content_type="image/webp")
+            assert await store.exists(key), key
+            if round_ % 10 == 9:
+                kept.append(key)
+            else:
+                await store.delete(key)
+
+    await asyncio.gather(*(writer(n) for n in range(8)))
+    assert sorted(o.key for o in await store.list("logos/HOT/")) == sorted(kept)
+    for key in kept:
+        await store.delete(key)
+    assert directories_under(root / "data") == []
+
+
 @pytest.mark.anyio
 async def test_a_key_cannot_be_both_an_object_and_a_prefix(
     store: FilesystemObjectStore, root: Path

@@ -23,7 +23,7 @@ from stockday.contracts.messages import LogoRequested, encode
 from stockday.queues.base import MessageQueue, QueueStats, ReceivedMessage
 from stockday.queues.sqlite import SqliteQueue
 from stockday.queues.sqs import SqsQueue
-from tests.support.aws import emulator_config
+from tests.support.aws import aws_target
 
 QueueFactory = Callable[[Path, str, int], Awaitable[MessageQueue]]
 """(tmp_path, queue name, max_receives) -> a new handle on that queue.
@@ -42,8 +42,9 @@ async def make_sqlite_queue(tmp_path: Path, name: str, max_receives: int) -> Mes
 
 
 async def make_sqs_queue(tmp_path: Path, name: str, max_receives: int) -> MessageQueue:
-    """A handle on SQS queue ``name`` in the shared moto server (create_queue is idempotent)."""
-    config = emulator_config()
+    """A handle on SQS queue ``name`` on the session's moto server, or the endpoint
+    STOCKDAY_TEST_SQS_ENDPOINT names (create_queue is idempotent)."""
+    config = aws_target("sqs").config
     client = make_client("sqs", config)
     try:
         await asyncio.to_thread(create_queue, client, name, max_receives=max_receives)

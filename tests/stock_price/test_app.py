@@ -159,10 +159,22 @@ async def test_series_default_to_daily(api: httpx.AsyncClient, scripted: Scripte
 async def test_symbols_are_normalized_before_the_provider_sees_them(
     api: httpx.AsyncClient, scripted: ScriptedProvider
 ) -> None:
-    response = await api.get("/api/quotes/%20aapl%20")
+    response = await api.get("/api/quotes/aapl")
     assert response.status_code == 200
     assert response.json()["symbol"] == "AAPL"
     assert scripted.calls == [("quote", "AAPL")]
+
+
+@pytest.mark.parametrize(
+    "symbol", ["%20aapl%20", "%C3%9F", "%C4%B1bm", "%EF%BC%A1"], ids=["spaces", "ss", "ibm", "wide"]
+)
+async def test_a_symbol_is_ascii_as_sent_never_mapped_to_another(
+    api: httpx.AsyncClient, scripted: ScriptedProvider, symbol: str
+) -> None:
+    response = await api.get(f"/api/quotes/{symbol}")
+    assert response.status_code == 422
+    assert "is not a ticker" in response.json()["detail"]
+    assert scripted.calls == []  # nothing was mapped to another symbol
 
 
 @pytest.mark.parametrize("path", ["/api/quotes/MSFT", "/api/series/MSFT?interval=weekly"])

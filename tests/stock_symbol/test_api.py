@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import chisquare
 
 from stockday.contracts.messages import LogoRequested, decode
-from stockday.domain.stocks import logo_key
+from stockday.domain.stocks import logo_key, upload_key, upload_link_key
 from stockday.objects.filesystem import FilesystemObjectStore
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
@@ -102,6 +102,12 @@ async def test_retried_create_with_same_idempotency_key_is_safe(api: Api) -> Non
         ({"symbol": "ABC", "name": "   "}, "name must not be empty"),
         ({"symbol": "ABC", "name": "x" * 121}, "longer than"),
         ({"symbol": "ABC", "name": "X", "upload_id": "f" * 32}, "does not exist"),
+        ({"symbol": " ABC", "name": "X"}, "is not a ticker"),
+        ({"symbol": "\u00df", "name": "X"}, "U+00DF LATIN SMALL LETTER SHARP S is not an ASCII"),
+        ({"symbol": "ABC", "name": "Apple\u202eInc"}, "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ({"symbol": "ABC", "name": "Goo\u200bgle"}, "U+200B ZERO WIDTH SPACE"),
+        ({"symbol": "ABC", "name": "Acme\x7f"}, "U+007F, a control character"),
+        ({"symbol": "ABC", "name": "Acme\nCorp"}, "U+000A, a control character"),
     ],
 )
 async def test_bad_input_is_422_with_a_message(
@@ -110,6 +116,16 @@ async def test_bad_input_is_422_with_a_message(
     response = await api.client.post("/api/stocks", json=payload)
     assert response.status_code == 422
     assert fragment in response.json()["detail"]
+
+
+async def test_a_symbol_that_upper_cases_into_another_is_not_that_one(api: Api) -> None:
+    await api.client.post("/api/stocks", json={"symbol": "SS", "name": "Sharp S"})
+    await api.client.post("/api/stocks", json={"symbol": "IBM", "name": "IBM"})
+    for typed in ("%C3%9F", "%C4%B1bm"):  # sharp s and dotless i: SS and IBM upper-cased
+        assert (await api.client.get(f"/api/stocks/{typed}")).status_code == 422
+        assert (await api.client.delete(f"/api/stocks/{typed}")).status_code == 422
+    assert (await api.client.get("/api/stocks/ss")).json()["name"] == "Sharp S"
+    assert (await api.client.get("/api/stocks/IBM")).status_code == 200
 
 
 async def test_malformed_bodies_are_422(api: Api) -> None:
@@ -351,3 +367,42 @@ async def test_retries_stay_safe_after_the_raw_upload_is_cleaned_up(api: Api) ->
     assert other.status_code == 422
     unknown = await api.client.put("/api/stocks/CLNUP/logo", json={"upload_id": "f" * 32})
     assert unknown.status_code == 422
+
+
+async def _stored(api: Api, key: str) -> bool:
+    return await FilesystemObjectStore(api.settings.objects_dir).exists(key)
+
+
+async def test_a_refused_create_deletes_its_upload_unless_a_stock_links_it(api: Api) -> None:
+    png = sample_images.png(80, 40)
+    linked = (await upload(api.client, png)).json()["upload_id"]
+    created = {"symbol": "LNK", "name": "Linked", "upload_id": linked}
+    assert (await api.client.post("/api/stocks", json=created)).status_code == 201
+    assert await _stored(api, upload_link_key(linked))
+    # The same upload sent again with a taken symbol, then with a bad one: the stock keeps it.
+    assert (await api.client.post("/api/stocks", json=created)).status_code == 409
+    bad = {"symbol": "NOT A TICKER", "name": "x", "upload_id": linked}
+    assert (await api.client.post("/api/stocks", json=bad)).status_code == 422
+    assert await _stored(api, upload_key(linked))
+    # A fresh upload refused with either is deleted at once.
+    for body in ({**created, "name": "Again"}, bad):
+        fresh = (await upload(api.client, png)).json()["upload_id"]
+        refused = await api.client.post("/api/stocks", json={**body, "upload_id": fresh})
+        assert refused.status_code in (409, 422)
+        assert not await _stored(api, upload_key(fresh))
+
+
+async def test_discarding_an_upload_spares_a_linked_one(api: Api) -> None:
+    png = sample_images.png(80, 40)
+    orphan = (await upload(api.client, png)).json()["upload_id"]
+    assert (await api.client.delete(f"/api/uploads/{orphan}")).status_code == 204
+    assert not await _stored(api, upload_key(orphan))
+    assert (await api.client.delete(f"/api/uploads/{orphan}")).status_code == 204  # idempotent
+    linked = (await upload(api.client, png)).json()["upload_id"]
+    body = {"symbol": "KEEP", "name": "Kept", "upload_id": linked}
+    assert (await api.client.post("/api/stocks", json=body)).status_code == 201
+    answer = await api.client.delete(f"/api/uploads/{linked}")
+    assert answer.status_code == 409
+    assert "is a stock's logo" in answer.json()["detail"]
+    assert await _stored(api, upload_key(linked))
+    assert (await api.client.delete("/api/uploads/not-an-id")).status_code == 422

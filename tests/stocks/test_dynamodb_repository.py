@@ -110,6 +110,10 @@ async def test_a_table_without_the_listing_index_is_not_ready(config: AwsConfig)
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         )
+        # DynamoDB answers CREATING for a while: wait as provisioning does.
+        client.get_waiter("table_exists").wait(
+            TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
     finally:
         client.close()
     repository = DynamoDbStockRepository(config, name)

@@ -16,7 +16,7 @@ from stockday.domain.stocks import LogoState, Price, Stock
 from stockday.stocks.base import StockExists, StockNotFound, StockRepository, VersionConflict
 from stockday.stocks.dynamodb import DynamoDbStockRepository
 from stockday.stocks.sqlite import SqliteStockRepository
-from tests.support.aws import emulator_config, new_stocks_table
+from tests.support.aws import aws_target, new_stocks_table
 from tests.support.seeded import seeded_rng
 
 RepositoryFactory = Callable[[Path, random.Random], Awaitable[StockRepository]]
@@ -27,8 +27,9 @@ async def make_sqlite(tmp_path: Path, rng: random.Random) -> StockRepository:
 
 
 async def make_dynamodb(tmp_path: Path, rng: random.Random) -> StockRepository:
-    """A fresh table on the session's moto server over HTTP."""
-    config = emulator_config()
+    """A fresh table on the session's moto server over HTTP, or on the endpoint
+    STOCKDAY_TEST_DYNAMODB_ENDPOINT names."""
+    config = aws_target("dynamodb").config
     return DynamoDbStockRepository(config, new_stocks_table(config), rng=rng)
 
 

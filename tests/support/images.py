@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zlib
+from functools import cache
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def png(
@@ -46,3 +48,34 @@ def huge_png(width: int = 20_000, height: int = 20_000, bit_depth: int = 1) -> b
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
     )
+
+
+LARGE_KINDS = ("png_rgba", "png_rgb", "png_palette", "gif", "jpeg")
+
+
+@cache
+def large(kind: str, seed: int, side: int = 5000) -> bytes:
+    """A valid ``side`` x ``side`` image (25 megapixels by default) of seeded ellipses: small on
+    the wire (under a megabyte), as large as the pixel limit allows once decoded."""
+    rng = random.Random(seed)
+    mode = {"png_rgba": "RGBA", "png_palette": "P", "gif": "P"}.get(kind, "RGB")
+    image = Image.new(mode, (side, side), 0)
+    if mode == "P":
+        image.putpalette(rng.randbytes(3 * 256))
+    draw = ImageDraw.Draw(image)
+    for _ in range(60):
+        x, y = rng.randrange(side), rng.randrange(side)
+        width, height = rng.randrange(side // 20, side // 3), rng.randrange(side // 20, side // 3)
+        rgba = (rng.randrange(256), rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        colour = {"RGBA": rgba, "RGB": rgba[:3], "P": rgba[0]}[mode]
+        draw.ellipse((x, y, x + width, y + height), fill=colour)
+    out = io.BytesIO()
+    if kind == "jpeg":
+        image.save(out, format="JPEG", quality=80)
+    elif kind == "gif":
+        image.save(out, format="GIF")
+    elif kind in LARGE_KINDS:
+        image.save(out, format="PNG", compress_level=1)
+    else:
+        raise ValueError(f"unknown kind {kind}")
+    return out.getvalue()

@@ -1,4 +1,5 @@
-"""Real servers the contract and end-to-end tests talk to: a moto AWS emulator and memcached.
+"""Real servers the contract and end-to-end tests talk to: AWS emulators (moto, and s3rver
+for S3) and memcached.
 
 Each runs as its own process on a free loopback port below the ephemeral range, and is stopped
 by the fixture that started it.
@@ -7,9 +8,11 @@ by the fixture that started it.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,9 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+import pytest
+
 from stockday.devstack.emulator import memcached_command, stop_process
 from tests.support.ports import HOST, free_port, wait_for_port
-from tests.support.programs import require_program
+from tests.support.programs import in_ci, require_program
+
+# The npm packages of the emulators other than moto, installed by `make test` (npm ci).
+NPM_EMULATORS = Path(__file__).resolve().parents[1] / "emulators"
+# s3rver checks signatures against its one built-in account.
+S3RVER_KEY_PAIR = ("S3RVER", "S3RVER")
 
 # Fake credentials for the emulator, set once for the whole test session: moto accepts any.
 EMULATOR_ENV = {
@@ -82,6 +92,35 @@ def moto_server(command: list[str] | None = None) -> Iterator[ServerProcess]:
         stop(process)
 
 
+def npm_program(name: str) -> Path:
+    """An emulator installed from npm into tests/emulators: without it the test is skipped
+    locally and failed under CI, as for any program a test needs."""
+    program = NPM_EMULATORS / "node_modules" / ".bin" / name
+    if not program.exists():
+        message = f"{name} is not installed: run `make emulators` (make test does)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return program
+
+
+@contextmanager
+def s3rver_server() -> Iterator[ServerProcess]:
+    """s3rver (an S3 emulator from npm) on a free port, keeping its objects in a fresh
+    directory that is removed with it."""
+    program = npm_program("s3rver")
+    port = free_port()
+    directory = tempfile.mkdtemp(prefix="s3rver-")
+    command = [str(program), "-d", directory, "-a", HOST, "-p", str(port), "-s"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        yield ServerProcess(port, process)
+    finally:
+        stop(process)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 @contextmanager
 def memcached_server(port: int | None = None) -> Iterator[ServerProcess]:
     """A real memcached without UDP, on ``port`` (to restart one in place) or a free one."""
@@ -109,6 +148,12 @@ def shared_moto() -> ServerProcess:
             os.environ[name] = value
         _shared_servers["moto"] = _shared_stack.enter_context(moto_server())
     return _shared_servers["moto"]
+
+
+def shared_s3rver() -> ServerProcess:
+    if "s3rver" not in _shared_servers:
+        _shared_servers["s3rver"] = _shared_stack.enter_context(s3rver_server())
+    return _shared_servers["s3rver"]
 
 
 def shared_memcached() -> ServerProcess:

@@ -6,6 +6,7 @@ import os
 
 from aws_cdk import (
     ArnFormat,
+    CfnCondition,
     CfnOutput,
     CfnParameter,
     Environment,
@@ -26,6 +27,7 @@ from stockday_infra.identities import WorkloadIdentities
 from stockday_infra.messaging import work_queue
 from stockday_infra.monitoring import Monitoring
 from stockday_infra.network import ZONES, Network
+from stockday_infra.objectives import ObjectiveAlarms
 from stockday_infra.operators import operator_secret
 from stockday_infra.permissions import Target
 from stockday_infra.stages import Stage
@@ -186,7 +188,7 @@ class StockdayStack(Stack):
             client_security_group_id=cluster.security_group_id,
         )
 
-        Monitoring(
+        monitoring = Monitoring(
             self,
             "Monitoring",
             name=stack_name(stage),
@@ -197,6 +199,7 @@ class StockdayStack(Stack):
             cache=cache.cluster,
             cache_nodes=stage.sizing.cache_nodes,
         )
+        self._objective_alarms(stage, monitoring)
 
         # What the services' settings must say; the contract tests hold these to the env file.
         self._setting("STOCKDAY_AWS_REGION", self.region)
@@ -221,6 +224,31 @@ class StockdayStack(Stack):
             "DlqOperatorPolicyArn",
             description="Attach to whoever runs `stockday dlq` against this stage",
             value=identities.operator_policy.managed_policy_arn,
+        )
+
+    def _objective_alarms(self, stage: Stage, monitoring: Monitoring) -> None:
+        """The service level objectives' burn-rate alarms (stockday.slo.catalog)."""
+        load_balancer = CfnParameter(
+            self,
+            "SiteLoadBalancer",
+            description="The site ALB's CloudWatch dimension (app/<name>/<id>), once the ingress "
+            "has made it; empty: no page-view objective alarms yet.",
+            default="",
+            allowed_pattern=r"^$|^app/[A-Za-z0-9-]+/[0-9a-f]+$",
+            constraint_description="app/<name>/<id>, or empty",
+        )
+        has_load_balancer = CfnCondition(
+            self,
+            "HasSiteLoadBalancer",
+            expression=Fn.condition_not(Fn.condition_equals(load_balancer.value_as_string, "")),
+        )
+        ObjectiveAlarms(
+            self,
+            "Objectives",
+            topic=monitoring.topic,
+            load_balancer=load_balancer.value_as_string,
+            has_load_balancer=has_load_balancer,
+            namespace=stack_name(stage),
         )
 
     @property

@@ -143,9 +143,9 @@ class Stage:
 
     @property
     def upload_retention_days(self) -> int:
-        # S3 lifecycle rules count whole days; round up so the backstop never runs before the
-        # janitor would.
-        return math.ceil(self.settings.upload_retention_seconds / 86_400)
+        # S3 lifecycle rules count whole days; from the longer (linked) retention, rounded up,
+        # so the backstop never deletes an upload the janitor would keep.
+        return math.ceil(self.settings.linked_upload_retention_seconds / 86_400)
 
     @property
     def cdn_host(self) -> str | None:

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient
     from types_boto3_s3 import S3Client
     from types_boto3_s3.literals import BucketLocationConstraintType
+    from types_boto3_s3.type_defs import BucketLifecycleConfigurationTypeDef
     from types_boto3_sqs import SQSClient
 
 __all__ = ["create_bucket", "create_queue", "create_table", "provision"]
@@ -86,24 +88,41 @@ def _provision_all(
             visibility_seconds=max(1, round(settings.queue_visibility_seconds)),
         )
         say(f"SQS queue {queue} (dead letters: {dead_letter_queue_name(queue)}): ready")
-    create_bucket(s3, settings.s3_bucket, settings.aws_region)
+    create_bucket(
+        s3,
+        settings.s3_bucket,
+        settings.aws_region,
+        tolerate_unsupported=settings.s3_tolerate_unsupported_bucket_settings,
+    )
     say(f"S3 bucket {settings.s3_bucket}: ready")
 
 
 # --- DynamoDB ------------------------------------------------------------------------------
 
 
-def create_table(client: DynamoDBClient, table: str, schema: TableSchema = STOCKS_TABLE) -> None:
+def create_table(
+    client: DynamoDBClient,
+    table: str,
+    schema: TableSchema = STOCKS_TABLE,
+    *,
+    poll_seconds: int = 2,
+    max_polls: int = 150,
+) -> None:
     """Create ``table`` with ``schema`` if it is missing, and wait until it is ACTIVE.
 
-    Idempotent: an existing table (even one created concurrently) keeps its items; an index the
+    DynamoDB answers a new table CREATING for seconds (minutes with indexes) and refuses
+    reads and writes until then, so this polls its status every ``poll_seconds`` and raises
+    botocore's WaiterError after ``max_polls`` (five minutes by default). Idempotent: an
+    existing table (even one created concurrently) keeps its items, once ACTIVE; an index the
     schema declares and the table lacks is added.
     """
+    existed = True
     try:
-        described = client.describe_table(TableName=table)["Table"]
+        client.describe_table(TableName=table)
     except ClientError as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise
+        existed = False
         try:
             client.create_table(
                 TableName=table,
@@ -116,18 +135,17 @@ def create_table(client: DynamoDBClient, table: str, schema: TableSchema = STOCK
         except ClientError as race:
             if error_code(race) != "ResourceInUseException":
                 raise
-    else:
-        _add_missing_indexes(client, table, schema, described)
     client.get_waiter("table_exists").wait(
-        TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+        TableName=table, WaiterConfig={"Delay": poll_seconds, "MaxAttempts": max_polls}
     )
+    if existed:  # DynamoDB changes only an ACTIVE table
+        _add_missing_indexes(client, table, schema)
 
 
-def _add_missing_indexes(
-    client: DynamoDBClient, table: str, schema: TableSchema, described: Any
-) -> None:
+def _add_missing_indexes(client: DynamoDBClient, table: str, schema: TableSchema) -> None:
     """Add the indexes declared since ``table`` was made, one update each (DynamoDB builds one
     new index at a time), waiting for each to be ACTIVE."""
+    described = client.describe_table(TableName=table)["Table"]
     present = {index.get("IndexName") for index in described.get("GlobalSecondaryIndexes", [])}
     for index in schema.global_secondary_indexes():
         if index["IndexName"] in present:
@@ -197,67 +215,124 @@ def _ensure_queue(client: SQSClient, name: str, attributes: dict[Any, str]) -> s
 # --- S3 ------------------------------------------------------------------------------------
 
 
-def create_bucket(client: S3Client, bucket: str, region: str) -> None:
+def create_bucket(
+    client: S3Client, bucket: str, region: str, *, tolerate_unsupported: bool = False
+) -> None:
     """Create ``bucket`` private and encrypted, or bring an existing one of ours to that state.
 
-    Idempotent: every setting is written whole each time. The bucket gets:
+    Idempotent: every setting is written whole each time. The bucket is created plainly (as
+    AWS allows), then gets one setting per call:
 
     - ACLs disabled (object ownership "bucket owner enforced") and every public access block;
     - default encryption with S3-managed keys (SSE-S3);
     - a lifecycle rule expiring raw uploads after 30 days. The application's janitor deletes
       uploads never linked to a stock; this rule is the backstop for whatever it misses (a
       crash, a janitor that is not running).
+
+    A setting the endpoint refuses fails provisioning, unless ``tolerate_unsupported`` (for an
+    emulator that lacks them, such as s3rver; never on AWS): then it is logged and skipped.
     """
+    if _bucket_is_ours(client, bucket):
+        log.info("bucket %s exists already; applying its settings", bucket)
+    else:
+        _create_plain_bucket(client, bucket, region)
+    for name, apply in _bucket_settings(client, bucket):
+        try:
+            apply()
+        except ClientError as exc:
+            if not tolerate_unsupported:
+                raise
+            log.warning(
+                "bucket %s has no %s: the S3 endpoint refused it (%s); tolerated because"
+                " STOCKDAY_S3_TOLERATE_UNSUPPORTED_BUCKET_SETTINGS is set",
+                bucket,
+                name,
+                error_code(exc) or exc,
+            )
+
+
+def _bucket_is_ours(client: S3Client, bucket: str) -> bool:
+    """Whether ``bucket`` exists and these credentials reach it; False when it is missing."""
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) in {"404", "NoSuchBucket", "NotFound"}:
+            return False
+        raise
+    return True
+
+
+def _create_plain_bucket(client: S3Client, bucket: str, region: str) -> None:
     try:
         # us-east-1 is the one region that takes no (and refuses an explicit) LocationConstraint.
         if region == "us-east-1":
-            client.create_bucket(Bucket=bucket, ObjectOwnership="BucketOwnerEnforced")
+            client.create_bucket(Bucket=bucket)
         else:
             client.create_bucket(
                 Bucket=bucket,
-                ObjectOwnership="BucketOwnerEnforced",
                 CreateBucketConfiguration={
                     "LocationConstraint": cast("BucketLocationConstraintType", region)
                 },
             )
     except ClientError as exc:
+        # Created meanwhile by another provisioner of this account.
         if error_code(exc) != "BucketAlreadyOwnedByYou":
             raise
-        log.info("bucket %s exists already; applying its settings", bucket)
-    _apply_bucket_settings(client, bucket)
 
 
-def _apply_bucket_settings(client: S3Client, bucket: str) -> None:
-    client.put_bucket_ownership_controls(
-        Bucket=bucket,
-        OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-    )
-    client.put_public_access_block(
-        Bucket=bucket,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
-    client.put_bucket_encryption(
-        Bucket=bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
-    )
-    client.put_bucket_lifecycle_configuration(
-        Bucket=bucket,
-        LifecycleConfiguration={
-            "Rules": [
-                {
-                    "ID": "expire-unlinked-uploads",
-                    "Filter": {"Prefix": UPLOADS_PREFIX},
-                    "Status": "Enabled",
-                    "Expiration": {"Days": UPLOAD_RETENTION_DAYS},
-                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
-                }
-            ]
-        },
-    )
+def _bucket_settings(client: S3Client, bucket: str) -> list[tuple[str, Callable[[], object]]]:
+    """Each setting of the bucket, named, as a call that writes it whole."""
+    return [
+        (
+            "ownership controls",
+            partial(
+                client.put_bucket_ownership_controls,
+                Bucket=bucket,
+                OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+            ),
+        ),
+        (
+            "public access block",
+            partial(
+                client.put_public_access_block,
+                Bucket=bucket,
+                PublicAccessBlockConfiguration={
+                    "BlockPublicAcls": True,
+                    "IgnorePublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "RestrictPublicBuckets": True,
+                },
+            ),
+        ),
+        (
+            "default encryption",
+            partial(
+                client.put_bucket_encryption,
+                Bucket=bucket,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                },
+            ),
+        ),
+        (
+            "lifecycle rule",
+            partial(
+                client.put_bucket_lifecycle_configuration,
+                Bucket=bucket,
+                LifecycleConfiguration=UPLOADS_LIFECYCLE,
+            ),
+        ),
+    ]
+
+
+UPLOADS_LIFECYCLE: BucketLifecycleConfigurationTypeDef = {
+    "Rules": [
+        {
+            "ID": "expire-unlinked-uploads",
+            "Filter": {"Prefix": UPLOADS_PREFIX},
+            "Status": "Enabled",
+            "Expiration": {"Days": UPLOAD_RETENTION_DAYS},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        }
+    ]
+}

@@ -6,7 +6,7 @@ import subprocess
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -16,6 +16,8 @@ from stockday.cli.session import StopSignal, console, valid_settings
 from stockday.devstack.emulator import stop_process
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from stockday.devstack.supervisor import Stack
     from stockday.devstack.topology import Topology
     from stockday.runtime.settings import Settings
@@ -59,13 +61,20 @@ def up(
         bool,
         typer.Option(help="With --backend aws: create missing table, queues and bucket first"),
     ] = False,
+    prometheus: Annotated[
+        bool,
+        typer.Option(
+            help="Also run Prometheus (Debian's) on 127.0.0.1:N+4, scraping every replica and "
+            "evaluating the SLO rules; `stockday status` then shows the objectives"
+        ),
+    ] = False,
 ) -> None:
     """Start all five services, wait until ready, print the URL, run until Ctrl-C or SIGTERM."""
     from stockday.devstack.topology import Topology
 
     settings = valid_settings()
     directory = (data_dir or settings.data_dir).resolve()
-    topology = Topology(port_base=port_base, replicas=replicas, zones=zones)
+    topology = Topology(port_base=port_base, replicas=replicas, zones=zones, prometheus=prometheus)
     _clear_leftovers(directory)
     _refuse_taken_ports(topology)
     if backend is not None:
@@ -87,6 +96,7 @@ def _run(
 ) -> None:
     """Start the emulator if asked, provision if asked, then run the stack until stopped."""
     from stockday.devstack.haproxy import HAProxyMissing
+    from stockday.devstack.prometheus import PrometheusMissing
     from stockday.devstack.supervisor import Stack
 
     port_base = topology.port_base
@@ -106,7 +116,7 @@ def _run(
                 extra_env=extra_env,
                 say=console.print,
             )
-        except HAProxyMissing as exc:
+        except (HAProxyMissing, PrometheusMissing) as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
         _run_stack(stack, ready_timeout)
@@ -171,6 +181,10 @@ def _run_stack(stack: Stack, ready_timeout: float) -> None:
         stack.stop()
         return
     console.print(render(scrape(stack.describe(), client), None, 0.0))
+    if stack.topology.prometheus:
+        console.print(
+            f"Prometheus, with the service level objectives: {stack.topology.prometheus_url}"
+        )
     client.close()
     if not ready:
         console.print(f"[red]not all services became ready in {ready_timeout:.0f}s[/red]")
@@ -199,6 +213,7 @@ def status(
     interval: Annotated[float, typer.Option(min=0.5, help="Seconds between refreshes")] = 2.0,
 ) -> None:
     """Every replica by zone: health, place in the load balancer, requests, errors, latency."""
+    from rich.console import Group
     from rich.live import Live
 
     from stockday.devstack.state import load_state
@@ -213,15 +228,36 @@ def status(
     with httpx.Client(timeout=2.0) as client:
         rows = scrape(state, client)
         if once:
-            console.print(render(rows, None, 0.0))
+            console.print(render(rows, None, 0.0), *_objectives(state, client))
             return
         previous = {row.name: row.traffic for row in rows}
-        with Live(render(rows, None, 0.0), console=console, auto_refresh=False) as view:
+        first = Group(render(rows, None, 0.0), *_objectives(state, client))
+        with Live(first, console=console, auto_refresh=False) as view:
             try:
                 while True:
                     time.sleep(interval)
-                    rows = scrape(load_state(directory), client)
-                    view.update(render(rows, previous, interval), refresh=True)
+                    state = load_state(directory)
+                    rows = scrape(state, client)
+                    tables = (render(rows, previous, interval), *_objectives(state, client))
+                    view.update(Group(*tables), refresh=True)
                     previous = {row.name: row.traffic for row in rows}
             except (KeyboardInterrupt, FileNotFoundError):
                 pass
+
+
+def _objectives(state: dict[str, Any], client: httpx.Client) -> list[RenderableType]:
+    """The objectives' table when the stack runs Prometheus; a line saying why not if it
+    does not answer; nothing without Prometheus."""
+    from stockday.devstack.objectives import (
+        PrometheusUnavailable,
+        read_objectives,
+        render_objectives,
+    )
+
+    url = state.get("prometheus_url")
+    if not url:
+        return []
+    try:
+        return [render_objectives(read_objectives(str(url), client), str(url))]
+    except PrometheusUnavailable as exc:
+        return [f"[yellow]service level objectives unavailable: {exc}[/yellow]"]

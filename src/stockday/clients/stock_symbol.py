@@ -22,6 +22,7 @@ from stockday.contracts.stocks import (
     Visibility,
 )
 from stockday.domain.prices import Interval
+from stockday.domain.stocks import InvalidStock, normalize_symbol
 from stockday.runtime.resilience import Breaker, BreakerOpen, retry_idempotent
 
 # Form fields of the add-stock form that an API error can be attached to ("" = the whole form).
@@ -261,9 +262,15 @@ class SymbolClient:
 
     @staticmethod
     def _stock_path(symbol: str) -> str | None:
-        # Upper-cased first: the lower-case path segment "random" is stock-symbol's random pick.
-        wanted = symbol.strip().upper()
-        return f"/api/stocks/{quote(wanted, safe='')}" if wanted else None
+        """The API path of a stock, or None when ``symbol`` cannot be a ticker (no call made).
+
+        The domain's rule, as stock-symbol applies it: "ß" is no symbol, never SS. Canonical,
+        so the lower-case segment "random" does not name stock-symbol's random pick.
+        """
+        try:
+            return f"/api/stocks/{quote(normalize_symbol(symbol.strip()), safe='')}"
+        except InvalidStock:
+            return None
 
     async def list_stocks(self, *, cursor: str | None = None, limit: int = 50) -> StockList:
         """One page of stocks ordered by symbol; raises Refused for a cursor it rejects."""
@@ -333,6 +340,15 @@ class SymbolClient:
             # Whatever the API calls it, a rejected upload is the logo field's problem.
             text = "; ".join(messages.values())
             raise Refused(response.status_code, {"upload_id": text})
+        raise _unexpected(response)
+
+    async def discard_upload(self, upload_id: str) -> bool:
+        """Delete an upload no stock links (``DELETE /api/uploads/{id}``); False if linked."""
+        response = await self._call("DELETE", f"/api/uploads/{quote(upload_id, safe='')}")
+        if response.status_code == 204:
+            return True
+        if response.status_code in (404, 409, 422):
+            return False
         raise _unexpected(response)
 
     async def change_logo(self, symbol: str, update: LogoUpdate) -> None:

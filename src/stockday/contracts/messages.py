@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 SCHEMA_VERSION: Literal[1] = 1
+# Message attribute carrying when a logo was requested (Unix seconds), from the job to its
+# result: queue-worker measures the time from request to logo ready against it.
+REQUESTED_AT_ATTRIBUTE = "requested-at"
 
 
 class MalformedMessage(ValueError):

@@ -8,15 +8,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from stockday.contracts.prices import PriceFigures
+from stockday.contracts.rules import publish_name_rule, publish_symbol_rule
 from stockday.domain.prices import Interval
 from stockday.domain.stocks import LogoState, Price, Stock
 
 
 class StockCreate(BaseModel):
+    """A new stock. The domain's rules decide (422 saying why); the schema publishes them."""
+
     model_config = ConfigDict(extra="forbid")
 
-    symbol: str = Field(max_length=32, examples=["AAPL"])
-    name: str = Field(max_length=500, examples=["Apple Inc."])
+    symbol: str = Field(max_length=32, examples=["AAPL"], json_schema_extra=publish_symbol_rule)
+    name: str = Field(examples=["Apple Inc."], json_schema_extra=publish_name_rule)
     upload_id: str | None = Field(default=None, max_length=64, pattern=r"^[0-9a-f]{32}$")
 
 

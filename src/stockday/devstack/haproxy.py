@@ -20,6 +20,13 @@ What each setting buys:
   given up on a silent replica well within its caller's own timeout, and tried on another:
   a replica that hangs, or whose zone is cut off, is taken out by its checks only after up
   to 1.55 s, and meanwhile holds the requests sent on its kept-alive connections.
+- On the site's port, the only public one: a request's headers must arrive within the
+  ``edge_header_timeout_seconds`` setting, however slowly they trickle in; one client address
+  holds at most ``edge_max_connections_per_source`` connections and the site
+  ``edge_max_connections``, with room beside them for the services' own calls; a body
+  declared larger than the frontend accepts (``max_upload_bytes``, the same setting) is
+  answered 413 by HAProxy, which then reads and drops the rest (oversize.lua); /metrics is not
+  served (scrapers read each replica's own port).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pathlib import Path
 
 from stockday.devstack.topology import FRONT_HOST, Topology
 from stockday.runtime import catalog
+from stockday.runtime.settings import Settings
 
 # How often a replica's readiness is checked, and how many checks decide: out after FALL failed
 # checks (the last ones FAST_INTERVAL apart), back after RISE good ones. With a check timeout of
@@ -43,8 +51,16 @@ RISE = 2
 # calls: the frontend (and queue-worker) call stock-symbol, which calls stock-price for prices.
 # The frontend's callers are browsers.
 CALL_DEPTH = {"stock-symbol": 1, "stock-price": 2}
-# The callers' timeout (the http_timeout_seconds setting) when none is given.
-DEFAULT_CALLER_TIMEOUT_SECONDS = 2.0
+# The service browsers reach, on the site's port: the only front open to the public.
+SITE = "frontend"
+# Connections the services' calls to stock-symbol and stock-price may hold at once, on top of
+# the site's own limit.
+INTERNAL_CONNECTIONS = 2000
+# The Lua service that answers 413 to a declared body above the upload limit.
+OVERSIZE_SERVICE = Path(__file__).with_name("oversize.lua")
+# Paths every replica serves for the stack itself, never for browsers: scrapers read each
+# replica's own port.
+INTERNAL_PATHS = ("/metrics",)
 
 
 class HAProxyMissing(RuntimeError):
@@ -63,24 +79,27 @@ def haproxy_binary() -> str:
     return found
 
 
-def haproxy_config(
-    topology: Topology, caller_timeout: float = DEFAULT_CALLER_TIMEOUT_SECONDS
-) -> str:
-    """The whole configuration of the stack's HAProxy; ``caller_timeout`` is how long the
-    services wait for each other (the http_timeout_seconds setting)."""
-    sections = [_GLOBAL_AND_DEFAULTS, _stats(topology)]
+def haproxy_config(topology: Topology, settings: Settings | None = None) -> str:
+    """The whole configuration of the stack's HAProxy, from the services' own ``settings``: the
+    callers' timeout, the upload limit and the edge's limits on slow and numerous clients."""
+    settings = settings or Settings()
+    sections = [_global_and_defaults(settings), _stats(topology)]
     for service in catalog.HTTP_SERVICES:
-        sections.append(_service(topology, service, caller_timeout))
+        sections.append(_service(topology, service, settings))
     return "\n".join(sections)
 
 
-_GLOBAL_AND_DEFAULTS = f"""\
+def _global_and_defaults(settings: Settings) -> str:
+    # Room for the site's connections and, beside them, the services' calls to each other.
+    maxconn = settings.edge_max_connections + INTERNAL_CONNECTIONS
+    return f"""\
 global
-    maxconn 4096
+    maxconn {maxconn}
     # One thread: the replicas share this machine's cores with it, and a second thread cost
     # more in wake-ups and hand-offs than it served (page views through the site's port: 5,100
     # against 6,100 a second, p99 63 against 27 ms, measured alternately on two cores).
     nbthread 1
+    lua-load {OVERSIZE_SERVICE}
     log stderr format short local0 warning
 
 defaults
@@ -94,7 +113,9 @@ defaults
     # A zone cut off drops packets: a connection attempt there is given up after a second.
     timeout connect 1s
     timeout client 30s
-    timeout http-request 10s
+    # A request's headers (and, on the site, the first buffer of its body) must arrive within
+    # this, however slowly they trickle in: a slow client cannot hold a connection for long.
+    timeout http-request {_milliseconds(settings.edge_header_timeout_seconds)}ms
     timeout http-keep-alive 10s
     # Every call a replica makes has its own timeout of at most a few seconds: one that has
     # sent nothing for 10 s is hung, and a request safe to repeat is then tried elsewhere
@@ -109,6 +130,10 @@ downinter {FAST_INTERVAL_MS}ms fall {FALL} rise {RISE}
 """
 
 
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
 def _stats(topology: Topology) -> str:
     return f"""\
 listen stats
@@ -119,14 +144,20 @@ listen stats
 """
 
 
-def _service(topology: Topology, service: catalog.Service, caller_timeout: float) -> str:
+def _service(topology: Topology, service: catalog.Service, settings: Settings) -> str:
     servers = "\n".join(
         f"    server {r.name} {r.host}:{r.port}" for r in topology.replicas_of(service.name)
     )
+    caller_timeout = settings.http_timeout_seconds
+    public = _site_defences(settings) if service.name == SITE else ""
     return f"""\
 frontend {service.name}
     bind {FRONT_HOST}:{topology.front_port(service.name)}
-{_forwarded_for(service)}\
+    # The services trust this balancer's word on the scheme: it says what it was sent over
+    # (plain HTTP here), whatever a client claimed; the ALB does the same on AWS.
+    http-request set-header X-Forwarded-Proto http
+{public}\
+{_client_address(service)}\
     default_backend {service.name}
 
 backend {service.name}
@@ -143,12 +174,14 @@ backend {service.name}
 """
 
 
-def _forwarded_for(service: catalog.Service) -> str:
-    """The site's front appends the client's address to X-Forwarded-For, as the ALB does: the
-    operator login counts failures by its last entry, which a client then cannot choose."""
+def _client_address(service: catalog.Service) -> str:
+    """The site's callers are browsers: HAProxy, their first hop, names them to the replicas
+    (whose per-client limits trust it, STOCKDAY_TRUSTED_PROXIES), replacing any
+    X-Forwarded-For a client sent. The ALB appends instead; the replicas take the rightmost
+    address that is not a trusted proxy, so either way a client cannot choose its own."""
     if service.name != "frontend":
         return ""
-    return "    option forwardfor\n"
+    return "    http-request set-header X-Forwarded-For %[src]\n"
 
 
 def _read_timeout(service: catalog.Service, caller_timeout: float) -> str:
@@ -173,4 +206,29 @@ def _read_timeout(service: catalog.Service, caller_timeout: float) -> str:
     return f"""\
     # Callers wait {caller_timeout:g} s in all: a GET silent {milliseconds} ms is tried elsewhere.
     http-request set-timeout server {milliseconds}ms if METH_GET || METH_HEAD
+"""
+
+
+def _site_defences(settings: Settings) -> str:
+    """The public front's limits: connections overall and per client address, no internal
+    routes, no body above the upload limit (the frontend's own, the same setting)."""
+    per_source = settings.edge_max_connections_per_source
+    internal = " ".join(INTERNAL_PATHS)
+    internal_under = " ".join(f"{path}/" for path in INTERNAL_PATHS)
+    return f"""\
+    maxconn {settings.edge_max_connections}
+    # Open connections per client address: one address cannot take every connection slot.
+    stick-table type ip size 100k expire 60s store conn_cur
+    tcp-request connection track-sc0 src
+    tcp-request connection reject if {{ sc_conn_cur(0) gt {per_source} }}
+    # The first buffer of a body must arrive within the header timeout too: a body sent a
+    # byte at a time does not reach, and hold, a replica.
+    option http-buffer-request
+    http-request deny deny_status 404 if {{ path {internal} }} || {{ path_beg {internal_under} }}
+    # A declared length above the limit is answered 413 before a byte of the body is
+    # forwarded, and the body read to its end (oversize.lua says why); a chunked body is
+    # counted by the frontend, which answers 413 itself.
+    http-request set-var(txn.upload_limit) int({settings.max_upload_bytes})
+    http-request use-service lua.refuse_oversize if {{ req.hdr_val(content-length) gt \
+{settings.max_upload_request_bytes} }}
 """

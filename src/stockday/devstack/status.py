@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 from rich.table import Table
 
+from stockday.devstack.objectives import prometheus_ready
+from stockday.devstack.prometheus import NAME as PROMETHEUS
 from stockday.devstack.state import same_process
 from stockday.devstack.topology import GATEWAY
 from stockday.release.traffic import Traffic, parse_traffic
@@ -41,8 +43,11 @@ class Row:
     def serving(self) -> bool:
         """Ready and, for a replica HAProxy balances, in its rotation (UP): a replica can
         answer its readiness check a second or two before HAProxy's checks take it in."""
-        balanced = self.service != GATEWAY and catalog.service(self.service).is_http
+        balanced = self.service in _BALANCED
         return self.ready and (not balanced or self.rotation.startswith("UP"))
+
+
+_BALANCED = frozenset(service.name for service in catalog.HTTP_SERVICES)
 
 
 def rotation(stats_url: str, client: httpx.Client) -> dict[str, str]:
@@ -75,6 +80,11 @@ def scrape(state: dict[str, Any], client: httpx.Client, *, traffic: bool = True)
             rows.append(
                 Row(name, service, "-", pid, state["url"], alive, up, "", "", Traffic(), restarts)
             )
+            continue
+        if service == PROMETHEUS:
+            url = str(state.get("prometheus_url"))
+            up, why = prometheus_ready(url, client)
+            rows.append(Row(name, service, "-", pid, url, alive, up, "", why, Traffic(), restarts))
             continue
         address = f"{child['host']}:{child['port']}"
         ready, reason, counted = False, "", Traffic()

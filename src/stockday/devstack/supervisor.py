@@ -33,7 +33,9 @@ import psutil
 
 from stockday.devstack import partition
 from stockday.devstack.haproxy import haproxy_binary, haproxy_config
+from stockday.devstack.logfiles import LogFiles
 from stockday.devstack.probes import PingProbe
+from stockday.devstack.prometheus import prometheus_argv, prometheus_config
 from stockday.devstack.state import started_at, state_path, write_state
 from stockday.devstack.topology import FRONT_HOST, GATEWAY, Replica, Topology
 from stockday.runtime import catalog
@@ -75,8 +77,8 @@ def die_with_parent(parent: int | None = None) -> None:
 
 @dataclass
 class Child:
-    name: str  # a replica's name (``frontend-a0``), or ``haproxy``
-    replica: Replica | None  # None for HAProxy
+    name: str  # a replica's name (``frontend-a0``), ``haproxy`` or ``prometheus``
+    replica: Replica | None  # None for HAProxy and Prometheus
     argv: list[str]
     process: subprocess.Popen[bytes] | None = None
     started: float | None = None  # psutil's create time, recorded in the state file
@@ -93,7 +95,7 @@ class Child:
 
     @property
     def service(self) -> str:
-        return self.replica.service if self.replica else GATEWAY
+        return self.replica.service if self.replica else self.name
 
     @property
     def pid(self) -> int | None:
@@ -118,11 +120,13 @@ class Stack:
         self.data_dir = data_dir.resolve()
         self.topology = topology
         self.log_dir = (log_dir or self.data_dir / "logs").resolve()
+        self.logs = LogFiles(self.log_dir, settings.log_max_bytes, settings.log_backup_count)
         self.say = say
         self.stopping = False
         self.started_at = 0.0
         self.hang_seconds = settings.hang_seconds
-        self.caller_timeout = settings.http_timeout_seconds
+        self.settings = settings
+        self.scrape_seconds = settings.prometheus_scrape_seconds
         self._wakeup: int | None = None  # read end of the pipe signals wake `pause` through
         self.env = {
             **os.environ,
@@ -150,9 +154,16 @@ class Stack:
     def state_path(self) -> Path:
         return state_path(self.data_dir)
 
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
     def _plan(self) -> list[Child]:
         gateway = [haproxy_binary(), "-db", "-f", str(self.gateway_config_path)]
         children = [Child(GATEWAY, None, gateway, backoff=GATEWAY_RESTART_DELAY)]
+        if self.topology.prometheus:
+            config, data = self.run_dir / "prometheus.yml", self.data_dir / "prometheus"
+            children.append(Child("prometheus", None, prometheus_argv(self.topology, config, data)))
         for replica in self.topology.all_replicas:
             # Each service's own entry point, not the `stockday` CLI and its heavier imports.
             argv = service_command(replica.service, replica.host, replica.port)
@@ -167,7 +178,9 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.gateway_config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.gateway_config_path.write_text(haproxy_config(self.topology, self.caller_timeout))
+        self.gateway_config_path.write_text(haproxy_config(self.topology, self.settings))
+        if self.topology.prometheus:
+            self._write_prometheus_config()
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         self.started_at = time.time()
         self._heal_partitions()  # rules left by a chaos command that was killed
@@ -175,8 +188,18 @@ class Stack:
             self._spawn(child)
         self._write_state()
 
+    def _write_prometheus_config(self) -> None:
+        """Its configuration and the SLO rules, generated as the ones shipped in deploy/."""
+        from stockday.slo.prometheus import rules_file
+
+        rules = self.run_dir / "slo-rules.yaml"
+        rules.write_text(rules_file())
+        config = prometheus_config(self.topology, self.scrape_seconds, rules)
+        (self.run_dir / "prometheus.yml").write_text(config)
+
     def _spawn(self, child: Child) -> None:
-        with open(self.log_dir / f"{child.name}.log", "ab") as log:
+        log = self.logs.pipe_for(child.name)  # into its log file, rotated by size
+        try:
             child.process = subprocess.Popen(
                 child.argv,
                 env={**self.env, **child.env},
@@ -187,6 +210,8 @@ class Stack:
                 # Safe: `up` is single-threaded.
                 preexec_fn=functools.partial(die_with_parent, os.getpid()),
             )
+        finally:
+            os.close(log)
         child.started = started_at(child.process.pid)
         child.spawned_at = time.monotonic()
         self._end_probe(child)
@@ -206,6 +231,7 @@ class Stack:
             "replicas": plan.replicas,
             "zones": [zone.name for zone in plan.zone_list],
             "stats_url": f"http://{FRONT_HOST}:{plan.stats_port}/",
+            "prometheus_url": plan.prometheus_url if plan.prometheus else None,
             "supervisor": {"pid": os.getpid(), "started": started_at(os.getpid())},
             "children": [_describe_child(c) for c in self.children],
         }
@@ -232,7 +258,8 @@ class Stack:
         """Wait until there is something to do, ``longest`` seconds at most: a child exiting
         or a signal ends the wait at once (the signal module writes to a pipe on SIGCHLD and on
         the stop signals), and a restart ends it when it is due, so that HAProxy is back
-        within its backoff rather than at the next of the loop's passes. For the main thread."""
+        within its backoff rather than at the next of the loop's passes. What the children
+        log meanwhile is copied to their files. For the main thread."""
         if self._wakeup is None:
             self._wakeup, write = os.pipe()
             os.set_blocking(self._wakeup, False)
@@ -242,7 +269,10 @@ class Stack:
                 signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         now = time.monotonic()
         due = [child.next_start - now for child in self.children if child.next_start]
-        select.select([self._wakeup], [], [], max(0.0, min([longest, *due])))
+        ready, _, _ = select.select(
+            [self._wakeup, *self.logs.readable()], [], [], max(0.0, min([longest, *due]))
+        )
+        self.logs.read(ready)
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wakeup, 512):
                 pass
@@ -250,7 +280,7 @@ class Stack:
     def _schedule_restart(self, child: Child, now: float) -> None:
         assert child.process is not None
         self._reap_strays()
-        gateway = child.replica is None
+        gateway = child.name == GATEWAY
         if now - child.spawned_at > HEALTHY_SECONDS:
             child.backoff = GATEWAY_RESTART_DELAY if gateway else FIRST_RESTART_DELAY
         child.next_start = now + child.backoff
@@ -333,6 +363,9 @@ class Stack:
             for child in self.replicas_of(service.name):
                 if child.running and child.process:
                     child.process.send_signal(signal.SIGTERM)
+        for child in self.replicas_of("prometheus"):  # last: it saw the replicas to the end
+            if child.running and child.process:
+                child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for child in self.children:
             if child.process is None:
@@ -344,6 +377,7 @@ class Stack:
                 self._kill(child)
                 child.process.wait()
         self._reap_strays()
+        self.logs.close()
         self._heal_partitions()
         self.state_path.unlink(missing_ok=True)
 

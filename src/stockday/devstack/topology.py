@@ -21,6 +21,8 @@ MAX_REPLICAS = 8  # replica ports of two services must not meet (their offsets a
 FRONT_HOST = "127.0.0.1"
 # HAProxy's statistics page (CSV at /;csv): which servers it has in rotation.
 STATS_PORT_OFFSET = 3
+# Prometheus, with `stockday up --prometheus`: scrapes every replica, evaluates the SLO rules.
+PROMETHEUS_PORT_OFFSET = 4
 GATEWAY = "haproxy"
 
 
@@ -73,6 +75,7 @@ class Topology:
     port_base: int
     replicas: int = 2
     zones: int = 1
+    prometheus: bool = False  # run Prometheus beside the stack (`up --prometheus`)
 
     def __post_init__(self) -> None:
         if not 1 <= self.zones <= MAX_ZONES:
@@ -123,14 +126,24 @@ class Topology:
     def stats_port(self) -> int:
         return self.port_base + STATS_PORT_OFFSET
 
+    @property
+    def prometheus_port(self) -> int:
+        return self.port_base + PROMETHEUS_PORT_OFFSET
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{FRONT_HOST}:{self.prometheus_port}"
+
     def ports(self) -> list[tuple[str, int]]:
         """Every (address, port) the stack listens on."""
         front = [(FRONT_HOST, self.front_port(s.name)) for s in catalog.HTTP_SERVICES]
         replicas = [(r.host, r.port) for r in self.all_replicas]
-        return [*front, (FRONT_HOST, self.stats_port), *replicas]
+        prometheus = [(FRONT_HOST, self.prometheus_port)] if self.prometheus else []
+        return [*front, (FRONT_HOST, self.stats_port), *prometheus, *replicas]
 
 
 def port_offsets(replicas: int) -> list[int]:
-    """Every port of a stack with ``replicas`` replicas, as offsets from its port base."""
-    plan = Topology(port_base=0, replicas=replicas)
+    """Every port of a stack with ``replicas`` replicas, Prometheus's included, as offsets
+    from its port base."""
+    plan = Topology(port_base=0, replicas=replicas, prometheus=True)
     return [port for _, port in plan.ports()]

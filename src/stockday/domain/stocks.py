@@ -3,14 +3,43 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,9}(?:[.\-][A-Z0-9]{1,4})?$")
+# A canonical symbol: 1-10 letters or digits starting with a letter, with an optional class
+# suffix such as BRK.B or RDS-A. Stored and answered upper-case.
+SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{0,9}(?:[.-][A-Z0-9]{1,4})?$")
+# What a caller may send: the same in either case, ASCII only, nothing around it. It is
+# matched before any case mapping, because Unicode upper-casing turns other text into valid
+# symbols ("ß" into "SS", dotless i (U+0131) into "I"). Written to read alike in Python and in the
+# ECMA-262 dialect of OpenAPI's JSON Schema, where it is published.
+SYMBOL_INPUT_PATTERN = r"^[A-Za-z][A-Za-z0-9]{0,9}(?:[.-][A-Za-z0-9]{1,4})?$"
+_SYMBOL_INPUT = re.compile(SYMBOL_INPUT_PATTERN)
+SYMBOL_RULE = (
+    "use 1-10 ASCII letters or digits starting with a letter, optionally followed by "
+    "'.' or '-' and a class suffix of 1-4 letters or digits (e.g. AAPL, BRK.B)"
+)
 MAX_NAME_LENGTH = 120
+# Unicode categories a name may not hold: controls (Cc: NUL, tab, newline, DEL...), invisible
+# format characters (Cf: bidi overrides such as U+202E, zero-width spaces and joiners, soft
+# hyphens), line and paragraph separators (Zl, Zp), and lone surrogates (Cs), which no UTF-8
+# text can carry. Everything else people write in a name (accents, any script, emoji) is kept.
+FORBIDDEN_NAME_CATEGORIES = {
+    "Cc": "a control character",
+    "Cf": "an invisible formatting character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+    "Cs": "a lone surrogate",
+}
+NAME_RULE = (
+    f"1-{MAX_NAME_LENGTH} characters, none of them a control character (Unicode category Cc), "
+    "an invisible formatting character such as a bidi override or a zero-width space (Cf), "
+    "or a line or paragraph separator (Zl, Zp)"
+)
 # Every raw upload's object key starts with this; resized logos live elsewhere (logo_key).
 UPLOADS_PREFIX = "uploads/"
 
@@ -23,29 +52,44 @@ class InvalidTransition(ValueError):
     """A logo transition that does not apply to the stock's current logo (answered with 409)."""
 
 
-def normalize_symbol(raw: str) -> str:
-    """Return the canonical form of a ticker symbol or raise InvalidStock.
+def describe_character(ch: str) -> str:
+    """A character as people can read it in a message: its code point and Unicode name."""
+    name = unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X} {name}" if name else f"U+{ord(ch):04X}"
 
-    Symbols are upper-cased and trimmed; 1-10 letters or digits starting with a letter, with an
-    optional class suffix such as ``BRK.B`` or ``RDS-A``.
-    """
-    symbol = raw.strip().upper()
-    if not SYMBOL_PATTERN.fullmatch(symbol):
+
+def normalize_symbol(raw: str) -> str:
+    """Return the canonical (upper-case) form of a ticker symbol or raise InvalidStock."""
+    if _SYMBOL_INPUT.fullmatch(raw):
+        return raw.upper()
+    shown = repr(raw) if len(raw) <= 20 else f"{raw[:20]!r}..."
+    foreign = next((ch for ch in raw if not ch.isascii()), None)
+    if foreign is not None:
         raise InvalidStock(
-            f"symbol {raw!r} is not a ticker: use 1-10 letters or digits starting with a letter, "
-            "optionally followed by '.' or '-' and a class suffix (e.g. AAPL, BRK.B)"
+            f"symbol {shown} is not a ticker: {describe_character(foreign)} is not an ASCII "
+            f"letter or digit; {SYMBOL_RULE}"
         )
-    return symbol
+    raise InvalidStock(f"symbol {shown} is not a ticker: {SYMBOL_RULE}")
+
+
+def forbidden_in_name(ch: str) -> bool:
+    """Whether a name may not hold ``ch`` (its category is one of FORBIDDEN_NAME_CATEGORIES)."""
+    return unicodedata.category(ch) in FORBIDDEN_NAME_CATEGORIES
 
 
 def normalize_name(raw: str) -> str:
+    """Return the name with its runs of spaces made one, or raise InvalidStock saying why."""
+    if len(raw) > MAX_NAME_LENGTH:
+        raise InvalidStock(f"name is longer than {MAX_NAME_LENGTH} characters")
+    forbidden = next((ch for ch in raw if forbidden_in_name(ch)), None)
+    if forbidden is not None:
+        kind = FORBIDDEN_NAME_CATEGORIES[unicodedata.category(forbidden)]
+        raise InvalidStock(
+            f"name must not contain {describe_character(forbidden)}, {kind}: a name is {NAME_RULE}"
+        )
     name = " ".join(raw.split())
     if not name:
         raise InvalidStock("name must not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidStock(f"name is longer than {MAX_NAME_LENGTH} characters")
-    if any(ord(ch) < 32 for ch in name):
-        raise InvalidStock("name must not contain control characters")
     return name
 
 
@@ -202,3 +246,14 @@ def logo_key(symbol: str, upload_id: str) -> str:
 def upload_key(upload_id: str) -> str:
     """Object key of a raw upload."""
     return f"{UPLOADS_PREFIX}{upload_id}"
+
+
+# Beside a raw upload, an empty marker says a stock links it: the janitor then keeps the upload
+# for the longer retention, and a create refused with it does not delete it. Upload ids are
+# hexadecimal, so a marker's key never names an upload.
+LINK_SUFFIX = ".linked"
+
+
+def upload_link_key(upload_id: str) -> str:
+    """Object key of the marker that says a stock links the raw upload ``upload_id``."""
+    return f"{UPLOADS_PREFIX}{upload_id}{LINK_SUFFIX}"

@@ -8,26 +8,33 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from stockday.frontend import security
 from stockday.frontend.context import open_frontend
 from stockday.frontend.errors import install_error_handlers
+from stockday.frontend.quotas import PageViewLimit
 from stockday.frontend.rendering import PACKAGE
 from stockday.frontend.routes import logos, operators, pages, stocks, uploads
 from stockday.frontend.views import image_origins
+from stockday.ratelimit.limiter import ClientLimiter
 from stockday.runtime.settings import Settings, get_settings
+from stockday.runtime.tracing import fastapi_telemetry
 from stockday.runtime.web import serving
 
 
 def create_app(
-    settings: Settings | None = None, symbol_client: httpx.AsyncClient | None = None
+    settings: Settings | None = None,
+    symbol_client: httpx.AsyncClient | None = None,
+    limiter: ClientLimiter | None = None,
 ) -> FastAPI:
-    """Build the frontend; when no stock-symbol client is given, own one built from settings."""
+    """Build the frontend; when no stock-symbol client (or limiter) is given, own one built
+    from settings."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        frontend = open_frontend(settings, symbol_client)
+        frontend = open_frontend(settings, symbol_client, limiter)
         app.state.frontend = frontend
         try:
             yield
@@ -38,6 +45,7 @@ def create_app(
         title="frontend",
         version="1",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(traced=bool(settings.otlp_endpoint)),
         # HTML pages only: no API schema to publish.
         docs_url=None,
         redoc_url=None,
@@ -48,11 +56,17 @@ def create_app(
     # down a frontend still answers (a page that says so, the typed form kept), which is better
     # than the load balancer taking every frontend out and answering with a bare 503.
     # Pages answer errors as pages (stockday.frontend.errors), not as the APIs' JSON.
+    # Added first, so it runs innermost: its 429s are counted and get the security headers.
+    app.add_middleware(PageViewLimit)
     serving.install_service_runtime(app, settings, service="frontend", json_errors=False)
     install_error_handlers(app)
     app.add_middleware(
         security.SecurityHeaders, headers=security.security_headers(image_origins(settings))
     )
+    # Outermost: the scheme and client are the browser's before anything reads them. Only
+    # the load balancers' X-Forwarded-Proto is believed (their TLS is the site's), and the
+    # CSRF origin check compares schemes; uvicorn's own copy of this is off (catalog).
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     app.mount("/static", StaticFiles(packages=[(PACKAGE, "static")]), name="static")
     # The home page first: it is most of the traffic, and routes are tried in order.
     serving.include_routes(

@@ -8,11 +8,12 @@ import httpx
 
 from stockday.clients.stock_symbol import SymbolClient
 from stockday.frontend.home import HomePages
-from stockday.frontend.operators import LoginPolicy, OperatorGate
+from stockday.frontend.operators import OperatorGate
 from stockday.frontend.picks import RandomPicks
 from stockday.frontend.rendering import Pages, build_templates
 from stockday.frontend.service import StockSite
 from stockday.frontend.views import image_origins
+from stockday.ratelimit.limiter import ClientLimiter
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 
@@ -26,12 +27,14 @@ class Frontend:
     site: StockSite
     home: HomePages
     operators: OperatorGate
+    limiter: ClientLimiter
     http: httpx.AsyncClient
     owns_http: bool
 
     async def close(self) -> None:
         await self.picks.close()
         await self.operators.close()
+        await self.limiter.close()
         if self.owns_http:
             await self.http.aclose()
 
@@ -48,8 +51,13 @@ def symbol_http(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-def open_frontend(settings: Settings, http: httpx.AsyncClient | None = None) -> Frontend:
-    """The context of a frontend calling stock-symbol through ``http`` (its own when None)."""
+def open_frontend(
+    settings: Settings,
+    http: httpx.AsyncClient | None = None,
+    limiter: ClientLimiter | None = None,
+) -> Frontend:
+    """The context of a frontend calling stock-symbol through ``http`` (its own when None),
+    counting its clients with ``limiter`` (the one the settings configure when None)."""
     owns_http = http is None
     client = http if http is not None else symbol_http(settings)
     symbols = SymbolClient(client, timeout_seconds=settings.http_timeout_seconds)
@@ -60,6 +68,7 @@ def open_frontend(settings: Settings, http: httpx.AsyncClient | None = None) -> 
     )
     logo_origins = image_origins(settings)
     templates = build_templates(logo_origins)
+    shared_limiter = limiter or composition.client_limiter(settings)
     return Frontend(
         settings=settings,
         symbols=symbols,
@@ -69,12 +78,10 @@ def open_frontend(settings: Settings, http: httpx.AsyncClient | None = None) -> 
         home=HomePages(symbols, picks, templates),
         operators=OperatorGate(
             lambda: composition.operator_credentials(settings),
-            LoginPolicy(
-                session_seconds=settings.operator_session_seconds,
-                max_failures=settings.operator_login_failures,
-                window_seconds=settings.operator_login_window_seconds,
-            ),
+            session_seconds=settings.operator_session_seconds,
+            limiter=shared_limiter,
         ),
+        limiter=shared_limiter,
         http=client,
         owns_http=owns_http,
     )

@@ -11,6 +11,7 @@ from stockday.frontend.context import Frontend
 from stockday.frontend.operators import OperatorGate
 from stockday.frontend.rendering import Pages
 from stockday.frontend.service import StockSite
+from stockday.ratelimit.limiter import ClientLimiter
 from stockday.runtime.settings import Settings
 
 
@@ -41,8 +42,13 @@ async def get_operators(request: Request) -> OperatorGate:
     return frontend_of(request).operators
 
 
+async def get_limiter(request: Request) -> ClientLimiter:
+    return frontend_of(request).limiter
+
+
 PagesDep = Annotated[Pages, Depends(get_pages)]
 SiteDep = Annotated[StockSite, Depends(get_site)]
 SymbolsDep = Annotated[SymbolClient, Depends(get_symbols)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 OperatorsDep = Annotated[OperatorGate, Depends(get_operators)]
+LimiterDep = Annotated[ClientLimiter, Depends(get_limiter)]

@@ -11,6 +11,7 @@ from starlette.datastructures import FormData
 from starlette.types import Message, Receive
 
 from stockday.contracts.stocks import StockOut
+from stockday.domain.stocks import InvalidStock, normalize_name, normalize_symbol
 
 MAX_TEXT_FIELD = 1000
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
@@ -43,6 +44,17 @@ class StockForm:
             upload_id=text_field(form_data, "upload_id").strip(),
             idempotency_key=valid_idempotency_key(text_field(form_data, "idempotency_key")),
         )
+
+    def check_rules(self) -> bool:
+        """Apply the domain's symbol and name rules, as stock-symbol will; False (with the
+        reasons in ``errors``) when the form breaks one, so nothing is uploaded or sent."""
+        rules = (("symbol", normalize_symbol, self.symbol), ("name", normalize_name, self.name))
+        for field_name, rule, value in rules:
+            try:
+                rule(value)
+            except InvalidStock as refused:
+                self.errors[field_name] = str(refused)
+        return not self.errors
 
 
 def content_length(request: Request) -> int | None:

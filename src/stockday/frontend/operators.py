@@ -4,8 +4,10 @@ The session is a cookie signed with a key derived from the configured password h
 (itsdangerous, HMAC-SHA256, with the time it was issued): no server-side session store, every
 replica can check it, and changing the password logs every operator out. The hash is as secret
 as a signing key would be (a setting or a Secrets Manager secret), so no second secret is
-needed. Failed logins are counted per client in this replica's memory: a small, separate
-brake on guessing (scrypt already makes each guess cost ~0.1 s of CPU).
+needed. Failed logins are counted per client by the site's rate limiter, on the store every
+replica shares, under the ``logins`` rule: a brake on guessing on top of scrypt's ~0.1 s of CPU
+per guess. Like every limit, it fails open when its store does: guesses are then held back only
+by the one password check at a time each replica makes.
 """
 
 from __future__ import annotations
@@ -13,21 +15,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 
-from cachetools import TTLCache
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
 from stockday.operators.base import OperatorCredentials
 from stockday.operators.passwords import PasswordHash, hash_password
+from stockday.ratelimit.limiter import ClientLimiter
 
 COOKIE_NAME = "stockday_operator"
 SESSION_PURPOSE = "stockday operator session"
-# Clients whose failures are remembered at once; the oldest are forgotten first beyond that.
-TRACKED_CLIENTS = 10_000
+# The limiter's rule counting failed logins (built from the operator_login_* settings).
+LOGIN_FAILURES = "logins"
 
 
 @cache
@@ -44,31 +45,25 @@ class LoginBlocked(Exception):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True, slots=True)
-class LoginPolicy:
-    session_seconds: int
-    max_failures: int
-    window_seconds: int
-
-
 class OperatorGate:
     """Checks operator passwords, issues and verifies their session cookies."""
 
     def __init__(
-        self, open_credentials: Callable[[], OperatorCredentials], policy: LoginPolicy
+        self,
+        open_credentials: Callable[[], OperatorCredentials],
+        *,
+        session_seconds: int,
+        limiter: ClientLimiter,
     ) -> None:
         # Opened on first use: on AWS that imports boto3, which a frontend otherwise never
         # needs, and page views should not wait for it at start-up.
         self._open_credentials = open_credentials
         self._credentials: OperatorCredentials | None = None
-        self.policy = policy
+        self.session_seconds = session_seconds
+        self._limiter = limiter
         # One password check at a time per replica: each takes 32 MiB and a core for ~0.1 s,
         # and a flood of guesses must take neither the replica's memory nor every core.
         self._checking = asyncio.Semaphore(1)
-        # A client's failures are forgotten ``window_seconds`` after its latest one.
-        self._failures: TTLCache[str, int] = TTLCache(
-            maxsize=TRACKED_CLIENTS, ttl=policy.window_seconds
-        )
 
     async def _hash(self) -> PasswordHash | None:
         if self._credentials is None:
@@ -82,15 +77,16 @@ class OperatorGate:
         Raises LoginBlocked (checking nothing) while ``client`` is over its failure limit, and
         BackendUnavailable when the credential cannot be read.
         """
-        if self._failures.get(client, 0) >= self.policy.max_failures:
-            raise LoginBlocked(self.policy.window_seconds)
+        verdict = await self._limiter.test(LOGIN_FAILURES, client)
+        if not verdict.allowed:
+            raise LoginBlocked(verdict.retry_after)
         stored = await self._hash()
         async with self._checking:  # off the event loop, one at a time
             matched = await asyncio.to_thread((stored or _decoy()).matches, password)
         if stored is None or not matched:
-            self._failures[client] = self._failures.get(client, 0) + 1
+            await self._limiter.hit(LOGIN_FAILURES, client)
             return None
-        self._failures.pop(client, None)
+        await self._limiter.forget(LOGIN_FAILURES, client)
         return _serializer(stored).dumps({"role": "operator"})
 
     async def is_operator(self, request: Request) -> bool:
@@ -102,7 +98,7 @@ class OperatorGate:
         if stored is None:
             return False
         try:
-            payload = _serializer(stored).loads(value, max_age=self.policy.session_seconds)
+            payload = _serializer(stored).loads(value, max_age=self.session_seconds)
         except BadSignature:  # also an expired one (SignatureExpired)
             return False
         return isinstance(payload, dict) and payload.get("role") == "operator"
@@ -111,7 +107,7 @@ class OperatorGate:
         response.set_cookie(
             COOKIE_NAME,
             value,
-            max_age=self.policy.session_seconds,
+            max_age=self.session_seconds,
             path="/",
             secure=request.url.scheme == "https",
             httponly=True,
@@ -136,15 +132,3 @@ class OperatorGate:
 def _serializer(stored: PasswordHash) -> URLSafeTimedSerializer:
     key = hashlib.sha256(SESSION_PURPOSE.encode() + b"\0" + stored.key + stored.salt).digest()
     return URLSafeTimedSerializer(key, salt=SESSION_PURPOSE)
-
-
-def client_of(request: Request) -> str:
-    """Who is logging in, for the failure limit: the address the nearest proxy saw (the last
-    X-Forwarded-For entry, which the load balancer appends), else the peer's address."""
-    # A proxy may add a header line of its own rather than extend the client's: the last entry
-    # of the last line is the nearest proxy's.
-    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
-    last = forwarded.rsplit(",", 1)[-1].strip()
-    if last:
-        return last[:64]
-    return request.client.host if request.client else "unknown"

@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from stockday.domain.stocks import InvalidStock, normalize_symbol
 from stockday.frontend import security, views
 from stockday.frontend.forms import StockForm
 
@@ -68,6 +69,15 @@ def redirect_with_flash(location: str, kind: str, symbol: str) -> RedirectRespon
         samesite="lax",
     )
     return response
+
+
+def shown_symbol(typed: str) -> str:
+    """A symbol as a page names it: canonical when it is a ticker, else as typed (escaped by
+    the template), never upper-cased into another symbol."""
+    try:
+        return normalize_symbol(typed.strip())
+    except InvalidStock:
+        return typed.strip()[:32]
 
 
 def stock_path(symbol: str) -> str:
@@ -171,7 +181,7 @@ class Pages:
             request,
             404,
             "No such stock",
-            f"There is no stock {symbol.strip().upper()} on the watchlist.",
+            f"There is no stock {shown_symbol(symbol)} on the watchlist.",
             link=(f"/stocks/new?symbol={quote(symbol.strip()[:32], safe='')}", "Add it"),
         )
 

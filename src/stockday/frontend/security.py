@@ -136,16 +136,51 @@ def set_cookie_if_new(request: Request, response: Response) -> None:
     )
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+Origin = tuple[str, str, int]
+
+
+def parse_origin(scheme: str, netloc: str) -> Origin | None:
+    """(scheme, host, port) with the default port made explicit; None when unreadable."""
+    scheme = scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        return None
+    try:
+        parts = urlsplit(f"{scheme}://{netloc}")
+        port = parts.port or DEFAULT_PORTS[scheme]
+    except ValueError:  # a port out of range or not a number, a broken IPv6 literal
+        return None
+    if not parts.hostname or parts.username is not None or parts.password is not None:
+        return None
+    return scheme, parts.hostname, port
+
+
+def own_origin(request: Request) -> Origin | None:
+    """The origin this request was sent to: its scheme (https when a trusted load balancer says
+    TLS ended there, see ``app.py``) and its Host header."""
+    return parse_origin(request.url.scheme, request.headers.get("host", ""))
+
+
 def from_other_origin(request: Request) -> bool:
-    """True when the browser says the request comes from another site or origin."""
+    """True when the browser says the request comes from another site or origin.
+
+    An origin is a scheme, a host and a port: a page of http://site may not post to https://site
+    (a network attacker can write plain-HTTP pages), nor one of site:8443 to site.
+    """
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site in ("cross-site", "same-site"):
         return True
     origin = request.headers.get("origin")
     if origin is None:
         return False  # not sent by older browsers for same-origin requests; the token decides
-    host = request.headers.get("host", "")
-    return origin == "null" or urlsplit(origin).netloc.lower() != host.lower()
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # a broken IPv6 literal: "http://[::1"
+        return True
+    if parts.path or parts.query or parts.fragment:  # "null", or not an origin at all
+        return True
+    claimed = parse_origin(parts.scheme, parts.netloc)
+    return claimed is None or claimed != own_origin(request)
 
 
 def valid_request(request: Request, token: str | None) -> bool:

@@ -9,7 +9,12 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import UploadFile
 
-from stockday.clients.stock_symbol import AlreadyExists, Refused, SymbolClient
+from stockday.clients.stock_symbol import (
+    AlreadyExists,
+    Refused,
+    SymbolClient,
+    SymbolServiceUnavailable,
+)
 from stockday.contracts.stocks import StockOut, StockWithSeriesOut
 from stockday.domain.prices import Interval
 from stockday.frontend.chart import INTERVAL_LABELS, INTERVALS, Chart, ChartTab, build_chart
@@ -148,6 +153,8 @@ class StockSite:
 
         Raises FormRejected (the reasons in ``form.errors``) or SymbolServiceUnavailable.
         """
+        if not form.check_rules():
+            raise FormRejected(422)
         if not form.upload_id and isinstance(file, UploadFile) and file.filename:
             data = await file.read()
             if data:
@@ -176,6 +183,15 @@ class StockSite:
             raise FormRejected(refused.status) from refused
         self.picks.forget()  # the new stock may be the next pick here at once
         return stock
+
+    async def discard_upload(self, upload_id: str) -> bool:
+        """Delete the upload of a form refused here; False if kept (a stock links it, or
+        stock-symbol is down: the janitor then sweeps it after the retention)."""
+        try:
+            return await self.symbols.discard_upload(upload_id)
+        except SymbolServiceUnavailable as exc:
+            log.warning("upload %s of a refused form not deleted: %s", upload_id, exc)
+            return False
 
     async def delete_stock(self, symbol: str) -> None:
         """Delete a stock; deleting one that is gone already is not an error."""

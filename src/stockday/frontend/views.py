@@ -7,6 +7,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from stockday.contracts.stocks import LogoOut, PriceOut
+from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 
 SOURCE_LABELS = {"simulated": "simulated data", "alphavantage": "Alpha Vantage"}
@@ -64,13 +65,15 @@ def format_percent(value: float) -> str:
 def image_origins(settings: Settings) -> tuple[str, ...]:
     """Plain-http origins logos may come from: an S3 emulator's (or a test CDN's) endpoint.
 
+    The S3 endpoint is the one the object store actually uses, however it is configured
+    (``STOCKDAY_AWS_ENDPOINT_URL``, botocore's ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``).
     Real logos come from the site itself or over https (a CDN, signed S3 URLs).
     """
     if settings.backend != "aws":
         return ()
     origins = []
-    for url in (settings.aws_endpoint_url, settings.logo_cdn_base_url):
+    for url in (composition.object_store_endpoint(settings), settings.logo_cdn_base_url):
         parts = urlsplit(url or "")
         if parts.scheme == "http" and parts.netloc:
             origins.append(f"http://{parts.netloc}")
-    return tuple(origins)
+    return tuple(dict.fromkeys(origins))

@@ -13,11 +13,11 @@ upload nor the logo (the stock was deleted, which deletes both), the job fails f
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
 from stockday.contracts.messages import (
+    REQUESTED_AT_ATTRIBUTE,
     LogoFailed,
     LogoRequested,
     LogoResized,
@@ -26,7 +26,8 @@ from stockday.contracts.messages import (
     encode,
 )
 from stockday.domain.stocks import logo_key
-from stockday.logos.images import RejectedImage, inspect_upload, resize_logo
+from stockday.logos.images import RejectedImage
+from stockday.logos.workers import ImageWorkers
 from stockday.objects.base import ObjectStore
 from stockday.queues.base import MessageQueue, ReceivedMessage
 from stockday.runtime import composition
@@ -36,7 +37,7 @@ from stockday.runtime.tracing import message_attributes
 
 log = logging.getLogger("stockday.logo_resizer")
 
-# Resizing is CPU-bound; Pillow releases the GIL, so two at a time keep one core busy.
+# Jobs in hand at once; how many of them decode at a time is the image workers' business.
 CONCURRENCY = 2
 
 
@@ -46,6 +47,7 @@ class LogoResizer:
 
     objects: ObjectStore
     events: MessageQueue
+    images: ImageWorkers
     max_side: int
     max_pixels: int
 
@@ -53,58 +55,61 @@ class LogoResizer:
         job = decode(message.body)
         if not isinstance(job, LogoRequested):
             raise MalformedMessage(f"logo-resizer does not handle {job.type} messages")
+        # The job was sent when the logo was requested; its result carries that time on.
+        requested_at = f"{message.sent_at.timestamp():.3f}"
         upload = await self.objects.get(job.upload_key)
         if upload is None:
-            if await self._announce_done(job):
+            if await self._announce_done(job, requested_at):
                 return
+            gone = "the uploaded file is gone"
             await self._announce(
-                LogoFailed(
-                    symbol=job.symbol, upload_id=job.upload_id, error="the uploaded file is gone"
-                )
+                LogoFailed(symbol=job.symbol, upload_id=job.upload_id, error=gone), requested_at
             )
             return
         try:
-            logo = await asyncio.to_thread(
-                resize_logo, upload.data, max_side=self.max_side, max_pixels=self.max_pixels
+            logo = await self.images.resize(
+                upload.data, max_side=self.max_side, max_pixels=self.max_pixels
             )
         except RejectedImage as exc:
             await self._announce(
-                LogoFailed(symbol=job.symbol, upload_id=job.upload_id, error=str(exc))
+                LogoFailed(symbol=job.symbol, upload_id=job.upload_id, error=str(exc)),
+                requested_at,
             )
             return
         key = logo_key(job.symbol, job.upload_id)
         await self.objects.put(key, logo.data, content_type=logo.content_type)
-        await self._announce_resized(job, key, logo.width, logo.height)
+        await self._announce_resized(job, key, logo.width, logo.height, requested_at)
 
     async def _announce_resized(
-        self, job: LogoRequested, key: str, width: int, height: int
+        self, job: LogoRequested, key: str, width: int, height: int, requested_at: str
     ) -> None:
         await self._announce(
             LogoResized(
                 symbol=job.symbol, upload_id=job.upload_id, logo_key=key, width=width, height=height
-            )
+            ),
+            requested_at,
         )
 
-    async def _announce_done(self, job: LogoRequested) -> bool:
+    async def _announce_done(self, job: LogoRequested, requested_at: str) -> bool:
         """Announce the logo again if this job was done already; False if it was not."""
         key = logo_key(job.symbol, job.upload_id)
         stored = await self.objects.get(key)
         if stored is None:
             return False
         try:
-            info = await asyncio.to_thread(
-                inspect_upload,
+            info = await self.images.inspect(
                 stored.data,
                 max_bytes=max(1, len(stored.data)),
                 max_pixels=self.max_pixels,
             )
         except RejectedImage:
             return False  # not a logo we wrote: treat the job as not done
-        await self._announce_resized(job, key, info.width, info.height)
+        await self._announce_resized(job, key, info.width, info.height, requested_at)
         return True
 
-    async def _announce(self, event: LogoResized | LogoFailed) -> None:
-        await self.events.send(encode(event), attributes=message_attributes(event.type))
+    async def _announce(self, event: LogoResized | LogoFailed, requested_at: str) -> None:
+        attributes = message_attributes(event.type) | {REQUESTED_AT_ATTRIBUTE: requested_at}
+        await self.events.send(encode(event), attributes=attributes)
         log.info("%s %s (upload %s)", event.type, event.symbol, event.upload_id)
 
 
@@ -114,9 +119,13 @@ async def run(
     jobs = composition.message_queue(settings, settings.logo_jobs_queue)
     events = composition.message_queue(settings, settings.logo_events_queue)
     objects = composition.object_store(settings)
+    images = ImageWorkers(
+        threads=settings.image_threads, budget_bytes=settings.image_memory_budget_bytes
+    )
     resizer = LogoResizer(
         objects=objects,
         events=events,
+        images=images,
         max_side=settings.logo_max_side,
         max_pixels=settings.max_upload_pixels,
     )
@@ -127,6 +136,7 @@ async def run(
     try:
         await serve_consumer(consumer, health, checks=[jobs.check, events.check, objects.check])
     finally:
+        images.close()
         await jobs.close()
         await events.close()
         await objects.close()

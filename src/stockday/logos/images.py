@@ -38,6 +38,7 @@ __all__ = [
     "ResizedLogo",
     "TooManyPixels",
     "UploadInfo",
+    "decode_cost",
     "guess_content_type",
     "inspect_upload",
     "resize_logo",
@@ -128,6 +129,18 @@ _DRAFT_GAP: Final = 2
 # Image.resize first shrinks by an integer factor with a box filter while the image is more
 # than this many times the target, then resamples; 3.0 is visually identical to pure LANCZOS.
 _REDUCING_GAP: Final = 3.0
+# A large image is converted and box-reduced a strip of about this many pixels at a time, so
+# that besides its decoded pixels only a few megabytes are held, never a second full copy
+# (Pillow premultiplies RGBA into a new image before reducing, and converts into one).
+_STRIP_PIXELS: Final = 1 << 20
+# Bytes per pixel that Pillow holds for a decoded image of each mode (RGB takes four).
+_MODE_BYTES: Final[dict[str, int]] = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+_FULL_PIXEL_BYTES: Final = 4
+# Pillow's WebP decoder holds libwebp's canvases and a copy of the frame besides the image:
+# measured at about 15 bytes per pixel.
+_WEBP_PIXEL_BYTES: Final = 16
+# What a decode holds besides its pixels: the strip buffers above, zlib's and the codec's.
+_DECODE_OVERHEAD_BYTES: Final = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +173,54 @@ def guess_content_type(format: str) -> str:
     if name == "JPG":
         name = "JPEG"
     return _CONTENT_TYPES.get(name, "application/octet-stream")
+
+
+def decode_cost(data: bytes, *, max_pixels: int, max_side: int | None = None) -> int:
+    """The memory, in bytes, that inspecting (or, given ``max_side``, resizing) ``data`` holds
+    at its peak: an estimate from the header alone, for admitting decodes within a budget.
+
+    A file whose header does not parse, or claims more than ``max_pixels``, costs only its own
+    size: the checks refuse it before any pixel is decoded, so a bomb never waits its turn.
+    """
+    try:
+        fmt = _sniff_format(data)
+    except RejectedImage:
+        return len(data)
+    if fmt == "WEBP":
+        # Never through Pillow here: its WebP decoder allocates the canvas as it opens.
+        canvas = _webp_canvas_size(data)
+        pixels = 0 if canvas is None else canvas[0] * canvas[1]
+        if pixels > max_pixels:
+            return len(data)
+        return len(data) + pixels * _WEBP_PIXEL_BYTES + _DECODE_OVERHEAD_BYTES
+    try:
+        with _pillow_errors():
+            image = _OPENERS[fmt](io.BytesIO(data))
+    except RejectedImage:
+        return len(data)
+    with image:
+        width, height = image.size
+        mode = image.mode
+    if width * height > max_pixels:
+        return len(data)
+    if fmt == "JPEG":
+        # Decoded at a reduced scale: 1/8 to inspect, down to twice the logo to resize.
+        scale = 8 if max_side is None else _draft_scale((width, height), max_side)
+        pixels = -(-width // scale) * -(-height // scale)
+        per_pixel = _FULL_PIXEL_BYTES
+    else:
+        pixels = width * height
+        per_pixel = _MODE_BYTES.get(mode, _FULL_PIXEL_BYTES)
+    return len(data) + pixels * per_pixel + _DECODE_OVERHEAD_BYTES
+
+
+def _draft_scale(size: tuple[int, int], max_side: int) -> int:
+    """The largest of libjpeg's scales (1/1 to 1/8) that still leaves twice the logo's size."""
+    target = geometry.fit(size, max_side)
+    for scale in (8, 4, 2):
+        if all(side // scale >= _DRAFT_GAP * want for side, want in zip(size, target, strict=True)):
+            return scale
+    return 1
 
 
 def inspect_upload(data: bytes, *, max_bytes: int, max_pixels: int) -> UploadInfo:
@@ -231,15 +292,20 @@ def resize_logo(data: bytes, *, max_side: int, max_pixels: int) -> ResizedLogo:
             full_size = image.size
             _check_pixels(full_size, max_pixels)
         orientation = geometry.orientation(image)
+        target = geometry.fit(full_size, max_side)
         with _pillow_errors():
-            frame = to_srgb_8bit(image)
+            factors = _reduction_factors(image.size, target) if box is None else (1, 1)
+            if factors != (1, 1):
+                frame = _reduce_in_strips(image, factors)
+                box = (0.0, 0.0, image.width / factors[0], image.height / factors[1])
+            else:
+                frame = to_srgb_8bit(image)
     finally:
         # The decoded pixels are reused as they are when no conversion was needed: closing
         # would discard them, and an in-memory file holds no OS resource anyway.
         if frame is not image:
             image.close()
 
-    target = geometry.fit(full_size, max_side)
     if frame.size != target or box is not None:
         frame = frame.resize(target, Image.Resampling.LANCZOS, box=box, reducing_gap=_REDUCING_GAP)
     transpose = geometry.ORIENTATION_TRANSPOSE.get(orientation)
@@ -256,6 +322,35 @@ def resize_logo(data: bytes, *, max_side: int, max_pixels: int) -> ResizedLogo:
         width=frame.width,
         height=frame.height,
     )
+
+
+def _reduction_factors(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
+    """The integer box-reduction per axis that Image.resize would apply before resampling."""
+    return (
+        max(1, int(size[0] / target[0] / _REDUCING_GAP)),
+        max(1, int(size[1] / target[1] / _REDUCING_GAP)),
+    )
+
+
+def _reduce_in_strips(image: Image.Image, factors: tuple[int, int]) -> Image.Image:
+    """``to_srgb_8bit(image).reduce(factors)``, computed a strip at a time.
+
+    Both steps work pixel by pixel (or block by block, with strips a whole number of blocks
+    high), so the result is the same; only the strip's copies are held besides ``image``.
+    """
+    width, height = image.size
+    factor_x, factor_y = factors
+    rows = factor_y * max(1, _STRIP_PIXELS // (width * factor_y))
+    reduced: Image.Image | None = None
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows)))
+        small = to_srgb_8bit(strip).reduce(factors)
+        if reduced is None:
+            size = (-(-width // factor_x), -(-height // factor_y))
+            reduced = Image.new(small.mode, size)
+        reduced.paste(small, (0, top // factor_y))
+    assert reduced is not None  # an image has at least one row
+    return reduced
 
 
 def _require_positive(**limits: int) -> None:

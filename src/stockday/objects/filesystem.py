@@ -13,6 +13,9 @@ partial one. The sidecar is written before the data and removed after it; a read
 overwrite that changes the content type may briefly see the new type with the old bytes, which
 is harmless here (a key's content type does not change in this application).
 
+A delete removes the directories it leaves empty under ``data/``, so that deleted stocks leave
+no folders behind (the sidecars' ``meta/<hh>`` directories, 256 at most, stay).
+
 Filesystems cannot hold both an object ``a`` and an object ``a/b``; such a put raises InvalidKey.
 """
 
@@ -45,7 +48,9 @@ __all__ = ["MAX_KEY_BYTES", "MAX_SEGMENT_BYTES", "FilesystemObjectStore", "check
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _STALE_TMP_SECONDS = 3600.0
-_REPLACE_ATTEMPTS = 5
+# Each retry needs a delete to prune the directory again in the instant between a put's mkdir
+# and its rename: many in a row do not happen, but a put must never fail for it.
+_REPLACE_ATTEMPTS = 50
 
 
 class FilesystemObjectStore:
@@ -147,12 +152,13 @@ class FilesystemObjectStore:
                 f.flush()
                 os.fsync(f.fileno())
             for attempt in range(_REPLACE_ATTEMPTS):
-                target.parent.mkdir(parents=True, exist_ok=True)
                 try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(tmp, target)
                     break
                 except FileNotFoundError:
-                    # A concurrent delete pruned the (then empty) parent directory: recreate it.
+                    # A concurrent delete pruned a directory on the way while it was empty,
+                    # between its creation and the rename: create it again.
                     if attempt == _REPLACE_ATTEMPTS - 1:
                         raise
             _fsync_dir(target.parent)
@@ -173,12 +179,11 @@ class FilesystemObjectStore:
 
     def _delete(self, key: str) -> None:
         data = self._data_path(key)
-        # Emptied directories are left in place: pruning them races with concurrent puts into
-        # the same directory, and an empty directory costs nothing.
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
             data.unlink()
         with contextlib.suppress(FileNotFoundError):
             self._meta_path(key).unlink()
+        _prune_empty_directories(data.parent, self._data)
 
     def _probe(self) -> None:
         self._root.mkdir(parents=True, exist_ok=True)  # FileExistsError if it is a file
@@ -197,6 +202,21 @@ class FilesystemObjectStore:
                 with contextlib.suppress(OSError):
                     if entry.is_file() and entry.stat().st_mtime < cutoff:
                         os.unlink(entry.path)
+
+
+def _prune_empty_directories(directory: Path, root: Path) -> None:
+    """Remove ``directory`` and then each parent below ``root`` while they are empty.
+
+    Safe beside concurrent puts: rmdir removes only an empty directory, atomically, so a file
+    a put has renamed in keeps its directory; and a put whose directory is pruned between its
+    mkdir and its rename makes the directory again (see ``_write_atomic``).
+    """
+    while directory != root and directory.is_relative_to(root):
+        try:
+            os.rmdir(directory)
+        except OSError:  # not empty (a put landed there) or gone (another delete pruned it)
+            return
+        directory = directory.parent
 
 
 def _fsync_dir(directory: Path) -> None:

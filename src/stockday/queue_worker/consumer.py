@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import httpx
+from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from stockday.clients.stock_symbol import Refused, SymbolClient, SymbolServiceUnavailable
-from stockday.contracts.messages import LogoFailed, LogoResized, MalformedMessage, decode
+from stockday.contracts.messages import (
+    REQUESTED_AT_ATTRIBUTE,
+    LogoFailed,
+    LogoResized,
+    MalformedMessage,
+    decode,
+)
 from stockday.contracts.stocks import LogoUpdate
-from stockday.domain.stocks import upload_key
+from stockday.domain.stocks import upload_key, upload_link_key
 from stockday.objects.base import ObjectStore
 from stockday.queue_worker.janitor import UploadJanitor
 from stockday.queues.base import ReceivedMessage
@@ -35,6 +43,20 @@ from stockday.runtime.settings import Settings
 log = logging.getLogger("stockday.queue_worker")
 
 CONCURRENCY = 8
+
+# The logo-processing objectives' events (stockday.slo.catalog): each logo recorded, once.
+LOGO_JOBS = Counter(
+    "stockday_logo_jobs_total",
+    "Logo results recorded on their stock, by outcome (ready, failed).",
+    ["outcome"],
+)
+LOGO_READY_SECONDS = Histogram(
+    "stockday_logo_ready_seconds",
+    "Time from a logo's request (its job sent) to the logo recorded ready.",
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
+for _outcome in ("ready", "failed"):
+    LOGO_JOBS.labels(_outcome)  # both series from the start: a ratio needs its zeroes
 
 
 class UpstreamError(DependencyUnavailable):
@@ -78,10 +100,12 @@ class LogoRecorder:
                 raise MalformedMessage(f"stock-symbol rejected the result: {reason}") from refused
             raise UpstreamError(f"stock-symbol answered {refused.status}") from refused
         log.info("recorded %s for %s", event.type, event.symbol)
+        count_recorded(event, message)
         if isinstance(event, LogoResized):
             # The logo is durably ready: its raw upload is done with. Deleting is
             # idempotent, and if it fails the message is retried (the PUT is a no-op then).
             await self.objects.delete(upload_key(event.upload_id))
+            await self.objects.delete(upload_link_key(event.upload_id))
 
     async def _settle_refused(self, event: LogoResized | LogoFailed) -> None:
         """Act on a refused result: 404 (the stock is gone) or 409 (the transition does not
@@ -103,6 +127,20 @@ class LogoRecorder:
             log.info("deleted orphaned logo %s", event.logo_key)
 
 
+def count_recorded(event: LogoResized | LogoFailed, message: ReceivedMessage) -> None:
+    """Count a recorded result; time a ready one from its request (the result's own send time,
+    a later bound, when an older logo-resizer did not pass the request time on)."""
+    if isinstance(event, LogoFailed):
+        LOGO_JOBS.labels("failed").inc()
+        return
+    LOGO_JOBS.labels("ready").inc()
+    try:
+        requested_at = float(message.attributes[REQUESTED_AT_ATTRIBUTE])
+    except (KeyError, ValueError):
+        requested_at = message.sent_at.timestamp()
+    LOGO_READY_SECONDS.observe(max(0.0, time.time() - requested_at))
+
+
 async def run(
     settings: Settings, *, health_port: int | None, health_host: str = "127.0.0.1"
 ) -> None:
@@ -114,7 +152,9 @@ async def run(
         symbols = SymbolClient(client, timeout_seconds=settings.http_timeout_seconds)
         recorder = LogoRecorder(symbols=symbols, objects=objects)
         janitor = UploadJanitor(
-            objects=objects, retention_seconds=settings.upload_retention_seconds
+            objects=objects,
+            retention_seconds=settings.upload_retention_seconds,
+            linked_retention_seconds=settings.linked_upload_retention_seconds,
         )
         health = HealthEndpoint(health_host, health_port, settings.readiness_timeout_seconds)
         consumer = Consumer.configured(

@@ -113,6 +113,8 @@ def uvicorn_args(name: str, host: str, port: int) -> list[str]:
         "--log-level",
         "warning",
         "--no-access-log",
+        # The apps read X-Forwarded-For themselves, trusting STOCKDAY_TRUSTED_PROXIES only.
+        "--no-proxy-headers",
         "--timeout-graceful-shutdown",
         "10",
     ]

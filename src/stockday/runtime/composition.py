@@ -7,6 +7,8 @@ that a readiness failure can say in one line what is missing and where it is con
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -14,10 +16,13 @@ from stockday.cache.base import Cache
 from stockday.objects.base import ObjectStore
 from stockday.operators.base import OperatorCredentials, StaticCredentials
 from stockday.queues.base import MessageQueue
+from stockday.ratelimit.limiter import ClientLimiter, parse_rule
 from stockday.runtime.settings import Settings
 from stockday.stocks.base import StockRepository
 
 if TYPE_CHECKING:  # boto3 stays out of the local backend's imports
+    from limits.aio.storage import Storage
+
     from stockday.aws.clients import AwsCalls, AwsConfig
 
 
@@ -90,6 +95,25 @@ def object_store(settings: Settings) -> ObjectStore:
     return FilesystemObjectStore(settings.objects_dir)
 
 
+def object_store_endpoint(
+    settings: Settings, environ: Mapping[str, str] = os.environ
+) -> str | None:
+    """The S3 endpoint the object store's calls and signed URLs go to, chosen as botocore
+    chooses it: the setting, else ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL`` (both
+    ignored under ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS``); None for AWS's own or local.
+
+    Read here rather than from a botocore client, which would cost the frontend (no boto3
+    otherwise) 22 MB per replica; tests/aws/test_endpoints.py holds it to botocore's choice.
+    """
+    if settings.backend != "aws":
+        return None
+    if settings.aws_endpoint_url:
+        return settings.aws_endpoint_url
+    if environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    return environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or None
+
+
 def cache(settings: Settings) -> Cache:
     if settings.backend == "aws":
         from stockday.cache.memcached import MemcachedCache
@@ -112,3 +136,41 @@ def operator_credentials(settings: Settings) -> OperatorCredentials:
         )
     configured = settings.operator_password_hash
     return StaticCredentials(configured.get_secret_value() if configured else None)
+
+
+def rate_limit_storage(settings: Settings) -> Storage:
+    """Where every replica counts its clients' hits: memcached on aws, a shared file locally."""
+    if settings.backend == "aws":
+        from limits.aio.storage import MemcachedStorage
+
+        timeout = settings.rate_limit_timeout_seconds
+        return MemcachedStorage(
+            f"async+memcached://{settings.memcached_servers}",
+            connect_timeout=timeout,
+            read_timeout=timeout,
+        )
+    from stockday.ratelimit.sqlite import SqliteLimitStorage
+
+    return SqliteLimitStorage(settings.rate_limit_path)
+
+
+def client_limiter(settings: Settings) -> ClientLimiter:
+    """The limiter of the frontend's rules, each read from its setting."""
+    rules = {
+        "pages": parse_rule(settings.rate_limit_pages),
+        "creates": parse_rule(settings.rate_limit_creates),
+        "uploads": parse_rule(settings.rate_limit_uploads),
+        "upload-bytes": parse_rule(
+            f"{settings.upload_bytes_per_hour}/hour" if settings.upload_bytes_per_hour else ""
+        ),
+        # Failed operator logins: counted only when a login fails (frontend/operators.py).
+        "logins": parse_rule(
+            f"{settings.operator_login_failures}/{settings.operator_login_window_seconds} seconds"
+        ),
+    }
+    return ClientLimiter(
+        rate_limit_storage(settings),
+        rules,
+        timeout_seconds=settings.rate_limit_timeout_seconds,
+        batched={"pages"},
+    )

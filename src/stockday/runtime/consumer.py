@@ -28,7 +28,7 @@ from stockday.contracts.messages import MalformedMessage
 from stockday.queues.base import MessageQueue, ReceivedMessage
 from stockday.runtime.logs import request_id
 from stockday.runtime.settings import Settings
-from stockday.runtime.tracing import consuming
+from stockday.runtime.tracing import consuming, fastapi_telemetry
 from stockday.runtime.web.observability import (
     READINESS_TIMEOUT_SECONDS,
     ReadinessCheck,
@@ -314,7 +314,13 @@ def health_app(
     readiness_timeout: float = READINESS_TIMEOUT_SECONDS,
 ) -> FastAPI:
     """Liveness, readiness and metrics endpoints of a consumer process."""
-    app = FastAPI(title=service, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title=service,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        telemetry=fastapi_telemetry(traced=False),  # probes and scrapes only
+    )
     stall_limit = consumer.wait_seconds + consumer.visibility_timeout + 30
 
     async def polling() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from limits import parse_many
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A multipart body carries boundaries and part headers around the file.
@@ -37,7 +39,7 @@ class Settings(BaseSettings):
         default=2.0, gt=0, description="Timeout of every service-to-service HTTP call."
     )
     random_pick_batch: int = Field(
-        default=64,
+        default=100,
         ge=1,
         le=100,
         description="Random picks a frontend worker asks stock-symbol for in one call, at most.",
@@ -64,12 +66,44 @@ class Settings(BaseSettings):
     )
 
     max_upload_bytes: int = Field(
-        default=10 * 1024 * 1024, gt=0, description="Largest accepted logo upload, in bytes."
+        default=10 * 1024 * 1024,
+        gt=0,
+        description="Largest accepted logo upload, in bytes; larger requests get 413 from the "
+        "frontend and, on the site's port, from `stockday up`'s HAProxy.",
     )
     max_upload_pixels: int = Field(
         default=25_000_000, gt=0, description="Largest accepted logo, in pixels (width x height)."
     )
     logo_max_side: int = Field(default=256, gt=0, description="Longest side of a resized logo.")
+    image_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Image inspections and resizes a replica runs at once, each in a worker "
+        "thread off the event loop.",
+    )
+    image_memory_budget_mb: int = Field(
+        default=96,
+        ge=16,
+        description="Memory a replica's image decodes may hold at once, in MB, estimated from "
+        "each image's header; a larger image waits until it can run alone.",
+    )
+    edge_header_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="`stockday up`'s HAProxy gives up a request whose headers (and, on the "
+        "site's port, first buffer of body) take longer than this to arrive.",
+    )
+    edge_max_connections: int = Field(
+        default=4000,
+        ge=100,
+        description="Open connections `stockday up`'s HAProxy accepts on the site's port.",
+    )
+    edge_max_connections_per_source: int = Field(
+        default=100,
+        ge=1,
+        description="Open connections one client address may hold on the site's port; more are "
+        "refused.",
+    )
 
     queue_max_receives: int = Field(
         default=5, ge=1, description="Deliveries of a message before it goes to the DLQ."
@@ -87,9 +121,15 @@ class Settings(BaseSettings):
     logo_events_queue: str = Field(default="logo-events", description="Queue of logo results.")
 
     upload_retention_seconds: int = Field(
+        default=3600,
+        ge=1,
+        description="Age after which a raw upload never linked to a stock is deleted.",
+    )
+    linked_upload_retention_seconds: int = Field(
         default=30 * 24 * 3600,
         ge=60,
-        description="Age after which a raw upload that no stock needs any more is deleted.",
+        description="Age after which a raw upload linked to a stock (its logo job pending, or "
+        "its logo failed) is deleted.",
     )
     janitor_interval_seconds: float = Field(
         default=3600.0, gt=0, description="How often queue-worker looks for expired raw uploads."
@@ -99,7 +139,8 @@ class Settings(BaseSettings):
     )
     aws_endpoint_url: str | None = Field(
         default=None,
-        description="Send every AWS call to this URL instead of AWS (an emulator such as moto).",
+        description="Send every AWS call to this URL instead of AWS (an emulator such as moto);"
+        " unset, botocore's AWS_ENDPOINT_URL_S3 (_DYNAMODB, _SQS) or AWS_ENDPOINT_URL apply.",
     )
     aws_timeout_seconds: float = Field(
         default=2.0, gt=0, description="Connect and read timeout of every AWS call."
@@ -110,6 +151,12 @@ class Settings(BaseSettings):
     s3_bucket: str = Field(
         default="stockday-objects", description="S3 bucket of uploads and logos (aws backend)."
     )
+    s3_tolerate_unsupported_bucket_settings: bool = Field(
+        default=False,
+        description="Provisioning logs and skips a bucket setting the S3 endpoint refuses"
+        " (ownership controls, public access block, encryption, lifecycle): for an emulator"
+        " that lacks them, such as s3rver. Never set on AWS.",
+    )
     logo_cdn_base_url: str | None = Field(
         default=None,
         description="Serve logos from this CDN base URL; signed S3 URLs when unset (aws backend).",
@@ -119,10 +166,42 @@ class Settings(BaseSettings):
     )
     memcached_servers: str = Field(
         default="127.0.0.1:11211",
-        description="memcached host:port list, comma-separated, for the price cache (aws backend).",
+        description="memcached host:port list, comma-separated, for the price cache and the rate "
+        "limits (aws backend).",
     )
     memcached_timeout_seconds: float = Field(
         default=0.2, gt=0, description="Timeout of a memcached call; a miss after it."
+    )
+
+    rate_limit_pages: str = Field(
+        default="600/minute",
+        description="Page views (and other GETs) one client may make on the frontend, in the "
+        "notation of the limits library (`N/minute`, or per second, hour or day; several "
+        "joined by `;`); empty: no limit.",
+    )
+    rate_limit_creates: str = Field(
+        default="10/minute;50/hour",
+        description="Stock creations one client may submit on the frontend; empty: no limit.",
+    )
+    rate_limit_uploads: str = Field(
+        default="10/minute;50/hour",
+        description="Logo uploads one client may send to the frontend; empty: no limit.",
+    )
+    upload_bytes_per_hour: int = Field(
+        default=50 * 1024 * 1024,
+        ge=0,
+        description="Upload bytes one client may send to the frontend per hour; 0: no limit.",
+    )
+    trusted_proxies: str = Field(
+        default="127.0.0.1",
+        description="Peers (IPs or CIDR ranges, comma-separated; * for any) whose "
+        "X-Forwarded-Proto and X-Forwarded-For the frontend believes: its load balancers.",
+    )
+    rate_limit_timeout_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        description="Timeout of a rate-limit store call; the request is served (fail open) "
+        "after it.",
     )
 
     operator_password_hash: SecretStr | None = Field(
@@ -141,7 +220,8 @@ class Settings(BaseSettings):
     operator_login_failures: int = Field(
         default=5,
         ge=1,
-        description="Failed operator logins a client may make in a window before it must wait.",
+        description="Failed operator logins a client may make in a window before it must wait "
+        "(counted on the rate limits' store, so across every replica).",
     )
     operator_login_window_seconds: int = Field(
         default=300, ge=1, description="The window of those failed logins, in seconds."
@@ -170,10 +250,25 @@ class Settings(BaseSettings):
         "injection for failure drills. Never set in production.",
     )
 
+    log_max_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=4096,
+        description="`stockday up` rotates a process's log file when it reaches this size.",
+    )
+    log_backup_count: int = Field(
+        default=3, ge=1, description="Rotated log files `stockday up` keeps per process."
+    )
     hang_seconds: float = Field(
         default=10.0,
         gt=0,
         description="`stockday up` kills a replica whose /api/ping stays silent this long.",
+    )
+    prometheus_scrape_seconds: float = Field(
+        default=15.0,
+        ge=0.1,
+        le=300,
+        description="How often `stockday up --prometheus` scrapes every replica and evaluates "
+        "the SLO rules.",
     )
     port: int = Field(
         default=DEFAULT_PORT,
@@ -183,10 +278,30 @@ class Settings(BaseSettings):
         description="Listen port of a service started by the container image (variable PORT).",
     )
 
+    @field_validator("rate_limit_pages", "rate_limit_creates", "rate_limit_uploads")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        """Parsed here, so that a wrong limit stops the service at start with one line."""
+        if value.strip():
+            parse_many(value)  # raises ValueError naming what it could not read
+        return value.strip()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if item != "*":
+                ipaddress.ip_network(item, strict=False)  # ValueError names the bad item
+        return value
+
     @property
     def max_upload_request_bytes(self) -> int:
         """Largest accepted upload request: the file plus room for its multipart framing."""
         return self.max_upload_bytes + MULTIPART_FRAMING_BYTES
+
+    @property
+    def image_memory_budget_bytes(self) -> int:
+        return self.image_memory_budget_mb * 1024 * 1024
 
     @property
     def readiness_timeout_seconds(self) -> float:
@@ -200,6 +315,10 @@ class Settings(BaseSettings):
     @property
     def queue_path(self) -> Path:
         return self.data_dir / "queues.sqlite3"
+
+    @property
+    def rate_limit_path(self) -> Path:
+        return self.data_dir / "limits.sqlite3"
 
     @property
     def objects_dir(self) -> Path:

@@ -1,10 +1,10 @@
 """OpenTelemetry tracing across every hop: HTTP in and out, and messages through the queues.
 
-Off unless ``STOCKDAY_OTLP_ENDPOINT`` is set: then nothing of OpenTelemetry is even imported,
-so a page view pays nothing for it. On, each process exports its spans over OTLP/HTTP in
-batches; FastAPI and httpx are instrumented by OpenTelemetry's own instrumentations, and the
-trace context crosses a queue as the W3C ``traceparent`` message attribute, so one trace runs
-from the form submit through stock-symbol, logo-resizer and queue-worker.
+Off unless ``STOCKDAY_OTLP_ENDPOINT`` is set: then a page view pays nothing for it. On, each
+process exports its spans over OTLP/HTTP in batches; FastAPI's native telemetry makes the spans
+of requests in, httpx's instrumentation those of calls out, and the trace context crosses a
+queue as the W3C ``traceparent`` message attribute, so one trace runs from the form submit
+through stock-symbol, logo-resizer and queue-worker.
 """
 
 from __future__ import annotations
@@ -12,14 +12,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stockday.runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi.telemetry import TelemetryConfig
+    from starlette.types import Scope
 
 log = logging.getLogger("stockday.runtime.tracing")
 
 # Probes and scrapes would be most of the spans and tell nothing.
-EXCLUDED_URLS = "/api/ping,/api/ready,/metrics"
+UNTRACED_PATHS = frozenset({"/api/ping", "/api/ready", "/metrics"})
 
 _enabled = False
 
@@ -34,7 +38,6 @@ def configure_tracing(settings: Settings, service: str) -> None:
         return
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -44,10 +47,23 @@ def configure_tracing(settings: Settings, service: str) -> None:
     exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces")
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
     trace.set_tracer_provider(provider)
-    FastAPIInstrumentor().instrument(excluded_urls=EXCLUDED_URLS)
     HTTPXClientInstrumentor().instrument()
     _enabled = True
     log.info("tracing on: %s exports spans to %s", service, settings.otlp_endpoint)
+
+
+def fastapi_telemetry(traced: bool) -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry settings: its request spans when ``traced``, probes left out.
+
+    Untraced, not even its check of the global providers on every request, which would cost
+    4 % of a page view for nothing. Its metrics and logs stay off: the metrics are Prometheus's
+    (stockday.runtime.web.observability), the logs our own.
+    """
+    return {"tracing": traced, "metrics": False, "logs": False, "exclude": _untraced}
+
+
+def _untraced(scope: Scope) -> bool:
+    return scope.get("path") in UNTRACED_PATHS
 
 
 def shutdown_tracing() -> None:

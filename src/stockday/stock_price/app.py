@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from stockday.marketdata import build_provider
 from stockday.marketdata.base import MarketDataProvider
 from stockday.runtime.settings import Settings, get_settings
+from stockday.runtime.tracing import fastapi_telemetry
 from stockday.runtime.web import serving
 from stockday.stock_price.errors import install_price_error_handlers
 from stockday.stock_price.routes import quotes, series
@@ -42,6 +43,7 @@ def create_app(
             f"({market.name}); 503 when the provider fails."
         ),
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(traced=bool(settings.otlp_endpoint)),
     )
     app.state.provider = market
     app.state.owns_provider = provider is None

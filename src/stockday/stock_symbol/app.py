@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from stockday.runtime.settings import Settings, get_settings
+from stockday.runtime.tracing import fastapi_telemetry
 from stockday.runtime.web import serving
 from stockday.stock_symbol.context import SymbolContext, build_context
 from stockday.stock_symbol.errors import install_stock_error_handlers
@@ -42,6 +43,7 @@ def create_app(
         version="1",
         description="Owns the stocks: create, read, list, delete, random pick, logo state.",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(traced=bool(settings.otlp_endpoint)),
     )
     app.state.context = context
     serving.install_service_runtime(

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from stockday.clients.stock_price import StockPriceClient
+from stockday.logos.workers import ImageWorkers
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 from stockday.stock_symbol.moderation import Moderation
@@ -65,6 +66,9 @@ def build_context(
             max_bytes=settings.max_upload_bytes,
             max_pixels=settings.max_upload_pixels,
             max_request_bytes=settings.max_upload_request_bytes,
+        ),
+        images=ImageWorkers(
+            threads=settings.image_threads, budget_bytes=settings.image_memory_budget_bytes
         ),
     )
     moderation = Moderation(

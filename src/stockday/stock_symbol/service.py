@@ -12,8 +12,17 @@ from typing import Any
 from stockday.contracts.messages import LogoRequested, encode
 from stockday.contracts.stocks import DirectUploadOut, LogoUpdate, StockList, StockOut, UploadOut
 from stockday.domain.prices import Interval
-from stockday.domain.stocks import LogoState, Stock, logo_key, normalize_symbol, upload_key
-from stockday.logos.images import ImageTooLarge, UploadInfo, inspect_upload
+from stockday.domain.stocks import (
+    InvalidStock,
+    LogoState,
+    Stock,
+    logo_key,
+    normalize_symbol,
+    upload_key,
+    upload_link_key,
+)
+from stockday.logos.images import ImageTooLarge, UploadInfo
+from stockday.logos.workers import ImageWorkers
 from stockday.objects.base import ObjectStore, StoredObject
 from stockday.queues.base import MessageQueue
 from stockday.runtime.tracing import message_attributes
@@ -38,6 +47,10 @@ class JobNotQueued(Exception):
 
 class PreconditionFailed(Exception):
     """The caller's If-Match version is not the stored version."""
+
+
+class UploadLinked(Exception):
+    """The upload is a stock's logo (or about to be): it is not discarded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +78,7 @@ class StockService:
         objects: ObjectStore,
         prices: PriceLookup,
         limits: UploadLimits,
+        images: ImageWorkers,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.repository = repository
@@ -72,6 +86,7 @@ class StockService:
         self.objects = objects
         self._presenter = StockPresenter(prices=prices, objects=objects)
         self._limits = limits
+        self._images = images
         self._new_id = new_id
 
     async def present(self, stock: Stock, *, with_price: bool = True) -> StockOut:
@@ -89,7 +104,7 @@ class StockService:
         """One stock with its price (and a series when asked for), as a JSON-ready body."""
         stock = await self.get(symbol)
         if stock is None:
-            raise StockNotFound(symbol.upper())
+            raise StockNotFound(normalize_symbol(symbol))
         return await self._presenter.with_series(stock, series)
 
     async def random(self, series: Interval | None) -> dict[str, Any] | None:
@@ -171,7 +186,9 @@ class StockService:
     async def store_upload(self, data: bytes) -> StoredUpload:
         """Validate an uploaded image and store it raw; raise RejectedImage and store nothing."""
         limits = self._limits
-        info = inspect_upload(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+        info = await self._images.inspect(
+            data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels
+        )
         upload_id = self._new_id()
         await self.objects.put(upload_key(upload_id), data, content_type=info.content_type)
         return StoredUpload(upload_id=upload_id, info=info)
@@ -179,7 +196,27 @@ class StockService:
     async def create(
         self, symbol: str, name: str, upload_id: str | None, request_key: str | None
     ) -> Stock:
-        """Create a stock; a retry carrying the same request key returns the stored stock."""
+        """Create a stock; a retry carrying the same request key returns the stored stock.
+
+        A create refused (invalid, or the symbol taken) deletes the upload it names at once,
+        unless a stock links that upload: a refused form must not leave an orphan behind.
+        """
+        try:
+            return await self._create(symbol, name, upload_id, request_key)
+        except (InvalidStock, StockExists):
+            if upload_id is not None:
+                await self._discard_quietly(upload_id)
+            raise
+
+    async def discard_upload(self, upload_id: str) -> None:
+        """Delete a raw upload no stock links (a refused form's); raise UploadLinked if linked."""
+        if await self.objects.exists(upload_link_key(upload_id)):
+            raise UploadLinked(f"upload {upload_id} is a stock's logo; it is kept")
+        await self.objects.delete(upload_key(upload_id))
+
+    async def _create(
+        self, symbol: str, name: str, upload_id: str | None, request_key: str | None
+    ) -> Stock:
         stock = Stock.new(symbol, name, upload_id=upload_id, request_key=request_key)
         if upload_id is not None and not await self._upload_exists(upload_id):
             # queue-worker deletes a raw upload once its logo is ready: a retried create of
@@ -195,7 +232,7 @@ class StockService:
                 raise
             stock = exists.existing  # a retried create: answer as the first one was answered
         if stock.logo.state is LogoState.PENDING and stock.logo.upload_id:
-            await self._enqueue(stock.symbol, stock.logo.upload_id)
+            await self._link_and_enqueue(stock.symbol, stock.logo.upload_id)
         return stock
 
     async def get(self, symbol: str) -> Stock | None:
@@ -212,7 +249,7 @@ class StockService:
             symbol, lambda s: s.request_logo(upload_id), if_match=if_match
         )
         if stock.logo.state is LogoState.PENDING:
-            await self._enqueue(stock.symbol, upload_id)
+            await self._link_and_enqueue(stock.symbol, upload_id)
         return stock
 
     async def logo_ready(self, symbol: str, upload_id: str, key: str) -> Stock:
@@ -228,6 +265,7 @@ class StockService:
         if removed.logo.upload_id:
             await self.objects.delete(logo_key(removed.symbol, removed.logo.upload_id))
             await self.objects.delete(upload_key(removed.logo.upload_id))
+            await self.objects.delete(upload_link_key(removed.logo.upload_id))
         return True
 
     async def _transition(
@@ -270,6 +308,20 @@ class StockService:
         if existing.logo.upload_id != upload_id:
             return None
         return existing
+
+    async def _discard_quietly(self, upload_id: str) -> None:
+        """``discard_upload`` for a refused create: a linked upload stays, a failure is logged."""
+        try:
+            await self.discard_upload(upload_id)
+        except UploadLinked:
+            pass
+        except Exception as exc:  # the refusal is the answer; the janitor sweeps it later
+            log.warning("could not delete upload %s of a refused create: %s", upload_id, exc)
+
+    async def _link_and_enqueue(self, symbol: str, upload_id: str) -> None:
+        """Mark the upload as a stock's (kept for the linked retention), then queue its job."""
+        await self.objects.put(upload_link_key(upload_id), b"", content_type="text/plain")
+        await self._enqueue(symbol, upload_id)
 
     async def _enqueue(self, symbol: str, upload_id: str) -> None:
         job = LogoRequested(symbol=symbol, upload_id=upload_id, upload_key=upload_key(upload_id))

@@ -18,10 +18,12 @@ from starlette.requests import ClientDisconnect
 from stockday.clients.stock_symbol import Refused
 from stockday.contracts.stocks import LogoUpdate
 from stockday.domain.errors import BackendUnavailable
+from stockday.domain.stocks import InvalidStock, normalize_symbol
 from stockday.frontend import security
 from stockday.frontend.deps import OperatorsDep, PagesDep, SettingsDep, SiteDep, SymbolsDep
 from stockday.frontend.forms import SMALL_FORM_BYTES, BodyTooLarge, read_form, text_field
-from stockday.frontend.operators import LoginBlocked, OperatorGate, client_of
+from stockday.frontend.operators import LoginBlocked, OperatorGate
+from stockday.frontend.quotas import client_of
 from stockday.frontend.rendering import Pages, redirect_with_flash
 from stockday.operators.passwords import InvalidPasswordHash
 
@@ -51,7 +53,7 @@ async def log_in(request: Request, pages: PagesDep, operators: OperatorsDep) -> 
     if not security.valid_request(request, text_field(form, security.FIELD_NAME)):
         return login_page(request, pages, "This form has expired; log in again.", 403)
     try:
-        session = await operators.log_in(text_field(form, "password"), client_of(request))
+        session = await operators.log_in(text_field(form, "password"), client_of(request.scope))
     except LoginBlocked as blocked:
         response = login_page(request, pages, f"Too many failed logins: {blocked}.", 429)
         response.headers["Retry-After"] = str(blocked.retry_after)
@@ -61,7 +63,7 @@ async def log_in(request: Request, pages: PagesDep, operators: OperatorsDep) -> 
         return login_page(request, pages, "Operator logins are unavailable right now.", 503)
     if session is None:
         return login_page(request, pages, "That is not the operator password.", 401)
-    log.info("operator logged in from %s", client_of(request))
+    log.info("operator logged in from %s", client_of(request.scope))
     response = RedirectResponse(OPERATOR_PAGE, status_code=303)
     operators.set_session(request, response, session)
     return response
@@ -147,7 +149,10 @@ async def replace_logo(
 async def upload_logo(
     request: Request, pages: Pages, symbols: SymbolsDep, symbol: str, file: UploadFile | str | None
 ) -> Response:
-    canonical = symbol.strip().upper()
+    try:
+        canonical = normalize_symbol(symbol.strip())
+    except InvalidStock:
+        return pages.no_such_stock(request, symbol)
     if not isinstance(file, UploadFile) or not file.filename:
         return pages.error_page(request, 422, "No logo", "Pick an image file to upload.")
     try:

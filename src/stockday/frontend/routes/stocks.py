@@ -11,9 +11,10 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
 
 from stockday.clients.stock_symbol import GENERAL, SymbolServiceUnavailable
+from stockday.domain.stocks import InvalidStock, normalize_symbol
 from stockday.frontend import security
 from stockday.frontend.chart import parse_interval
-from stockday.frontend.deps import OperatorsDep, PagesDep, SettingsDep, SiteDep
+from stockday.frontend.deps import LimiterDep, OperatorsDep, PagesDep, SettingsDep, SiteDep
 from stockday.frontend.forms import (
     UPLOAD_ID,
     BodyTooLarge,
@@ -21,6 +22,7 @@ from stockday.frontend.forms import (
     read_form,
     text_field,
 )
+from stockday.frontend.quotas import admit_create, client_of, create_refusal, retry_headers
 from stockday.frontend.rendering import (
     RETRY_AFTER_SECONDS,
     Pages,
@@ -29,6 +31,7 @@ from stockday.frontend.rendering import (
 )
 from stockday.frontend.routes.operators import is_operator, refuse_unless_allowed, small_form
 from stockday.frontend.service import FormRejected, StockSite
+from stockday.ratelimit.limiter import ClientLimiter
 
 log = logging.getLogger("stockday.frontend")
 
@@ -55,7 +58,7 @@ async def stock_page(
 
 @router.post("/stocks", response_class=HTMLResponse)
 async def create_stock(
-    request: Request, pages: PagesDep, site: SiteDep, settings: SettingsDep
+    request: Request, pages: PagesDep, site: SiteDep, settings: SettingsDep, limiter: LimiterDep
 ) -> Response:
     """Create a stock from the form; 303 to its page, or the form again with the error."""
     try:
@@ -73,16 +76,19 @@ async def create_stock(
     except (ClientDisconnect, MultiPartException):
         return pages.bad_form(request)
     try:
-        return await submit(request, pages, site, form_data)
+        return await submit(request, pages, site, form_data, limiter)
     finally:
         await form_data.close()  # removes the spooled temporary file of a no-script upload
 
 
-async def submit(request: Request, pages: Pages, site: StockSite, form_data: FormData) -> Response:
+async def submit(
+    request: Request, pages: Pages, site: StockSite, form_data: FormData, limiter: ClientLimiter
+) -> Response:
     form = StockForm.submitted(form_data)
     if form.upload_id and not UPLOAD_ID.fullmatch(form.upload_id):
         form.upload_id = ""
         form.errors["upload_id"] = "the logo upload was not recognised; pick the file again"
+        form.check_rules()  # and whatever else is wrong, all shown at once
         return pages.form_page(request, form, 422)
     if not security.valid_request(request, text_field(form_data, security.FIELD_NAME)):
         # Nothing is created or uploaded; the visitor's own form comes back, ready to send.
@@ -91,13 +97,34 @@ async def submit(request: Request, pages: Pages, site: StockSite, form_data: For
             "Check your input and submit again."
         )
         return pages.form_page(request, form, 403)
+    verdict = await admit_create(limiter, client_of(request.scope), form_data.get("file"))
+    if not verdict.allowed:
+        # Refused before anything reaches stock-symbol: the upload it names goes at once.
+        discarded = bool(form.upload_id) and await site.discard_upload(form.upload_id)
+        form.upload_id = "" if discarded else form.upload_id
+        form.errors[GENERAL] = create_refusal(verdict, discarded)
+        response = pages.form_page(request, form, 429)
+        response.headers.update(retry_headers(verdict))
+        return response
     try:
         stock = await site.add_stock(form, form_data.get("file"))
     except FormRejected as rejected:
+        await drop_refused_upload(site, form)
         return pages.form_page(request, form, rejected.status)
     except SymbolServiceUnavailable as exc:
         return unavailable_form(request, pages, form, exc)
     return redirect_with_flash(stock_path(stock.symbol), "added", stock.symbol)
+
+
+async def drop_refused_upload(site: StockSite, form: StockForm) -> None:
+    """A refused create keeps no upload: stock-symbol has dropped it already, or it goes now
+    (if stock-symbol cannot be asked, the janitor sweeps it after the retention). The form
+    comes back asking for the logo again."""
+    if not form.upload_id:
+        return
+    await site.discard_upload(form.upload_id)
+    form.upload_id = ""
+    form.errors.setdefault("upload_id", "pick the logo again: a refused form keeps no upload")
 
 
 def unavailable_form(
@@ -135,6 +162,9 @@ async def delete_stock(
     refusal = await refuse_unless_allowed(request, pages, operators, await small_form(request))
     if refusal is not None:
         return refusal
-    canonical = symbol.strip().upper()
+    try:
+        canonical = normalize_symbol(symbol.strip())
+    except InvalidStock:
+        return pages.no_such_stock(request, symbol)
     await site.delete_stock(canonical)
     return redirect_with_flash("/watchlist", "deleted", canonical)

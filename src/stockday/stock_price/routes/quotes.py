@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from stockday.contracts.prices import QuoteOut
+from stockday.runtime.web.params import SymbolPath
 from stockday.stock_price.deps import PriceServiceDep
 from stockday.stock_price.errors import ERROR_RESPONSES
 
@@ -12,6 +13,6 @@ router = APIRouter()
 
 
 @router.get("/api/quotes/{symbol}", response_model=QuoteOut, responses=ERROR_RESPONSES)
-async def get_quote(symbol: str, prices: PriceServiceDep) -> QuoteOut:
+async def get_quote(symbol: SymbolPath, prices: PriceServiceDep) -> QuoteOut:
     """The latest quote of a symbol."""
     return await prices.quote(symbol)

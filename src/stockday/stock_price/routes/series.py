@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from stockday.contracts.prices import SeriesOut
 from stockday.domain.prices import Interval
+from stockday.runtime.web.params import SymbolPath
 from stockday.stock_price.deps import PriceServiceDep
 from stockday.stock_price.errors import ERROR_RESPONSES
 
@@ -18,7 +19,7 @@ IntervalQuery = Annotated[Interval, Query(description="daily, weekly or monthly"
 
 @router.get("/api/series/{symbol}", response_model=SeriesOut, responses=ERROR_RESPONSES)
 async def get_series(
-    symbol: str,
+    symbol: SymbolPath,
     prices: PriceServiceDep,
     interval: IntervalQuery = Interval.DAILY,
 ) -> SeriesOut:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
@@ -16,14 +17,33 @@ from stockday.contracts.stocks import (
     StockWithSeriesOut,
 )
 from stockday.domain.prices import Interval
-from stockday.domain.stocks import InvalidStock
+from stockday.domain.stocks import InvalidStock, normalize_symbol
 from stockday.runtime.web.errors import error_response
+from stockday.runtime.web.params import SymbolPath
 from stockday.stock_symbol.deps import StockServiceDep
 from stockday.stock_symbol.errors import documented
 from stockday.stocks.base import StockExists, StockNotFound
 
 # Most random picks one call answers (the frontend prefetches a small batch per worker).
 MAX_RANDOM_PICKS = 100
+# A stock version as an entity tag, strong or weak, or bare: "3", W/"3", 3. ASCII digits only.
+IF_MATCH_PATTERN = r'^(?:W/)?(?:"[0-9]{1,18}"|[0-9]{1,18})$'
+_IF_MATCH = re.compile(IF_MATCH_PATTERN)
+
+
+def _version_tag_schema(schema: dict[str, Any]) -> None:
+    # A header is text when sent and absent otherwise: never the JSON null of an optional field.
+    schema.pop("anyOf", None)
+    schema.update({"type": "string", "pattern": IF_MATCH_PATTERN})
+
+
+IfMatchHeader = Annotated[
+    str | None,
+    Header(
+        description="Change only if the stock is at this version (412 otherwise).",
+        json_schema_extra=_version_tag_schema,
+    ),
+]
 
 SeriesQuery = Annotated[
     Interval | None,
@@ -96,7 +116,7 @@ async def random_picks(
     "/api/stocks/{symbol}", response_model=StockWithSeriesOut, responses=documented(404, 422)
 )
 async def get_stock(
-    symbol: str, stocks: StockServiceDep, series: SeriesQuery = None
+    symbol: SymbolPath, stocks: StockServiceDep, series: SeriesQuery = None
 ) -> JSONResponse:
     """One stock with its price (and a price series when asked for)."""
     return JSONResponse(await stocks.stock(symbol, series))
@@ -108,20 +128,20 @@ async def get_stock(
     responses=documented(400, 404, 409, 412, 422, 503),
 )
 async def change_logo(
-    symbol: str,
+    symbol: SymbolPath,
     body: LogoUpdate,
     stocks: StockServiceDep,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatchHeader = None,
 ) -> StockOut:
     """Link a new logo upload (state pending), or record the resize result."""
-    expected = parse_if_match(if_match) if body.state == "pending" else None
-    return await stocks.change_logo(symbol, body, expected)
+    expected = parse_if_match(if_match)  # refused when malformed, whatever the state
+    return await stocks.change_logo(symbol, body, expected if body.state == "pending" else None)
 
 
 @router.delete("/api/stocks/{symbol}", status_code=204, responses=documented(404, 422))
-async def delete_stock(symbol: str, stocks: StockServiceDep) -> Response:
+async def delete_stock(symbol: SymbolPath, stocks: StockServiceDep) -> Response:
     if not await stocks.delete(symbol):
-        raise StockNotFound(symbol.upper())
+        raise StockNotFound(normalize_symbol(symbol))
     return Response(status_code=204)
 
 
@@ -129,7 +149,6 @@ def parse_if_match(value: str | None) -> int | None:
     """The stock version an If-Match header names (quoted, weak or bare), or None."""
     if value is None:
         return None
-    raw = value.strip().strip('"').removeprefix("W/").strip('"')
-    if not raw.isdigit():
-        raise InvalidStock("If-Match must be a stock version number")
-    return int(raw)
+    if not _IF_MATCH.fullmatch(value):
+        raise InvalidStock('If-Match must be a stock version number, such as "3"')
+    return int(value.removeprefix("W/").strip('"'))

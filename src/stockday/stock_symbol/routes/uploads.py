@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request, UploadFile
+from fastapi import APIRouter, Path, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from stockday.contracts.stocks import DirectUploadOut, UploadOut
@@ -49,3 +50,12 @@ async def direct_upload(stocks: StockServiceDep) -> DirectUploadOut | JSONRespon
             404, "direct uploads need the aws backend; POST the file to /api/uploads instead"
         )
     return offered
+
+
+@router.delete("/api/uploads/{upload_id}", status_code=204, responses=documented(409, 422))
+async def discard_upload(
+    upload_id: Annotated[str, Path(pattern="^[0-9a-f]{32}$")], stocks: StockServiceDep
+) -> Response:
+    """Delete a raw upload no stock links (a refused form's); 409 when a stock links it."""
+    await stocks.discard_upload(upload_id)
+    return Response(status_code=204)
