@@ -44,7 +44,7 @@ from harness import (
     write_report,
 )
 
-from stockday.logos import images as logo_images
+from stockday.logos import memory as logo_memory
 from stockday.logos.images import inspect_upload, resize_logo
 from stockday.logos.workers import ImageWorkers
 from stockday.runtime.settings import Settings
@@ -124,7 +124,7 @@ def measure_loop(args: argparse.Namespace) -> dict[str, Any]:
 
 def resize_before(paths: list[Path]) -> None:
     """Two threads, each image converted whole (one strip), glibc as it comes."""
-    logo_images._STRIP_PIXELS = 10**12  # type: ignore[misc]
+    logo_memory._STRIP_PIXELS = 10**12  # type: ignore[misc]
     with ThreadPoolExecutor(max_workers=2) as pool:
         for _ in pool.map(
             lambda p: resize_logo(p.read_bytes(), max_side=256, max_pixels=LIMITS["max_pixels"]),

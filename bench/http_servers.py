@@ -81,7 +81,7 @@ from PIL import Image
 
 from stockday.cli.seed import DEMO_STOCKS
 from stockday.devstack import processes as procfs
-from stockday.devstack.supervisor import die_with_parent
+from stockday.devstack.children import die_with_parent
 from stockday.runtime import catalog
 from tests.support import images
 from tests.support.ports import HOST, wait_for_http

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from stockday.devstack import supervisor as stack_module
+from stockday.devstack import children
+from stockday.devstack.children import Child
 from stockday.devstack.logfiles import LogFiles
-from stockday.devstack.supervisor import Child, Stack
+from stockday.devstack.supervisor import Stack
 from stockday.devstack.topology import Replica, Topology
 from stockday.runtime.settings import Settings
 from tests.support.ports import free_port
@@ -83,12 +84,12 @@ def test_a_restarted_child_appends_and_an_unfinished_last_line_is_kept(tmp_path:
 @pytest.fixture
 def no_subreaper(monkeypatch: pytest.MonkeyPatch) -> None:
     # The stack runs in this process: pytest must not adopt every orphan of the session.
-    prctl = stack_module._prctl
+    prctl = children._prctl
     monkeypatch.setattr(
-        stack_module,
+        children,
         "_prctl",
         lambda option, value: (
-            None if option == stack_module.PR_SET_CHILD_SUBREAPER else prctl(option, value)
+            None if option == children.PR_SET_CHILD_SUBREAPER else prctl(option, value)
         ),
     )
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from stockday.devstack import children
 from stockday.devstack import supervisor as stack_module
+from stockday.devstack.children import Child
 from stockday.devstack.processes import alive
-from stockday.devstack.supervisor import Child, Stack
+from stockday.devstack.supervisor import Stack
 from stockday.devstack.topology import Replica, Topology
 from stockday.runtime.settings import Settings
 from tests.failures.replicas import answering_pid
@@ -111,12 +113,12 @@ class Supervised:
 @pytest.fixture
 def supervised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Supervised]:
     # Not a subreaper: that would make pytest itself adopt every orphan of the session.
-    prctl = stack_module._prctl
+    prctl = children._prctl
     monkeypatch.setattr(
-        stack_module,
+        children,
         "_prctl",
         lambda option, value: (
-            None if option == stack_module.PR_SET_CHILD_SUBREAPER else prctl(option, value)
+            None if option == children.PR_SET_CHILD_SUBREAPER else prctl(option, value)
         ),
     )
     supervised = Supervised(tmp_path)

@@ -14,7 +14,7 @@ import anyio
 import pytest
 from PIL import Image, ImageCms
 
-from stockday.logos import images, workers
+from stockday.logos import memory, workers
 from stockday.logos.images import CorruptImage, decode_cost, inspect_upload, resize_logo
 from stockday.logos.workers import ImageWorkers
 from tests.support.images import LARGE_KINDS, large
@@ -53,10 +53,10 @@ def test_strips_give_the_logo_of_the_whole_image(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = STRIP_SOURCES[name]
-    monkeypatch.setattr(images, "_STRIP_PIXELS", 10**12)
+    monkeypatch.setattr(memory, "_STRIP_PIXELS", 10**12)
     whole = resize_logo(data, max_side=128, max_pixels=MAX_PIXELS)
     # Dozens of strips, the last one short.
-    monkeypatch.setattr(images, "_STRIP_PIXELS", 40_000)
+    monkeypatch.setattr(memory, "_STRIP_PIXELS", 40_000)
     strips = resize_logo(data, max_side=128, max_pixels=MAX_PIXELS)
     assert strips == whole
     logo = Image.open(io.BytesIO(strips.data))
@@ -66,7 +66,7 @@ def test_strips_give_the_logo_of_the_whole_image(
 def test_large_png_is_reduced_without_a_second_full_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only strips are converted: no image the size of the upload besides the decoded one."""
     data = STRIP_SOURCES["rgba"]
-    monkeypatch.setattr(images, "_STRIP_PIXELS", 100_000)
+    monkeypatch.setattr(memory, "_STRIP_PIXELS", 100_000)
     made: list[tuple[int, int]] = []
     original = Image.Image.convert
 

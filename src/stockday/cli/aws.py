@@ -45,7 +45,7 @@ def start_beside_stack(
     Returns the settings to use, the environment the stack's processes need to reach them
     (the emulator's placeholder credentials included), and the processes to stop at the end.
     """
-    from stockday.devstack.supervisor import die_with_parent
+    from stockday.devstack.children import die_with_parent
 
     emulator_port = port_base + EMULATOR_PORT_OFFSET
     try:

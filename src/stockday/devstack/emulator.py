@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from stockday.devstack.supervisor import die_with_parent
+from stockday.devstack.children import die_with_parent
 
 # moto accepts any credentials; these are placeholders for the emulator only, never for AWS.
 EMULATOR_KEY_PAIR = ("emulator", "emulator")

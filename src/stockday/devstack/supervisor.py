@@ -11,39 +11,42 @@ load balancer, and this supervisor is the kubelet and the deployment controller 
   before;
 - nothing it starts outlives it: each child gets SIGKILL from the kernel if the supervisor dies
   (``PR_SET_PDEATHSIG``), and the supervisor adopts any process a child leaves behind
-  (``PR_SET_CHILD_SUBREAPER``) and kills it.
+  (``PR_SET_CHILD_SUBREAPER``) and kills it; how is in :mod:`stockday.devstack.children`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import os
 import select
 import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from stockday.devstack import partition
+from stockday.devstack.children import (
+    FIRST_RESTART_DELAY,
+    Child,
+    become_subreaper,
+    describe_child,
+    kill_group,
+    kill_strays,
+    start,
+)
 from stockday.devstack.haproxy import haproxy_binary, haproxy_config
 from stockday.devstack.logfiles import LogFiles
 from stockday.devstack.probes import PingProbe
 from stockday.devstack.prometheus import prometheus_argv, prometheus_config
 from stockday.devstack.state import started_at, state_path, write_state
-from stockday.devstack.topology import FRONT_HOST, GATEWAY, Replica, Topology
+from stockday.devstack.topology import FRONT_HOST, GATEWAY, Topology
 from stockday.runtime import catalog
 from stockday.runtime.catalog import service_command
 from stockday.runtime.settings import Settings
 
 MAX_RESTART_DELAY = 30.0
-FIRST_RESTART_DELAY = 0.5
 # HAProxy holds every front port: it is restarted at once, and never waits long.
 GATEWAY_RESTART_DELAY = 0.05
 MAX_GATEWAY_RESTART_DELAY = 0.5
@@ -55,55 +58,6 @@ GATEWAY_DRAIN_SECONDS = 10.0
 # its start (it imports its modules, opens its stores and binds its port meanwhile).
 PING_INTERVAL_SECONDS = 1.0
 START_GRACE_SECONDS = 10.0
-
-PR_SET_PDEATHSIG = 1
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def _prctl(option: int, value: int) -> None:
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(option, value)
-
-
-def die_with_parent(parent: int | None = None) -> None:
-    """In the child, before exec: the kernel SIGKILLs it when the supervisor dies, even by
-    SIGKILL. SIGKILL, not SIGTERM: a stopped (SIGSTOP) child would never act on SIGTERM.
-    Given the ``parent`` that forked it: if that one died before the death signal was set, no
-    signal will ever come, and the child exits at once instead of running as an orphan."""
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if parent is not None and os.getppid() != parent:
-        os._exit(1)
-
-
-@dataclass
-class Child:
-    name: str  # a replica's name (``frontend-a0``), ``haproxy`` or ``prometheus``
-    replica: Replica | None  # None for HAProxy and Prometheus
-    argv: list[str]
-    process: subprocess.Popen[bytes] | None = None
-    started: float | None = None  # psutil's create time, recorded in the state file
-    restarts: int = 0
-    spawned_at: float = 0.0
-    next_start: float = 0.0
-    backoff: float = FIRST_RESTART_DELAY
-    probe: PingProbe | None = None
-    next_probe: float = 0.0
-    answered_at: float | None = None
-    last_probe_failed: bool = False
-    killed_as_hung: bool = False
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def service(self) -> str:
-        return self.replica.service if self.replica else self.name
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
 
 class Stack:
@@ -181,7 +135,7 @@ class Stack:
         self.gateway_config_path.write_text(haproxy_config(self.topology, self.settings))
         if self.topology.prometheus:
             self._write_prometheus_config()
-        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        become_subreaper()
         self.started_at = time.time()
         self._heal_partitions()  # rules left by a chaos command that was killed
         for child in self.children:
@@ -199,19 +153,7 @@ class Stack:
 
     def _spawn(self, child: Child) -> None:
         log = self.logs.pipe_for(child.name)  # into its log file, rotated by size
-        try:
-            child.process = subprocess.Popen(
-                child.argv,
-                env={**self.env, **child.env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
-                # Safe: `up` is single-threaded.
-                preexec_fn=functools.partial(die_with_parent, os.getpid()),
-            )
-        finally:
-            os.close(log)
+        child.process = start(child.argv, {**self.env, **child.env}, log)
         child.started = started_at(child.process.pid)
         child.spawned_at = time.monotonic()
         self._end_probe(child)
@@ -233,7 +175,7 @@ class Stack:
             "stats_url": f"http://{FRONT_HOST}:{plan.stats_port}/",
             "prometheus_url": plan.prometheus_url if plan.prometheus else None,
             "supervisor": {"pid": os.getpid(), "started": started_at(os.getpid())},
-            "children": [_describe_child(c) for c in self.children],
+            "children": [describe_child(c) for c in self.children],
         }
 
     def supervise_once(self) -> None:
@@ -318,25 +260,11 @@ class Stack:
             self.say(f"{child.name} (pid {child.pid}) has not answered /api/ping {since}: hung")
             self._end_probe(child)
             child.killed_as_hung = True
-            self._kill(child)
-
-    @staticmethod
-    def _kill(child: Child) -> None:
-        # Its own session (start_new_session): the group is it and whatever it started.
-        if child.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.process.pid, signal.SIGKILL)
+            kill_group(child.process)
 
     def _reap_strays(self) -> None:
         """Kill processes left by a child that died, adopted by this supervisor (subreaper)."""
-        ours = {child.pid for child in self.children}
-        with contextlib.suppress(psutil.Error):
-            for process in psutil.Process().children():
-                if process.pid not in ours and process.create_time() >= self.started_at:
-                    self.say(f"killing pid {process.pid}, left behind by a dead child")
-                    with contextlib.suppress(psutil.Error):
-                        process.kill()
-                        process.wait(timeout=5)
+        kill_strays((child.pid for child in self.children), self.started_at, self.say)
 
     @staticmethod
     def _end_probe(child: Child) -> None:
@@ -374,7 +302,7 @@ class Stack:
                 child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.say(f"{child.name} did not stop in time; killing it")
-                self._kill(child)
+                kill_group(child.process)
                 child.process.wait()
         self._reap_strays()
         self.logs.close()
@@ -387,18 +315,3 @@ class Stack:
         with contextlib.suppress(partition.PartitionUnavailable):
             if healed := partition.heal(self.topology.port_base):
                 self.say(f"removed {healed} partition rules")
-
-
-def _describe_child(child: Child) -> dict[str, Any]:
-    replica = child.replica
-    return {
-        "name": child.name,
-        "service": child.service,
-        "replica": replica.index if replica else 0,
-        "zone": replica.zone.name if replica else None,
-        "host": replica.host if replica else FRONT_HOST,
-        "port": replica.port if replica else None,
-        "pid": child.pid,
-        "started": child.started,
-        "restarts": child.restarts,
-    }
