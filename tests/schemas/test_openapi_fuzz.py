@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -107,11 +108,36 @@ def _with_stored_upload(case: schemathesis.Case) -> schemathesis.Case:
     return case
 
 
+def current_version(symbol: str) -> int | None:
+    """The version of the stock at ``symbol`` now, or None when there is none."""
+
+    async def read() -> httpx.Response:
+        transport = httpx.ASGITransport(app=SYMBOL_APP)
+        async with httpx.AsyncClient(transport=transport, base_url="http://symbol") as client:
+            return await client.get(f"/api/stocks/{quote(symbol, safe='')}")
+
+    response = anyio.run(read)
+    return int(response.json()["version"]) if response.status_code == 200 else None
+
+
+def _with_current_version(case: schemathesis.Case) -> schemathesis.Case:
+    # A version is state the schema cannot know: a valid If-Match names the stock's current
+    # version (a stale one is refused with 412, as tests/stock_symbol checks).
+    headers = case.headers or {}
+    names = [name for name in headers if name.lower() == "if-match"]
+    symbol = (case.path_parameters or {}).get("symbol")
+    if names and isinstance(symbol, str):
+        version = current_version(symbol)
+        if version is not None:
+            headers[names[0]] = str(version)
+    return case
+
+
 def _fuzz(operation: Any, mode: GenerationMode) -> None:
     cases = operation.as_strategy(mode)
     excluded = []
     if mode.is_positive:
-        cases = cases.map(_with_stored_upload)
+        cases = cases.map(_with_stored_upload).map(_with_current_version)
         excluded = NOT_AN_IMAGE_BY_SCHEMA.get(operation.label, [])
 
     @hypothesis.given(case=cases)

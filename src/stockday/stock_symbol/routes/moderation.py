@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from stockday.contracts.stocks import DeadLetters, RecentStocks, Redriven, StockOut, Visibility
+from stockday.runtime.web.params import SymbolPath
 from stockday.stock_symbol.deps import ModerationDep
 from stockday.stock_symbol.errors import documented
 
@@ -28,7 +29,9 @@ async def recent_stocks(
 @router.put(
     "/api/stocks/{symbol}/visibility", response_model=StockOut, responses=documented(400, 404, 422)
 )
-async def change_visibility(symbol: str, body: Visibility, moderation: ModerationDep) -> StockOut:
+async def change_visibility(
+    symbol: SymbolPath, body: Visibility, moderation: ModerationDep
+) -> StockOut:
     """Hide a stock from the random pick and the listing, or show it again; idempotent."""
     return await moderation.set_hidden(symbol, body.hidden)
 
