@@ -86,7 +86,7 @@ from stockday.runtime import catalog
 from tests.support import images
 from tests.support.ports import HOST, wait_for_http
 from tests.support.servers import Started, local_service_env
-from tests.support.stack import add_stock
+from tests.support.stack import GENEROUS_LIMITS, add_stock
 
 RESULTS = RESULTS_DIR / "http_servers.json"
 SERVERS = ("uvicorn", "granian")
@@ -543,6 +543,7 @@ def seed(symbol_url: str, count: int) -> list[str]:
 def service_env(data_dir: Path, symbol_url: str, price_url: str) -> dict[str, str]:
     return {
         **local_service_env(data_dir),
+        **GENEROUS_LIMITS,  # one load generator sends far more than a visitor would
         "STOCKDAY_SYMBOL_URL": symbol_url,
         "STOCKDAY_PRICE_URL": price_url,
         "PYTHONUNBUFFERED": "1",

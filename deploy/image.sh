@@ -305,19 +305,16 @@ def key(name):
 with open(sys.argv[1]) as file:
     sbom = json.load(file)
 parts = [sbom["metadata"]["component"], *sbom["components"]]
-listed = {key(part["name"]): part for part in parts}
-installed = {key(name): version for name, version in json.loads(sys.argv[2]).items()}
-wrong = {
-    name: (version, listed.get(name, {}).get("version"))
-    for name, version in installed.items()
-    if listed.get(name, {}).get("version") != version
-}
+# A package may be locked twice, at two versions for two Python ranges (its marker says which).
+listed = {(key(part["name"]), part["version"]): part for part in parts}
+installed = {(key(name), version) for name, version in json.loads(sys.argv[2]).items()}
+wrong = sorted(installed - set(listed))
 if wrong:
-    sys.exit(f"installed, but not so in the SBOM (installed, SBOM): {wrong}")
+    sys.exit(f"installed, but not so in the SBOM (name, version): {wrong}")
 markers = {
-    name: {p["name"]: p["value"] for p in part.get("properties", [])}.get("uv:package:marker")
-    for name, part in listed.items()
-    if name not in installed
+    entry: {p["name"]: p["value"] for p in part.get("properties", [])}.get("uv:package:marker")
+    for entry, part in listed.items()
+    if entry not in installed
 }
 if None in markers.values():
     sys.exit(f"locked for the image but not installed: {sorted(markers)}")

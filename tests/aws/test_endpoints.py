@@ -97,7 +97,11 @@ async def test_each_service_goes_to_its_own_endpoint(
             assert (await api.get("/api/stocks/SPLIT")).json()["name"] == "Split"
             await app.state.context.aclose()
 
-    assert bucket_keys(s3rver, settings.s3_bucket) == [f"uploads/{upload_id}"]
+    # The upload and the marker that a stock links it, both on s3rver.
+    assert bucket_keys(s3rver, settings.s3_bucket) == [
+        f"uploads/{upload_id}",
+        f"uploads/{upload_id}.linked",
+    ]
     jobs = composition.message_queue(settings, settings.logo_jobs_queue)
     store = composition.object_store(settings)
     try:

@@ -36,6 +36,24 @@ async def test_empty_home_invites_the_first_stock(site: Site) -> None:
     assert home.headers["content-type"].startswith("text/html")
 
 
+async def test_home_page_views_are_counted_under_their_route(site: Site) -> None:
+    # The home page skips FastAPI's request handling; its metrics (and the page-view SLO read
+    # from them) must still see its route, not "unmatched".
+    home_views = re.compile(
+        r'^stockday_http_requests_total\{method="GET",route="/",service="frontend",'
+        r'status="2xx"\} (\d+)',
+        re.M,
+    )
+
+    async def counted() -> int:
+        found = home_views.search((await site.browser.get("/metrics")).text)
+        return int(found.group(1)) if found else 0
+
+    before = await counted()
+    assert (await site.browser.get("/")).status_code == 200
+    assert await counted() == before + 1
+
+
 async def test_add_a_stock_with_a_logo(site: Site) -> None:
     form = await site.browser.get("/stocks/new")
     assert 'accept="image/png,image/jpeg,image/gif,image/webp"' in form.text

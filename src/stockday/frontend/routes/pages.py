@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from stockday.clients.stock_symbol import Refused
 from stockday.frontend.chart import parse_interval
 from stockday.frontend.deps import PagesDep, SiteDep, frontend_of
+from stockday.runtime.web.serving import PlainRoute
 
 router = APIRouter()
 
@@ -31,7 +32,7 @@ async def home(request: Request) -> Response:
 # Most of the site's traffic, served by a plain Starlette route: FastAPI's request handling
 # (parameter and dependency solving, its exit stacks) would cost more than the page view's own
 # work, for two optional query strings and the context that the lifespan stored on the app.
-router.add_route("/", home, methods=["GET"])
+router.routes.append(PlainRoute("/", home, methods=["GET"]))
 
 
 @router.get("/watchlist", response_class=HTMLResponse)

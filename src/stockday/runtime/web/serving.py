@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter, FastAPI
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from stockday.runtime.logs import configure_logging
 from stockday.runtime.settings import Settings, get_settings
@@ -31,6 +33,18 @@ def install_service_runtime(
     )
     if json_errors:
         install_error_handlers(app)
+
+
+class PlainRoute(Route):
+    """A Starlette route: its handler takes the request and returns a response, without FastAPI's
+    parameter and dependency solving. It names itself in the scope as FastAPI's routes do, so the
+    metrics count its requests under its path template."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
 
 
 def include_routes(app: FastAPI, *routers: APIRouter) -> None:
