@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.support import images as sample_images
 from tests.support.ports import free_port
-from tests.support.stack import RunningStack, free_port_base
+from tests.support.stack import RunningStack, free_port_base, status_once
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -151,18 +151,6 @@ def test_each_replica_counts_its_own_requests_and_together_they_count_all(
     assert sum(counted) >= requests, counted
     # Round robin: every replica took its share (other callers could only add to it).
     assert all(share >= requests / len(replicas) / 2 for share in counted), counted
-
-
-def status_once(stack: RunningStack) -> str:
-    """What `stockday status --once` prints about the running stack."""
-    return subprocess.run(
-        [sys.executable, "-m", "stockday", "status", "--once", "--data-dir", str(stack.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-        check=True,
-    ).stdout
 
 
 def status_rows(shown: str) -> dict[str, list[str]]:

@@ -4,14 +4,12 @@ objectives read from its HTTP API."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support.stack import RunningStack, add_stock, free_port_base
+from tests.support.stack import RunningStack, add_stock, free_port_base, status_once
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -32,17 +30,6 @@ def watched_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
     stack.start()
     yield stack
     stack.stop()
-
-
-def status_once(stack: RunningStack) -> str:
-    return subprocess.run(
-        [sys.executable, "-m", "stockday", "status", "--once", "--data-dir", str(stack.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-        check=True,
-    ).stdout
 
 
 def objective_rows(shown: str) -> dict[str, list[str]]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
-from stockday.aws.provision import provision
 from stockday.runtime.settings import Settings
 from tests.frontend.site import running_site, submit, upload_png
-from tests.support.aws import aws_error, fail_aws_operation
+from tests.support.aws import aws_error, fail_aws_operation, provisioned_settings
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.anyio
@@ -18,19 +16,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def aws_settings(aws_emulator: ServerProcess, tmp_path: Path) -> Settings:
-    suffix = uuid.uuid4().hex[:8]
-    settings = Settings(
-        backend="aws",
-        data_dir=tmp_path,
-        aws_endpoint_url=aws_emulator.url,
-        dynamodb_table=f"stocks-{suffix}",
-        s3_bucket=f"objects-{suffix}",
-        logo_jobs_queue=f"jobs-{suffix}",
-        logo_events_queue=f"events-{suffix}",
-        memcached_servers="127.0.0.1:1",
-    )
-    provision(settings, say=lambda _: None)
-    return settings
+    return provisioned_settings(aws_emulator, tmp_path)
 
 
 async def test_pages_say_try_again_when_the_stock_store_fails(

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from stockday.aws.provision import provision
 from stockday.contracts.messages import LogoRequested, decode
 from stockday.runtime import composition
 from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
 from tests.support import images as sample_images
+from tests.support.aws import provisioned_settings
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.anyio
@@ -33,20 +32,7 @@ async def symbol_api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def aws_settings(aws_emulator: ServerProcess, tmp_path: Path) -> Settings:
-    suffix = uuid.uuid4().hex[:8]
-    settings = Settings(
-        backend="aws",
-        data_dir=tmp_path,
-        aws_endpoint_url=aws_emulator.url,
-        aws_region="us-east-1",
-        dynamodb_table=f"stocks-{suffix}",
-        s3_bucket=f"objects-{suffix}",
-        logo_jobs_queue=f"jobs-{suffix}",
-        logo_events_queue=f"events-{suffix}",
-        memcached_servers="127.0.0.1:1",  # no cache: the price path must not need one
-    )
-    provision(settings, say=lambda _: None)
-    return settings
+    return provisioned_settings(aws_emulator, tmp_path)
 
 
 async def test_a_presigned_upload_can_be_linked_to_a_new_stock(aws_settings: Settings) -> None:

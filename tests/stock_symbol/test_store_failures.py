@@ -3,7 +3,6 @@ lacking an operation) answers, the adapters raise the port's BackendUnavailable.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,13 +10,12 @@ import httpx
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from stockday.aws.provision import provision
 from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
 from stockday.stock_symbol.errors import STORE_UNAVAILABLE
 from tests.support import images as sample_images
-from tests.support.aws import aws_error, fail_aws_operation
+from tests.support.aws import aws_error, fail_aws_operation, provisioned_settings
 from tests.support.servers import ServerProcess
 
 pytestmark = pytest.mark.anyio
@@ -42,19 +40,7 @@ STOCK_WRITE_FAILURES = [
 
 @pytest.fixture
 def aws_settings(aws_emulator: ServerProcess, tmp_path: Path) -> Settings:
-    suffix = uuid.uuid4().hex[:8]
-    settings = Settings(
-        backend="aws",
-        data_dir=tmp_path,
-        aws_endpoint_url=aws_emulator.url,
-        dynamodb_table=f"stocks-{suffix}",
-        s3_bucket=f"objects-{suffix}",
-        logo_jobs_queue=f"jobs-{suffix}",
-        logo_events_queue=f"events-{suffix}",
-        memcached_servers="127.0.0.1:1",
-    )
-    provision(settings, say=lambda _: None)
-    return settings
+    return provisioned_settings(aws_emulator, tmp_path)
 
 
 @pytest.fixture

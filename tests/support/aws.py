@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -19,7 +20,8 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from stockday.aws.clients import AwsConfig, make_client
-from stockday.aws.provision import create_table
+from stockday.aws.provision import create_table, provision
+from stockday.runtime.settings import Settings
 from tests.support.ports import HOST, free_port
 from tests.support.servers import S3RVER_KEY_PAIR, ServerProcess, shared_moto, shared_s3rver
 
@@ -124,3 +126,22 @@ def fail_aws_operation(monkeypatch: pytest.MonkeyPatch, operation: str, error: E
         return real(client, name, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", call)
+
+
+def provisioned_settings(emulator: ServerProcess, data_dir: Path) -> Settings:
+    """Settings of the AWS backend on ``emulator``, with a table, queues and bucket of their own
+    created there; no memcached (a closed port), so no path may need a cache."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings(
+        backend="aws",
+        data_dir=data_dir,
+        aws_endpoint_url=emulator.url,
+        aws_region="us-east-1",
+        dynamodb_table=f"stocks-{suffix}",
+        s3_bucket=f"objects-{suffix}",
+        logo_jobs_queue=f"jobs-{suffix}",
+        logo_events_queue=f"events-{suffix}",
+        memcached_servers="127.0.0.1:1",
+    )
+    provision(settings, say=lambda _: None)
+    return settings

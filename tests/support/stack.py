@@ -226,3 +226,15 @@ class RunningStack(Started):
 
     def client(self, base: str) -> httpx.Client:
         return httpx.Client(base_url=base, timeout=10.0)
+
+
+def status_once(stack: RunningStack) -> str:
+    """What `stockday status --once` prints about the running stack."""
+    return subprocess.run(
+        [sys.executable, "-m", "stockday", "status", "--once", "--data-dir", str(stack.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        check=True,
+    ).stdout
