@@ -52,12 +52,12 @@ def create_app(
         openapi_url=None,
     )
 
+    # Added first, so it runs innermost: its 429s are counted and get the security headers.
+    app.add_middleware(PageViewLimit)
     # Ready as soon as it can render pages: not when stock-symbol answers too. With stock-symbol
     # down a frontend still answers (a page that says so, the typed form kept), which is better
     # than the load balancer taking every frontend out and answering with a bare 503.
     # Pages answer errors as pages (stockday.frontend.errors), not as the APIs' JSON.
-    # Added first, so it runs innermost: its 429s are counted and get the security headers.
-    app.add_middleware(PageViewLimit)
     serving.install_service_runtime(app, settings, service="frontend", json_errors=False)
     install_error_handlers(app)
     app.add_middleware(
