@@ -8,6 +8,7 @@ invalid input refused, so the schema states exactly the rules the services apply
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import schemathesis
 from schemathesis.checks import CHECKS, is_check_class, load_all_checks, positive_data_acceptance
 from schemathesis.generation import GenerationMode
 
+from stockday.domain.stocks import InvalidStock, logo_key, normalize_symbol
 from stockday.runtime.settings import Settings
 from stockday.stock_price.app import create_app as create_price_app
 from stockday.stock_symbol.app import create_app as create_symbol_app
@@ -108,6 +110,18 @@ def _with_stored_upload(case: schemathesis.Case) -> schemathesis.Case:
     return case
 
 
+def _with_derived_logo_key(case: schemathesis.Case) -> schemathesis.Case:
+    # A ready logo lives under the key derived from its stock and upload (a retried job
+    # overwrites it), which no schema can relate to the path and the body: a valid request
+    # names that key. Other keys are refused in tests/stock_symbol.
+    body, symbol = case.body, (case.path_parameters or {}).get("symbol")
+    if isinstance(body, dict) and "key" in body and "upload_id" in body and isinstance(symbol, str):
+        # Not a symbol: the request is refused for that, whatever its key.
+        with contextlib.suppress(InvalidStock):
+            body["key"] = logo_key(normalize_symbol(symbol), str(body["upload_id"]))
+    return case
+
+
 def current_version(symbol: str) -> int | None:
     """The version of the stock at ``symbol`` now, or None when there is none."""
 
@@ -137,7 +151,9 @@ def _fuzz(operation: Any, mode: GenerationMode) -> None:
     cases = operation.as_strategy(mode)
     excluded = []
     if mode.is_positive:
-        cases = cases.map(_with_stored_upload).map(_with_current_version)
+        cases = (
+            cases.map(_with_stored_upload).map(_with_derived_logo_key).map(_with_current_version)
+        )
         excluded = NOT_AN_IMAGE_BY_SCHEMA.get(operation.label, [])
 
     @hypothesis.given(case=cases)

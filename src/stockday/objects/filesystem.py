@@ -156,9 +156,12 @@ class FilesystemObjectStore:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(tmp, target)
                     break
-                except FileNotFoundError:
-                    # A concurrent delete pruned a directory on the way while it was empty,
-                    # between its creation and the rename: create it again.
+                except (FileNotFoundError, FileExistsError):
+                    # A concurrent delete pruned a directory on the way while it was empty:
+                    # between its creation and the rename (FileNotFoundError), or between
+                    # mkdir finding it there and checking that it is a directory
+                    # (FileExistsError). Create it again. A file standing where a directory
+                    # must be fails every attempt, and the caller reports the clash.
                     if attempt == _REPLACE_ATTEMPTS - 1:
                         raise
             _fsync_dir(target.parent)
